@@ -1,0 +1,66 @@
+// The handle to one cluster database: opened from a URL, cheap to clone and share between
+// tasks. The file operations live beside it, one module per concern (store, fetch, ...).
+
+use crate::config::ClusterConfig;
+use crate::db::Db;
+use crate::error::{Error, Op, Result};
+use crate::schema;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Cluster {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: Db,
+    pub(crate) config: ClusterConfig,
+}
+
+impl Cluster {
+    /// Connects (once, directly, so a bad URL or password is reported as such) and returns a
+    /// handle. Does not create tables: see [`Cluster::install_schema`].
+    pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
+        config.validate()?;
+        let db = Db::connect(&config).await?;
+        Ok(Cluster {
+            inner: Arc::new(Inner { db, config }),
+        })
+    }
+
+    /// Connects with default settings to `url`.
+    pub async fn connect_url(url: &str) -> Result<Cluster> {
+        Cluster::connect(ClusterConfig::new(url)).await
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
+    }
+
+    /// The database server's clock in Unix seconds: the clock every mtime is stamped with.
+    pub fn now(&self) -> i64 {
+        self.inner.db.now()
+    }
+
+    /// Creates the cluster tables when missing; safe to run on a legacy database.
+    pub async fn install_schema(&self) -> Result<()> {
+        let mut conn = self
+            .inner
+            .db
+            .acquire()
+            .await
+            .map_err(|e| Error::db(Op::Schema, "schema install", e))?;
+        schema::install(&mut conn).await
+    }
+
+    /// Lists every difference between the database and what the core needs; empty when fine.
+    pub async fn check_schema(&self) -> Result<Vec<String>> {
+        let mut conn = self
+            .inner
+            .db
+            .acquire()
+            .await
+            .map_err(|e| Error::db(Op::Schema, "schema check", e))?;
+        schema::check(&mut conn).await
+    }
+}

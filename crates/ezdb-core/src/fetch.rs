@@ -1,0 +1,391 @@
+// Reading files: metadata and chunks come from one statement (one consistent snapshot), checked
+// for gaps and size, delivered whole, as a byte range, to a local file, or as a bounded stream.
+
+use crate::cluster::{Cluster, Inner};
+use crate::content::{ByteRange, ChunkCheck};
+use crate::db::{done, Attempt, AttemptError};
+use crate::error::{Error, Op, Result};
+use crate::meta::{FileMeta, META_COLUMNS};
+use crate::name::FileName;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use sqlx::mysql::{MySqlConnection, MySqlRow};
+use sqlx::Row;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+/// Which rows a read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Only live files: deleted or globally expired files are "not found".
+    Live,
+    /// Any row, deleted or expired too (the stale copy served while a cache regenerates).
+    IncludeExpired,
+}
+
+/// A whole file read at once.
+#[derive(Debug, Clone)]
+pub struct FileData {
+    pub meta: FileMeta,
+    pub bytes: Vec<u8>,
+}
+
+/// Chunks in flight between the reading task and a stream's consumer: enough to keep the
+/// socket busy, small enough that a 64 MiB file needs well under 1 MiB of buffers.
+const STREAM_BUFFER_CHUNKS: usize = 4;
+
+/// Where the chunks of a read go. Returning `false` stops the read early.
+trait ChunkSink {
+    async fn meta(&mut self, meta: &FileMeta) -> bool;
+    async fn chunk(&mut self, data: Vec<u8>) -> bool;
+}
+
+impl Cluster {
+    /// Metadata of `name`, deleted rows included; `None` when there is no row.
+    pub async fn stat(&self, name: &str) -> Result<Option<FileMeta>> {
+        let name = FileName::new(name)?;
+        let name = &name;
+        self.inner
+            .db
+            .retrying(Op::Stat, name.as_str(), |mut conn| async move {
+                let meta = stat_row(&mut conn, name).await.map_err(AttemptError::from);
+                done(conn, meta)
+            })
+            .await
+    }
+
+    /// True when `name` is stored and neither deleted nor expired by a global expiry key.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.stat(name).await?.is_some_and(|m| !m.is_expired()))
+    }
+
+    /// The whole content of a live file.
+    pub async fn fetch(&self, name: &str) -> Result<Vec<u8>> {
+        Ok(self.fetch_with_meta(name, Visibility::Live).await?.bytes)
+    }
+
+    /// The whole content and metadata of a file.
+    pub async fn fetch_with_meta(&self, name: &str, visibility: Visibility) -> Result<FileData> {
+        self.read(name, visibility, None).await
+    }
+
+    /// Bytes `range.start..=range.end` of a live file; the range must start inside the file and
+    /// is cut at its end. Only the chunks that hold the range are read.
+    pub async fn fetch_range(&self, name: &str, range: ByteRange) -> Result<FileData> {
+        self.read(name, Visibility::Live, Some(range)).await
+    }
+
+    async fn read(&self, name: &str, visibility: Visibility, range: Option<ByteRange>) -> Result<FileData> {
+        let name = FileName::new(name)?;
+        let name = &name;
+        self.inner
+            .db
+            .retrying(Op::Fetch, name.as_str(), |mut conn| async move {
+                let mut sink = VecSink::default();
+                let read = read_rows(&mut conn, name, visibility, range, &mut sink).await;
+                done(
+                    conn,
+                    read.map(|meta| FileData {
+                        meta,
+                        bytes: sink.bytes,
+                    }),
+                )
+            })
+            .await
+    }
+
+    /// Downloads a file to `path`: written under a temporary name in the same directory, then
+    /// renamed, so a concurrent reader (or PHP `include`) sees the old file or the new one whole.
+    /// On any error the previous local file is left as it was.
+    pub async fn fetch_to_file(&self, name: &str, path: &Path, visibility: Visibility) -> Result<FileMeta> {
+        let mut stream = self.open_stream(name, visibility, None).await?;
+        let temp = temporary_path(path);
+        let written = write_stream(&mut stream, &temp).await;
+        let renamed = match written {
+            Ok(()) => tokio::fs::rename(&temp, path)
+                .await
+                .map_err(|e| Error::io(Op::Fetch, name, path, e)),
+            Err(e) => Err(e),
+        };
+        if renamed.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        renamed.map(|()| stream.meta)
+    }
+
+    /// Opens a file for streaming: returns its metadata at once and its bytes chunk by chunk, with
+    /// backpressure (the database read waits while the consumer is slow). With a range, only the
+    /// bytes of the range are streamed.
+    pub async fn open_stream(
+        &self,
+        name: &str,
+        visibility: Visibility,
+        range: Option<ByteRange>,
+    ) -> Result<FileStream> {
+        let name = FileName::new(name)?;
+        let (tx, mut rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
+        tokio::spawn(stream_task(self.inner.clone(), name.clone(), visibility, range, tx));
+        match rx.recv().await {
+            Some(Ok(StreamItem::Meta(meta))) => Ok(FileStream { meta, rx }),
+            Some(Err(e)) => Err(e),
+            _ => Err(Error::integrity(
+                Op::Fetch,
+                name.as_str(),
+                "the read stopped before the metadata",
+            )),
+        }
+    }
+}
+
+/// The bytes of a file as they arrive from the database.
+pub struct FileStream {
+    pub meta: FileMeta,
+    rx: mpsc::Receiver<Result<StreamItem>>,
+}
+
+enum StreamItem {
+    Meta(FileMeta),
+    Chunk(Bytes),
+}
+
+impl FileStream {
+    /// The next piece of content; `None` after the last one. An error ends the stream (for
+    /// example when the chunks turn out shorter than the metadata size).
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
+        match self.rx.recv().await? {
+            Ok(StreamItem::Chunk(bytes)) => Some(Ok(bytes)),
+            Ok(StreamItem::Meta(_)) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+impl futures_core::Stream for FileStream {
+    type Item = Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|item| match item? {
+            Ok(StreamItem::Chunk(bytes)) => Some(Ok(bytes)),
+            Ok(StreamItem::Meta(_)) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+}
+
+async fn stream_task(
+    inner: Arc<Inner>,
+    name: FileName,
+    visibility: Visibility,
+    range: Option<ByteRange>,
+    tx: mpsc::Sender<Result<StreamItem>>,
+) {
+    let mut conn = match inner.db.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            let _ = tx.send(Err(Error::db(Op::Fetch, name.as_str(), e))).await;
+            return;
+        }
+    };
+    let mut sink = ChannelSink {
+        tx: tx.clone(),
+        stopped: false,
+    };
+    let outcome = read_rows(&mut conn, &name, visibility, range, &mut sink).await;
+    let error = match outcome {
+        Ok(_) => None,
+        Err(AttemptError::Final(e)) => Some(e),
+        Err(AttemptError::Sql(e)) => Some(Error::db(Op::Fetch, name.as_str(), e)),
+    };
+    if sink.stopped || error.is_some() {
+        // Unread rows may remain on the socket: never reuse this connection.
+        conn.discard();
+    }
+    if let Some(e) = error {
+        let _ = tx.send(Err(e)).await;
+    }
+}
+
+/// Reads metadata and chunks with one statement and feeds them, checked, to `sink`.
+async fn read_rows(
+    conn: &mut MySqlConnection,
+    name: &FileName,
+    visibility: Visibility,
+    range: Option<ByteRange>,
+    sink: &mut impl ChunkSink,
+) -> Attempt<FileMeta> {
+    // A chunk holds at most 65535 bytes, so only chunks starting after `start - 65535` can
+    // overlap the range: the primary key narrows the read to them.
+    let (range_sql, low, high) = match range {
+        Some(r) => (
+            " AND d.`offset` > ? AND d.`offset` <= ?",
+            r.start as i64 - 65_535,
+            r.end as i64,
+        ),
+        None => ("", 0, 0),
+    };
+    // An inner join keeps the primary-key order without a sort; a file without chunks (empty,
+    // or broken) returns no row, and its metadata is then read on its own.
+    let sql = format!(
+        "SELECT {META_COLUMNS}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
+         FROM ezdbfile f JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
+         WHERE f.name_hash = ? ORDER BY d.`offset`"
+    );
+    let mut query = sqlx::query(&sql);
+    if range.is_some() {
+        query = query.bind(low).bind(high);
+    }
+    let mut rows = query.bind(name.hash()).fetch(&mut *conn);
+    let first = rows.try_next().await?;
+    let meta = match &first {
+        Some(row) => FileMeta::from_row(row)?,
+        None => {
+            drop(rows);
+            let meta = stat_row(conn, name)
+                .await?
+                .ok_or_else(|| Error::not_found(Op::Fetch, name.as_str()))?;
+            rows = Box::pin(futures_util::stream::empty());
+            meta
+        }
+    };
+    if visibility == Visibility::Live && meta.is_expired() {
+        return Err(Error::not_found(Op::Fetch, name.as_str()).into());
+    }
+    if let Some(r) = range {
+        if r.start >= meta.size {
+            return Err(Error::InvalidArgument {
+                name: name.as_str().to_owned(),
+                what: "byte range",
+                value: format!("{}-{}", r.start, r.end),
+                reason: format!("starts at or after the end of the {}-byte file", meta.size),
+            }
+            .into());
+        }
+    }
+    let range = range.map(|r| ByteRange {
+        start: r.start,
+        end: r.end.min(meta.size - 1),
+    });
+    if !sink.meta(&meta).await {
+        return Ok(meta);
+    }
+    let mut check = ChunkCheck::new(Op::Fetch, name.as_str(), meta.size, range);
+    let mut row = first;
+    while let Some(current) = row {
+        if let Some((offset, data)) = chunk_of(&current)? {
+            check.accept(offset, data.len() as u64)?;
+            let data = match range {
+                Some(r) => r.slice(offset, &data).to_vec(),
+                None => data,
+            };
+            if !data.is_empty() && !sink.chunk(data).await {
+                return Ok(meta);
+            }
+        }
+        row = rows.try_next().await?;
+    }
+    check.finish()?;
+    Ok(meta)
+}
+
+fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, Vec<u8>)>, sqlx::Error> {
+    let offset: Option<u64> = row.try_get("chunk_offset")?;
+    let data: Option<Vec<u8>> = row.try_get("filedata")?;
+    Ok(offset.zip(data))
+}
+
+async fn stat_row(conn: &mut MySqlConnection, name: &FileName) -> Result<Option<FileMeta>, sqlx::Error> {
+    let sql = format!("SELECT {META_COLUMNS} FROM ezdbfile f WHERE f.name_hash = ?");
+    let row = sqlx::query(&sql).bind(name.hash()).fetch_optional(conn).await?;
+    row.as_ref().map(FileMeta::from_row).transpose()
+}
+
+/// Stat on the re-check connection: sees the last committed row, outside any transaction of ours.
+pub(crate) async fn stat_committed(cluster: &Cluster, name: &FileName) -> Result<Option<FileMeta>> {
+    let db = &cluster.inner.db;
+    let mut conn = db
+        .acquire_recheck()
+        .await
+        .map_err(|e| Error::db(Op::Generation, name.as_str(), e))?;
+    stat_row(&mut conn, name)
+        .await
+        .map_err(|e| Error::db(Op::Generation, name.as_str(), e))
+}
+
+#[derive(Default)]
+struct VecSink {
+    bytes: Vec<u8>,
+}
+
+impl ChunkSink for VecSink {
+    async fn meta(&mut self, meta: &FileMeta) -> bool {
+        self.bytes = Vec::with_capacity(meta.size as usize);
+        true
+    }
+
+    async fn chunk(&mut self, data: Vec<u8>) -> bool {
+        if self.bytes.is_empty() {
+            self.bytes = data;
+        } else {
+            self.bytes.extend_from_slice(&data);
+        }
+        true
+    }
+}
+
+struct ChannelSink {
+    tx: mpsc::Sender<Result<StreamItem>>,
+    stopped: bool,
+}
+
+impl ChunkSink for ChannelSink {
+    async fn meta(&mut self, meta: &FileMeta) -> bool {
+        self.send(StreamItem::Meta(meta.clone())).await
+    }
+
+    async fn chunk(&mut self, data: Vec<u8>) -> bool {
+        self.send(StreamItem::Chunk(Bytes::from(data))).await
+    }
+}
+
+impl ChannelSink {
+    async fn send(&mut self, item: StreamItem) -> bool {
+        let sent = self.tx.send(Ok(item)).await.is_ok();
+        self.stopped |= !sent;
+        sent
+    }
+}
+
+/// `dir/.file.<pid>.<n>.tmp`: beside the target (same filesystem, so the rename is atomic) and
+/// unique per process and call.
+fn temporary_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let file_name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let unique = format!(
+        ".{file_name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    path.with_file_name(unique)
+}
+
+async fn write_stream(stream: &mut FileStream, temp: &Path) -> Result<()> {
+    let name = stream.meta.name.clone();
+    let io_error = |e| Error::io(Op::Fetch, &name, temp, e);
+    if let Some(dir) = temp.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+    }
+    let mut file = tokio::fs::File::create(temp).await.map_err(io_error)?;
+    while let Some(chunk) = stream.next_chunk().await {
+        file.write_all(&chunk?).await.map_err(io_error)?;
+    }
+    file.flush().await.map_err(io_error)?;
+    Ok(())
+}

@@ -1,0 +1,42 @@
+// ezdb-core: the eZDB cluster file store on MySQL/MariaDB, compatible row for row with the
+// legacy eZ Publish handler, correct under concurrency. Start at [`Cluster::connect`].
+//!
+//! Files live in `ezdbfile` (metadata, primary key = md5 of the name) and `ezdbfile_data`
+//! (chunks of at most 65535 bytes). Every write is one transaction; every read is one
+//! statement, hence one snapshot. Deletes are soft (negated mtime, `expired = 1`) until purged.
+//! Cache entries are regenerated under a `.generating` lock row shared with legacy nodes; see
+//! [`Cluster::process_cache`].
+
+mod cluster;
+mod config;
+mod content;
+mod copy;
+mod db;
+mod delete;
+mod error;
+mod expiry;
+mod fetch;
+mod generation;
+mod list;
+mod meta;
+mod name;
+mod process_cache;
+mod purge;
+pub mod schema;
+mod selector;
+mod store;
+
+pub use cluster::Cluster;
+pub use config::{redact_url, ClusterConfig, ConnectionMode, MAX_CHUNK_SIZE};
+pub use content::{ByteRange, Content};
+pub use error::{Error, Op, Result};
+pub use expiry::{expiry_key_scope, parse_expiry_php, render_expiry_php, SCOPED_EXPIRY_KEYS};
+pub use fetch::{FileData, FileStream, Visibility};
+pub use generation::{Generation, GenerationLock};
+pub use list::ScopeFilter;
+pub use meta::{is_file_expired, FileMeta, Freshness, DEFAULT_DATATYPE, DEFAULT_SCOPE};
+pub use name::{cache_type, clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX, MAX_NAME_BYTES};
+pub use process_cache::{CacheEntry, CachePolicy, CacheSource};
+pub use purge::PurgeFilter;
+pub use selector::{Batches, Selector};
+pub use store::StoreOptions;

@@ -1,0 +1,162 @@
+// `process_cache`: serve a fresh entry, or have exactly one process across all servers
+// regenerate it (lock, re-check on a separate connection, generate, publish) while the others
+// serve the stale copy or wait for the result.
+
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::fetch::{stat_committed, FileData, Visibility};
+use crate::generation::Generation;
+use crate::meta::{FileMeta, Freshness};
+use crate::name::FileName;
+use crate::store::StoreOptions;
+use std::future::Future;
+use std::time::Instant;
+
+/// How `process_cache` treats an entry.
+#[derive(Debug, Clone, Default)]
+pub struct CachePolicy {
+    pub freshness: Freshness,
+    /// Scope and datatype of the generated entry.
+    pub store: StoreOptions,
+    /// When another process generates and there is no stale copy: `true` waits for its result
+    /// (up to the generation timeout), `false` generates a private, unstored copy at once
+    /// (legacy `NonExistantStaleCacheHandling` = `wait` / `generate`).
+    pub generate_while_busy: bool,
+}
+
+/// Where the returned content came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSource {
+    /// The stored entry was fresh.
+    Hit,
+    /// This call generated and published it.
+    Generated,
+    /// Another process published a fresh entry while this one was taking the lock.
+    Rechecked,
+    /// Another process is regenerating; this is the previous (expired) version.
+    Stale,
+    /// Generated for this caller only and not stored (lock lost, or `generate_while_busy`).
+    Unstored,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub content: Vec<u8>,
+    pub source: CacheSource,
+    /// Metadata of the stored entry served; `None` for unstored content.
+    pub meta: Option<FileMeta>,
+}
+
+impl Cluster {
+    /// Returns `name`'s content if fresh under `policy`; otherwise runs `generate` at most once
+    /// across all processes for this expiry and publishes its bytes.
+    pub async fn process_cache<F, Fut, E>(&self, name: &str, policy: &CachePolicy, generate: F) -> Result<CacheEntry>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Vec<u8>, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let file = FileName::new(name)?;
+        let now = self.now();
+        let deadline = Instant::now() + self.config().generation_timeout + std::time::Duration::from_secs(1);
+        let mut generate = Some(generate);
+        loop {
+            let current = self.read_optional(&file).await?;
+            if let Some(data) = current.as_ref().filter(|d| policy.freshness.accepts(&d.meta, now)) {
+                return Ok(entry(data.clone(), CacheSource::Hit));
+            }
+            match self
+                .start_generation(file.as_str(), policy.store.scope.as_deref())
+                .await?
+            {
+                Generation::Acquired(lock) => {
+                    if let Some(fresh) = stat_committed(self, &file)
+                        .await?
+                        .filter(|m| policy.freshness.accepts(m, now))
+                    {
+                        self.abort_generation(lock).await?;
+                        if let Some(data) = self.read_optional(&file).await?.filter(|d| d.meta == fresh) {
+                            return Ok(entry(data, CacheSource::Rechecked));
+                        }
+                        continue;
+                    }
+                    let content = match run(&file, generate.take()).await {
+                        Ok(content) => content,
+                        Err(e) => {
+                            self.abort_generation(lock).await?;
+                            return Err(e);
+                        }
+                    };
+                    return match self.publish(lock, &content, &policy.store).await {
+                        Ok(meta) => Ok(CacheEntry {
+                            content,
+                            source: CacheSource::Generated,
+                            meta: Some(meta),
+                        }),
+                        Err(Error::LockLost { .. }) => Ok(CacheEntry {
+                            content,
+                            source: CacheSource::Unstored,
+                            meta: None,
+                        }),
+                        Err(e) => Err(e),
+                    };
+                }
+                Generation::Busy { .. } => {
+                    if let Some(stale) = current {
+                        return Ok(entry(stale, CacheSource::Stale));
+                    }
+                    if policy.generate_while_busy {
+                        let content = run(&file, generate.take()).await?;
+                        return Ok(CacheEntry {
+                            content,
+                            source: CacheSource::Unstored,
+                            meta: None,
+                        });
+                    }
+                    if Instant::now() >= deadline {
+                        let waited_secs = self.config().generation_timeout.as_secs() + 1;
+                        return Err(Error::GenerationTimeout {
+                            name: file.as_str().to_owned(),
+                            waited_secs,
+                        });
+                    }
+                    tokio::time::sleep(self.config().generation_poll).await;
+                }
+            }
+        }
+    }
+
+    /// The whole file, deleted or expired too; `None` when there is no row.
+    async fn read_optional(&self, file: &FileName) -> Result<Option<FileData>> {
+        match self.fetch_with_meta(file.as_str(), Visibility::IncludeExpired).await {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn entry(data: FileData, source: CacheSource) -> CacheEntry {
+    CacheEntry {
+        content: data.bytes,
+        source,
+        meta: Some(data.meta),
+    }
+}
+
+/// Runs the caller's generate callback (once: a second need for it is a bug, reported as such).
+async fn run<F, Fut, E>(file: &FileName, generate: Option<F>) -> Result<Vec<u8>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = std::result::Result<Vec<u8>, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let generate = generate.ok_or_else(|| Error::Generate {
+        name: file.as_str().to_owned(),
+        source: "the generate callback was needed twice in one call".into(),
+    })?;
+    generate().await.map_err(|e| Error::Generate {
+        name: file.as_str().to_owned(),
+        source: e.into(),
+    })
+}

@@ -1,0 +1,194 @@
+// Which rows a bulk operation touches (a name prefix, a trunk, a glob, scopes) as parameterised
+// SQL, and the batch loop that changes them a bounded number of rows per statement.
+
+use crate::cluster::Cluster;
+use crate::db::done;
+use crate::error::{Error, Op, Result};
+use crate::name::{glob_to_regexp, like_prefix, LIKE_ESCAPE};
+use sqlx::mysql::{MySqlArguments, MySqlConnection};
+use sqlx::query::Query;
+use sqlx::{MySql, Row};
+use std::time::Duration;
+
+/// A set of files named by pattern; every value is bound, never spliced into SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// Names starting with this text (`%`, `_` are literal).
+    Prefix(String),
+    /// Names whose expiry group (`name_trunk`) equals this text.
+    Trunk(String),
+    /// A shell glob over the whole name: `*`, `?`, `{a,b}`; everything else literal.
+    Glob(String),
+    /// Files of any of these scopes.
+    Scopes(Vec<String>),
+}
+
+/// A bound SQL value.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Text(String),
+    Int(i64),
+}
+
+/// A WHERE fragment and its values, in order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filter {
+    pub(crate) sql: String,
+    pub(crate) values: Vec<Value>,
+}
+
+impl Filter {
+    pub(crate) fn and(mut self, sql: &str, values: Vec<Value>) -> Filter {
+        if self.sql.is_empty() {
+            self.sql = format!("({sql})");
+        } else {
+            self.sql = format!("{} AND ({sql})", self.sql);
+        }
+        self.values.extend(values);
+        self
+    }
+
+    pub(crate) fn bind<'q>(&'q self, mut query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
+        for value in &self.values {
+            query = match value {
+                Value::Text(text) => query.bind(text.as_str()),
+                Value::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }
+}
+
+impl Selector {
+    pub(crate) fn filter(&self) -> Result<Filter> {
+        let like = format!("name LIKE ? ESCAPE '{LIKE_ESCAPE}'");
+        let filter = match self {
+            Selector::Prefix(prefix) if prefix.is_empty() => {
+                return Err(self.refuse("an empty prefix would match every file"))
+            }
+            Selector::Prefix(prefix) => Filter::default().and(&like, vec![Value::Text(like_prefix(prefix))]),
+            Selector::Trunk(trunk) => Filter::default().and("name_trunk = ?", vec![Value::Text(trunk.clone())]),
+            Selector::Glob(glob) if glob.is_empty() => return Err(self.refuse("an empty pattern matches nothing")),
+            Selector::Glob(glob) => {
+                let (regexp, literal) = glob_to_regexp(glob);
+                // The literal head narrows the scan to the name index; REGEXP decides.
+                Filter::default()
+                    .and(&like, vec![Value::Text(like_prefix(&literal))])
+                    .and("name REGEXP ?", vec![Value::Text(regexp)])
+            }
+            Selector::Scopes(scopes) if scopes.is_empty() => return Err(self.refuse("give at least one scope")),
+            Selector::Scopes(scopes) => {
+                let marks = vec!["?"; scopes.len()].join(", ");
+                Filter::default().and(
+                    &format!("scope IN ({marks})"),
+                    scopes.iter().cloned().map(Value::Text).collect(),
+                )
+            }
+        };
+        Ok(filter)
+    }
+
+    /// A short description for messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Selector::Prefix(p) => format!("prefix {p}"),
+            Selector::Trunk(t) => format!("trunk {t}"),
+            Selector::Glob(g) => format!("pattern {g}"),
+            Selector::Scopes(s) => format!("scopes {}", s.join(",")),
+        }
+    }
+
+    fn refuse(&self, reason: &str) -> Error {
+        Error::InvalidArgument {
+            name: self.describe(),
+            what: "selector",
+            value: format!("{self:?}"),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// How a bulk change proceeds: rows per statement and a pause between statements.
+#[derive(Debug, Clone, Copy)]
+pub struct Batches {
+    pub size: u32,
+    pub pause: Duration,
+}
+
+/// What a batch does to the rows it picked.
+pub(crate) enum BatchAction {
+    /// Soft delete: negate mtime, set expired.
+    Expire,
+    /// Physical delete; chunks follow by the foreign-key cascade.
+    Purge,
+}
+
+impl Cluster {
+    /// Applies `action` to every row matching `filter`, `batches.size` rows per short statement
+    /// (picked by primary key first, so each statement locks only its rows), calling `progress`
+    /// with each batch's count. Returns the total.
+    pub(crate) async fn in_batches(
+        &self,
+        op: Op,
+        what: &str,
+        filter: &Filter,
+        action: BatchAction,
+        batches: Batches,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        let mut total = 0;
+        let action = &action;
+        loop {
+            let changed = self
+                .inner
+                .db
+                .retrying(op, what, |mut conn| async move {
+                    let changed = one_batch(&mut conn, filter, action, batches.size)
+                        .await
+                        .map_err(Into::into);
+                    done(conn, changed)
+                })
+                .await?;
+            total += changed.0;
+            if changed.0 > 0 {
+                progress(changed.0);
+            }
+            if changed.1 < batches.size as usize {
+                return Ok(total);
+            }
+            if !batches.pause.is_zero() {
+                tokio::time::sleep(batches.pause).await;
+            }
+        }
+    }
+}
+
+/// Returns (rows changed, rows picked).
+async fn one_batch(
+    conn: &mut MySqlConnection,
+    filter: &Filter,
+    action: &BatchAction,
+    size: u32,
+) -> Result<(u64, usize), sqlx::Error> {
+    let pick = format!(
+        "SELECT CAST(name_hash AS CHAR) FROM ezdbfile WHERE {} LIMIT {size}",
+        filter.sql
+    );
+    let rows = filter.bind(sqlx::query(&pick)).fetch_all(&mut *conn).await?;
+    let hashes: Vec<String> = rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
+    if hashes.is_empty() {
+        return Ok((0, 0));
+    }
+    let marks = vec!["?"; hashes.len()].join(", ");
+    let change = match action {
+        BatchAction::Expire => "UPDATE ezdbfile SET mtime = -ABS(mtime), expired = 1",
+        BatchAction::Purge => "DELETE FROM ezdbfile",
+    };
+    let sql = format!("{change} WHERE name_hash IN ({marks}) AND {}", filter.sql);
+    let mut query = sqlx::query(&sql);
+    for hash in &hashes {
+        query = query.bind(hash.as_str());
+    }
+    let result = filter.bind(query).execute(&mut *conn).await?;
+    Ok((result.rows_affected(), hashes.len()))
+}

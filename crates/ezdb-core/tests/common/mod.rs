@@ -1,0 +1,79 @@
+// Shared by the integration tests: a cluster on a fresh, uniquely named database, and helpers
+// to look at the raw rows the way the legacy PHP handler would.
+#![allow(dead_code)]
+
+use ezdb_core::{Cluster, ClusterConfig};
+pub use ezdb_testdb::TestDb;
+use sqlx::mysql::MySqlConnection;
+use sqlx::{Connection, Executor};
+
+/// A fresh database with the schema installed, and a pooled cluster on it.
+pub async fn cluster() -> (TestDb, Cluster) {
+    cluster_with(|c| c).await
+}
+
+pub async fn cluster_with(configure: impl FnOnce(ClusterConfig) -> ClusterConfig) -> (TestDb, Cluster) {
+    let db = TestDb::create().await;
+    let cluster = Cluster::connect(configure(ClusterConfig::new(&db.url)))
+        .await
+        .expect("connect to the test database");
+    cluster.install_schema().await.expect("install schema");
+    (db, cluster)
+}
+
+/// A second, independent cluster handle on the same database (another "server").
+pub async fn other_node(db: &TestDb) -> Cluster {
+    Cluster::connect(ClusterConfig::new(&db.url))
+        .await
+        .expect("connect second node")
+}
+
+pub async fn raw(db: &TestDb) -> MySqlConnection {
+    MySqlConnection::connect(&db.url).await.expect("raw connection")
+}
+
+pub async fn exec(db: &TestDb, sql: &str) {
+    raw(db)
+        .await
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// (offset, length) of every chunk row of `name`, in order.
+pub async fn chunks(db: &TestDb, name: &str) -> Vec<(u64, usize)> {
+    let rows: Vec<(u32, Vec<u8>)> =
+        sqlx::query_as("SELECT `offset`, filedata FROM ezdbfile_data WHERE name_hash = MD5(?) ORDER BY `offset`")
+            .bind(name)
+            .fetch_all(&mut raw(db).await)
+            .await
+            .unwrap();
+    rows.into_iter().map(|(o, d)| (o as u64, d.len())).collect()
+}
+
+/// (mtime, expired, scope, datatype, size, name_trunk) of the row, looked up like legacy: MD5 in SQL.
+pub async fn row(db: &TestDb, name: &str) -> Option<(i32, i8, String, String, u64, String)> {
+    sqlx::query_as("SELECT mtime, expired, CAST(scope AS CHAR), CAST(datatype AS CHAR), size, CAST(name_trunk AS CHAR) FROM ezdbfile WHERE name_hash = MD5(?)")
+        .bind(name)
+        .fetch_optional(&mut raw(db).await)
+        .await
+        .unwrap()
+}
+
+pub async fn count(db: &TestDb, sql: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&mut raw(db).await).await.unwrap();
+    n
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
