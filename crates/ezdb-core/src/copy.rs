@@ -2,11 +2,10 @@
 // never sent through the client, each operation in one transaction.
 
 use crate::cluster::Cluster;
-use crate::db::{done, Attempt};
+use crate::db::{done, Attempt, Conn};
 use crate::error::{Error, Op, Result};
 use crate::name::{name_trunk, FileName};
 use sqlx::mysql::MySqlConnection;
-use sqlx::Connection;
 
 impl Cluster {
     /// Copies `source` to `destination` (replacing it): datatype, scope, size and mtime are kept,
@@ -41,9 +40,9 @@ impl Cluster {
             .db
             .retrying(Op::Move, src.as_str(), |mut conn| async move {
                 let moved = async {
-                    let mut tx = conn.begin().await?;
-                    move_row(&mut tx, src, dst, None).await?;
-                    tx.commit().await?;
+                    conn.begin().await?;
+                    move_row(&mut conn, src, dst, None).await?;
+                    conn.commit().await?;
                     Ok(())
                 }
                 .await;
@@ -53,9 +52,9 @@ impl Cluster {
     }
 }
 
-async fn copy_tx(conn: &mut MySqlConnection, src: &FileName, dst: &FileName) -> Attempt<()> {
-    let mut tx = conn.begin().await?;
-    let scope = lock_source(&mut tx, src, Op::Copy).await?;
+async fn copy_tx(conn: &mut Conn, src: &FileName, dst: &FileName) -> Attempt<()> {
+    conn.begin().await?;
+    let scope = lock_source(&mut *conn, src, Op::Copy).await?;
     sqlx::query(
         "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
          SELECT datatype, ?, ?, ?, scope, size, mtime, mtime < 0 OR expired FROM ezdbfile WHERE name_hash = ?
@@ -66,18 +65,18 @@ async fn copy_tx(conn: &mut MySqlConnection, src: &FileName, dst: &FileName) -> 
     .bind(name_trunk(dst.as_str(), &scope))
     .bind(dst.hash())
     .bind(src.hash())
-    .execute(&mut *tx)
+    .execute(&mut **conn)
     .await?;
     sqlx::query("DELETE FROM ezdbfile_data WHERE name_hash = ?")
         .bind(dst.hash())
-        .execute(&mut *tx)
+        .execute(&mut **conn)
         .await?;
     sqlx::query("INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) SELECT ?, `offset`, filedata FROM ezdbfile_data WHERE name_hash = ?")
         .bind(dst.hash())
         .bind(src.hash())
-        .execute(&mut *tx)
+        .execute(&mut **conn)
         .await?;
-    tx.commit().await?;
+    conn.commit().await?;
     Ok(())
 }
 

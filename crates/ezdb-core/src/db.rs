@@ -27,37 +27,84 @@ enum Source {
     Dedicated(Arc<Mutex<Option<MySqlConnection>>>),
 }
 
-/// A connection in use; derefs to the driver connection.
-pub(crate) enum Conn {
+/// Where a connection in use came from.
+enum Held {
     Pooled(PoolConnection<MySql>),
     Dedicated(OwnedMutexGuard<Option<MySqlConnection>>),
+}
+
+/// A connection in use; derefs to the driver connection. It tracks transactions it opened: one
+/// still open when the connection is dropped (an error path, a cancelled request) makes the
+/// connection be closed, so no lock can outlive the work that took it.
+pub(crate) struct Conn {
+    held: Held,
+    in_transaction: bool,
 }
 
 impl Deref for Conn {
     type Target = MySqlConnection;
     fn deref(&self) -> &MySqlConnection {
-        match self {
-            Conn::Pooled(c) => c,
-            Conn::Dedicated(g) => g.as_ref().expect("dedicated connection is opened before use"),
+        match &self.held {
+            Held::Pooled(c) => c,
+            Held::Dedicated(g) => g.as_ref().expect("dedicated connection is opened before use"),
         }
     }
 }
 
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut MySqlConnection {
-        match self {
-            Conn::Pooled(c) => c,
-            Conn::Dedicated(g) => g.as_mut().expect("dedicated connection is opened before use"),
+        match &mut self.held {
+            Held::Pooled(c) => c,
+            Held::Dedicated(g) => g.as_mut().expect("dedicated connection is opened before use"),
         }
     }
 }
 
 impl Conn {
-    /// Drops a connection that failed, so the next use opens a new one.
-    pub(crate) fn discard(self) {
-        match self {
-            Conn::Pooled(mut c) => c.close_on_drop(),
-            Conn::Dedicated(mut g) => *g = None,
+    fn new(held: Held) -> Conn {
+        Conn {
+            held,
+            in_transaction: false,
+        }
+    }
+
+    pub(crate) async fn begin(&mut self) -> std::result::Result<(), sqlx::Error> {
+        self.execute("BEGIN").await?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    pub(crate) async fn commit(&mut self) -> std::result::Result<(), sqlx::Error> {
+        self.execute("COMMIT").await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    /// Rolls back a transaction left open by a failed attempt; a connection that cannot even do
+    /// that stays marked, and is closed when dropped.
+    async fn roll_back_if_open(&mut self) {
+        if self.in_transaction && self.execute("ROLLBACK").await.is_ok() {
+            self.in_transaction = false;
+        }
+    }
+
+    /// Closes the connection instead of reusing it.
+    pub(crate) fn discard(mut self) {
+        self.close_now();
+    }
+
+    fn close_now(&mut self) {
+        match &mut self.held {
+            Held::Pooled(c) => c.close_on_drop(),
+            Held::Dedicated(g) => **g = None,
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            self.close_now();
         }
     }
 }
@@ -90,6 +137,7 @@ pub(crate) struct Db {
     clock_offset_ms: Arc<AtomicI64>,
     max_attempts: u32,
     backoff: Duration,
+    connect_timeout: Duration,
 }
 
 impl Db {
@@ -127,6 +175,7 @@ impl Db {
             clock_offset_ms,
             max_attempts: config.max_attempts,
             backoff: config.retry_backoff,
+            connect_timeout: config.connect_timeout,
         })
     }
 
@@ -141,13 +190,13 @@ impl Db {
 
     async fn acquire_from(&self, source: &Source) -> std::result::Result<Conn, sqlx::Error> {
         match source {
-            Source::Pool(pool) => Ok(Conn::Pooled(pool.acquire().await?)),
+            Source::Pool(pool) => Ok(Conn::new(Held::Pooled(pool.acquire().await?))),
             Source::Dedicated(slot) => {
                 let mut guard = slot.clone().lock_owned().await;
                 if guard.is_none() {
-                    *guard = Some(open(&self.options, &self.clock_offset_ms, Duration::from_secs(5)).await?);
+                    *guard = Some(open(&self.options, &self.clock_offset_ms, self.connect_timeout).await?);
                 }
-                Ok(Conn::Dedicated(guard))
+                Ok(Conn::new(Held::Dedicated(guard)))
             }
         }
     }
@@ -175,15 +224,25 @@ impl Db {
                 Ok(conn) => attempt(conn).await,
                 Err(e) => (None, Err(AttemptError::Sql(e))),
             };
-            let error = match outcome {
+            let (conn, error) = match outcome {
                 (_, Ok(value)) => return Ok(value),
-                (_, Err(AttemptError::Final(e))) => return Err(e),
-                (conn, Err(AttemptError::Sql(e))) => {
-                    if is_connection_error(&e) {
-                        conn.map(Conn::discard);
-                    }
+                (conn, Err(error)) => (conn, error),
+            };
+            let error = match (conn, error) {
+                (Some(mut conn), AttemptError::Final(e)) => {
+                    conn.roll_back_if_open().await;
+                    return Err(e);
+                }
+                (_, AttemptError::Final(e)) => return Err(e),
+                (Some(conn), AttemptError::Sql(e)) if is_connection_error(&e) => {
+                    conn.discard();
                     e
                 }
+                (Some(mut conn), AttemptError::Sql(e)) => {
+                    conn.roll_back_if_open().await;
+                    e
+                }
+                (None, AttemptError::Sql(e)) => e,
             };
             let retryable = is_transient_lock_error(&error) || is_connection_error(&error);
             if !retryable || tries >= self.max_attempts {

@@ -8,7 +8,6 @@ use crate::error::{Error, Op, Result};
 use crate::name::FileName;
 use crate::store::RowSpec;
 use sqlx::mysql::MySqlConnection;
-use sqlx::Connection;
 use std::collections::BTreeMap;
 
 /// Keys the kernel uses and the scope of the files each one expires. Other keys are plain
@@ -102,8 +101,8 @@ impl Cluster {
             .db
             .retrying(Op::Expiry, file.as_str(), |mut conn| async move {
                 let mirrored = async {
-                    let mut tx = conn.begin().await?;
-                    let mut keys = parse_expiry_php(&read_locked(&mut tx, file).await?);
+                    conn.begin().await?;
+                    let mut keys = parse_expiry_php(&read_locked(&mut conn, file).await?);
                     keys.insert(key.to_owned(), at);
                     let php = render_expiry_php(&keys);
                     let spec = RowSpec {
@@ -114,9 +113,9 @@ impl Cluster {
                         expired: false,
                     };
                     let mut reader: ContentReader<'_> = Box::new(php.as_bytes());
-                    self.write_file(&mut tx, &spec, &mut reader, Some(php.len() as u64))
+                    self.write_file(&mut conn, &spec, &mut reader, Some(php.len() as u64))
                         .await?;
-                    tx.commit().await?;
+                    conn.commit().await?;
                     Ok(())
                 }
                 .await;
@@ -127,15 +126,15 @@ impl Cluster {
 }
 
 /// The bytes of a small file, its row locked for the transaction; empty when absent.
-async fn read_locked(tx: &mut MySqlConnection, file: &FileName) -> Attempt<Vec<u8>> {
+async fn read_locked(conn: &mut MySqlConnection, file: &FileName) -> Attempt<Vec<u8>> {
     sqlx::query("SELECT name_hash FROM ezdbfile WHERE name_hash = ? FOR UPDATE")
         .bind(file.hash())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     let chunks: Vec<(Vec<u8>,)> =
         sqlx::query_as("SELECT filedata FROM ezdbfile_data WHERE name_hash = ? ORDER BY `offset`")
             .bind(file.hash())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
     Ok(chunks.into_iter().flat_map(|c| c.0).collect())
 }

@@ -11,7 +11,6 @@ use crate::meta::FileMeta;
 use crate::name::{cache_type, name_trunk, FileName};
 use crate::store::{RowSpec, StoreOptions};
 use sqlx::mysql::MySqlConnection;
-use sqlx::Connection;
 
 /// Attempts at INSERT / take-over before reporting the lock as busy.
 const START_ATTEMPTS: u32 = 4;
@@ -193,8 +192,8 @@ impl Cluster {
             .db
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
                 let result = async {
-                    let mut tx = conn.begin().await?;
-                    let invalidated = verify_lock(&mut tx, lock).await?;
+                    conn.begin().await?;
+                    let invalidated = verify_lock(&mut conn, lock).await?;
                     let spec = RowSpec {
                         name: &lock.file,
                         scope,
@@ -204,10 +203,10 @@ impl Cluster {
                     };
                     let mut reader: ContentReader<'_> = Box::new(content);
                     let size = self
-                        .write_file(&mut tx, &spec, &mut reader, Some(content.len() as u64))
+                        .write_file(&mut conn, &spec, &mut reader, Some(content.len() as u64))
                         .await?;
-                    delete_row(&mut tx, &lock.lock).await?;
-                    tx.commit().await?;
+                    delete_row(&mut conn, &lock.lock).await?;
+                    conn.commit().await?;
                     Ok(spec.meta(size))
                 }
                 .await;
@@ -226,8 +225,8 @@ impl Cluster {
             .db
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
                 let result = async {
-                    let mut tx = conn.begin().await?;
-                    let invalidated = verify_lock(&mut tx, lock_ref).await?;
+                    conn.begin().await?;
+                    let invalidated = verify_lock(&mut conn, lock_ref).await?;
                     let held = if invalidated { -lock_ref.held } else { lock_ref.held };
                     let spec = RowSpec {
                         name: &lock_ref.lock,
@@ -237,9 +236,9 @@ impl Cluster {
                         expired: invalidated,
                     };
                     let mut reader: ContentReader<'_> = Box::new(content);
-                    self.write_file(&mut tx, &spec, &mut reader, Some(content.len() as u64))
+                    self.write_file(&mut conn, &spec, &mut reader, Some(content.len() as u64))
                         .await?;
-                    tx.commit().await?;
+                    conn.commit().await?;
                     Ok(())
                 }
                 .await;
@@ -268,11 +267,11 @@ impl Cluster {
             .db
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
                 let result = async {
-                    let mut tx = conn.begin().await?;
-                    let invalidated = verify_lock(&mut tx, lock_ref).await?;
+                    conn.begin().await?;
+                    let invalidated = verify_lock(&mut conn, lock_ref).await?;
                     let mtime = stamp(lock_ref, invalidated);
-                    move_row(&mut tx, &lock_ref.lock, &lock_ref.file, Some(mtime)).await?;
-                    tx.commit().await?;
+                    move_row(&mut conn, &lock_ref.lock, &lock_ref.file, Some(mtime)).await?;
+                    conn.commit().await?;
                     Ok(())
                 }
                 .await;
@@ -338,11 +337,11 @@ fn stamp(lock: &GenerationLock, invalidated: bool) -> i64 {
 }
 
 /// Locks the lock row for the rest of the transaction; returns whether a clear invalidated it.
-async fn verify_lock(tx: &mut MySqlConnection, lock: &GenerationLock) -> Attempt<bool> {
+async fn verify_lock(conn: &mut MySqlConnection, lock: &GenerationLock) -> Attempt<bool> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT CAST(mtime AS SIGNED) FROM ezdbfile WHERE name_hash = ? FOR UPDATE")
             .bind(lock.lock.hash())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
     match lock.state(row.map(|r| r.0)) {
         LockState::Ours => Ok(false),

@@ -3,12 +3,11 @@
 
 use crate::cluster::Cluster;
 use crate::content::{write_chunks, Content, ContentReader};
-use crate::db::{done, Attempt};
+use crate::db::{done, Attempt, Conn};
 use crate::error::{Error, Op, Result};
 use crate::meta::{FileMeta, DEFAULT_DATATYPE, DEFAULT_SCOPE};
 use crate::name::{name_trunk, FileName};
 use sqlx::mysql::MySqlConnection;
-use sqlx::Connection;
 use std::path::Path;
 use tokio::io::AsyncRead;
 
@@ -112,14 +111,14 @@ impl Cluster {
 
     async fn write_file_tx(
         &self,
-        conn: &mut MySqlConnection,
+        conn: &mut Conn,
         spec: &RowSpec<'_>,
         reader: &mut ContentReader<'_>,
         size_hint: Option<u64>,
     ) -> Attempt<u64> {
-        let mut tx = conn.begin().await?;
-        let size = self.write_file(&mut tx, spec, reader, size_hint).await?;
-        tx.commit().await?;
+        conn.begin().await?;
+        let size = self.write_file(conn, spec, reader, size_hint).await?;
+        conn.commit().await?;
         Ok(size)
     }
 
