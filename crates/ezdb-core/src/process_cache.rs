@@ -58,7 +58,8 @@ impl Cluster {
     {
         let file = FileName::new(name)?;
         let now = self.now();
-        let deadline = Instant::now() + self.config().generation_timeout + std::time::Duration::from_secs(1);
+        // Lock ages are whole seconds: one more than the timeout lets an abandoned lock be taken over.
+        let deadline = Instant::now() + self.config().generation_timeout + std::time::Duration::from_secs(2);
         let mut generate = Some(generate);
         loop {
             let current = self.read_optional(&file).await?;
@@ -114,7 +115,7 @@ impl Cluster {
                         });
                     }
                     if Instant::now() >= deadline {
-                        let waited_secs = self.config().generation_timeout.as_secs() + 1;
+                        let waited_secs = self.config().generation_timeout.as_secs() + 2;
                         return Err(Error::GenerationTimeout {
                             name: file.as_str().to_owned(),
                             waited_secs,
