@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS ezdbfile_data (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Global expiry keys (ezdb addition): a file whose scope is covered by a key and whose mtime is
--- older than the key's timestamp counts as expired, without touching its row.
+-- older than the key's timestamp counts as expired, without touching its row. Besides one row
+-- per key (e.g. content-view-cache), a row named '@<scope>' holds the latest expiry of the keys
+-- covering that scope, so reads find it by primary key.
 CREATE TABLE IF NOT EXISTS ezdbfile_expiry (
   name   VARCHAR(100) NOT NULL,
   scope  VARCHAR(20)  NOT NULL DEFAULT '',

@@ -36,16 +36,15 @@ impl Cluster {
         self.inner
             .db
             .retrying(Op::Expiry, key, |mut conn| async move {
-                let set = sqlx::query(
-                    "INSERT INTO ezdbfile_expiry (name, scope, expiry) VALUES (?, ?, ?)
-                     ON DUPLICATE KEY UPDATE scope = VALUES(scope), expiry = VALUES(expiry)",
-                )
-                .bind(key)
-                .bind(expiry_key_scope(key))
-                .bind(at)
-                .execute(&mut *conn)
+                let set = async {
+                    conn.begin().await?;
+                    upsert_key(&mut conn, key, expiry_key_scope(key), at).await?;
+                    refresh_scope_row(&mut conn, expiry_key_scope(key)).await?;
+                    conn.commit().await?;
+                    Ok(())
+                }
                 .await;
-                done(conn, set.map(|_| ()).map_err(Into::into))
+                done(conn, set)
             })
             .await?;
         if let Some(file) = &self.inner.config.legacy_expiry_file {
@@ -64,10 +63,11 @@ impl Cluster {
         self.inner
             .db
             .retrying(Op::Expiry, "global expiry keys", |mut conn| async move {
-                let rows: std::result::Result<Vec<(String, i64)>, _> =
-                    sqlx::query_as("SELECT CAST(name AS CHAR), CAST(expiry AS SIGNED) FROM ezdbfile_expiry")
-                        .fetch_all(&mut *conn)
-                        .await;
+                let rows: std::result::Result<Vec<(String, i64)>, _> = sqlx::query_as(
+                    "SELECT CAST(name AS CHAR), CAST(expiry AS SIGNED) FROM ezdbfile_expiry WHERE name NOT LIKE '@%'",
+                )
+                .fetch_all(&mut *conn)
+                .await;
                 done(conn, rows.map(|r| r.into_iter().collect()).map_err(Into::into))
             })
             .await
@@ -123,6 +123,33 @@ impl Cluster {
             })
             .await
     }
+}
+
+async fn upsert_key(conn: &mut MySqlConnection, key: &str, scope: &str, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ezdbfile_expiry (name, scope, expiry) VALUES (?, ?, ?)
+         ON DUPLICATE KEY UPDATE scope = VALUES(scope), expiry = VALUES(expiry)",
+    )
+    .bind(key)
+    .bind(scope)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Recomputes the `@<scope>` row that reads join: the latest expiry of the scope's keys.
+async fn refresh_scope_row(conn: &mut MySqlConnection, scope: &str) -> Result<(), sqlx::Error> {
+    if scope.is_empty() {
+        return Ok(());
+    }
+    let (latest,): (Option<i64>,) = sqlx::query_as(
+        "SELECT CAST(MAX(expiry) AS SIGNED) FROM ezdbfile_expiry WHERE scope = ? AND name NOT LIKE '@%' FOR UPDATE",
+    )
+    .bind(scope)
+    .fetch_one(&mut *conn)
+    .await?;
+    upsert_key(conn, &format!("@{scope}"), scope, latest.unwrap_or(0)).await
 }
 
 /// The bytes of a small file, its row locked for the transaction; empty when absent.

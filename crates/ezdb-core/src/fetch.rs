@@ -5,7 +5,7 @@ use crate::cluster::{Cluster, Inner};
 use crate::content::{ByteRange, ChunkCheck};
 use crate::db::{done, Attempt, AttemptError};
 use crate::error::{Error, Op, Result};
-use crate::meta::{FileMeta, META_COLUMNS};
+use crate::meta::{FileMeta, EXPIRY_JOIN, META_COLUMNS};
 use crate::name::FileName;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -40,7 +40,7 @@ const STREAM_BUFFER_CHUNKS: usize = 4;
 /// Where the chunks of a read go. Returning `false` stops the read early.
 trait ChunkSink {
     async fn meta(&mut self, meta: &FileMeta) -> bool;
-    async fn chunk(&mut self, data: Vec<u8>) -> bool;
+    async fn chunk(&mut self, data: &[u8]) -> bool;
 }
 
 impl Cluster {
@@ -233,7 +233,7 @@ async fn read_rows(
     // or broken) returns no row, and its metadata is then read on its own.
     let sql = format!(
         "SELECT {META_COLUMNS}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
-         FROM ezdbfile f JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
+         FROM ezdbfile f {EXPIRY_JOIN} JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
          WHERE f.name_hash = ? ORDER BY d.`offset`"
     );
     let mut query = sqlx::query(&sql);
@@ -280,7 +280,7 @@ async fn read_rows(
         if let Some((offset, data)) = chunk_of(&current)? {
             check.accept(offset, data.len() as u64)?;
             let data = match range {
-                Some(r) => r.slice(offset, &data).to_vec(),
+                Some(r) => r.slice(offset, data),
                 None => data,
             };
             if !data.is_empty() && !sink.chunk(data).await {
@@ -293,14 +293,14 @@ async fn read_rows(
     Ok(meta)
 }
 
-fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, Vec<u8>)>, sqlx::Error> {
+fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, &[u8])>, sqlx::Error> {
     let offset: Option<u64> = row.try_get("chunk_offset")?;
-    let data: Option<Vec<u8>> = row.try_get("filedata")?;
+    let data: Option<&[u8]> = row.try_get("filedata")?;
     Ok(offset.zip(data))
 }
 
 async fn stat_row(conn: &mut MySqlConnection, name: &FileName) -> Result<Option<FileMeta>, sqlx::Error> {
-    let sql = format!("SELECT {META_COLUMNS} FROM ezdbfile f WHERE f.name_hash = ?");
+    let sql = format!("SELECT {META_COLUMNS} FROM ezdbfile f {EXPIRY_JOIN} WHERE f.name_hash = ?");
     let row = sqlx::query(&sql).bind(name.hash()).fetch_optional(conn).await?;
     row.as_ref().map(FileMeta::from_row).transpose()
 }
@@ -328,12 +328,8 @@ impl ChunkSink for VecSink {
         true
     }
 
-    async fn chunk(&mut self, data: Vec<u8>) -> bool {
-        if self.bytes.is_empty() {
-            self.bytes = data;
-        } else {
-            self.bytes.extend_from_slice(&data);
-        }
+    async fn chunk(&mut self, data: &[u8]) -> bool {
+        self.bytes.extend_from_slice(data);
         true
     }
 }
@@ -348,8 +344,8 @@ impl ChunkSink for ChannelSink {
         self.send(StreamItem::Meta(meta.clone())).await
     }
 
-    async fn chunk(&mut self, data: Vec<u8>) -> bool {
-        self.send(StreamItem::Chunk(Bytes::from(data))).await
+    async fn chunk(&mut self, data: &[u8]) -> bool {
+        self.send(StreamItem::Chunk(Bytes::copy_from_slice(data))).await
     }
 }
 

@@ -4,13 +4,17 @@
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
-/// Columns of a metadata read, including the global expiry that covers the file's scope, so one
-/// statement answers both "what is it" and "is it still valid".
+/// Columns of a metadata read, including the global expiry that covers the file's scope (joined
+/// as `e`, see [`EXPIRY_JOIN`]), so one statement answers "what is it" and "is it still valid".
 /// Text columns are cast to CHAR: `_bin` collations would otherwise arrive flagged as binary.
 pub(crate) const META_COLUMNS: &str = "CAST(f.name AS CHAR) AS name, CAST(f.size AS UNSIGNED) AS size, \
      CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, CAST(f.datatype AS CHAR) AS datatype, \
      CAST(f.expired AS SIGNED) AS expired, \
-     (SELECT CAST(MAX(e.expiry) AS SIGNED) FROM ezdbfile_expiry e WHERE e.scope = f.scope AND f.scope <> '') AS global_expiry";
+     CAST(e.expiry AS SIGNED) AS global_expiry";
+
+/// Joins the `@<scope>` row of `ezdbfile_expiry`: the latest expiry of every key covering the
+/// scope, kept up to date by `set_global_expiry` (a primary-key lookup, unlike a subquery).
+pub(crate) const EXPIRY_JOIN: &str = "LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope)";
 
 /// Scope given to files stored without one (legacy `UNKNOWN_SCOPE`).
 pub const DEFAULT_SCOPE: &str = "UNKNOWN_SCOPE";

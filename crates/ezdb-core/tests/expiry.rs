@@ -45,6 +45,9 @@ async fn a_clear_expires_covered_files_on_every_server_without_touching_rows() {
         "other scopes are not covered"
     );
     assert_eq!(row(&db, VIEW).await.unwrap(), before, "no row changed");
+    a.set_global_expiry("content-view-cache", Some(1)).await.unwrap();
+    assert!(b.exists(VIEW).await.unwrap(), "moving a key back un-expires");
+    a.set_global_expiry("content-view-cache", None).await.unwrap();
     let policy = CachePolicy {
         store: StoreOptions::new("viewcache", "php"),
         ..Default::default()
