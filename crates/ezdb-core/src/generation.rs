@@ -193,7 +193,7 @@ impl Cluster {
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
                 let result = async {
                     conn.begin().await?;
-                    let invalidated = verify_lock(&mut conn, lock).await?;
+                    let invalidated = take_lock_row(&mut conn, lock).await?;
                     let spec = RowSpec {
                         name: &lock.file,
                         scope,
@@ -205,7 +205,6 @@ impl Cluster {
                     let size = self
                         .write_file(&mut conn, &spec, &mut reader, Some(content.len() as u64))
                         .await?;
-                    delete_row(&mut conn, &lock.lock).await?;
                     conn.commit().await?;
                     Ok(spec.meta(size))
                 }
@@ -353,6 +352,25 @@ async fn verify_lock(conn: &mut MySqlConnection, lock: &GenerationLock) -> Attem
     }
 }
 
+/// Deletes the lock row if it is still ours (the delete also locks it until commit): one round
+/// trip for the check and the release. Returns whether a clear had invalidated it.
+async fn take_lock_row(conn: &mut MySqlConnection, lock: &GenerationLock) -> Attempt<bool> {
+    for (mtime, invalidated) in [(lock.held, false), (-lock.held, true)] {
+        let deleted = sqlx::query("DELETE FROM ezdbfile WHERE name_hash = ? AND mtime = ?")
+            .bind(lock.lock.hash())
+            .bind(mtime)
+            .execute(&mut *conn)
+            .await?;
+        if deleted.rows_affected() == 1 {
+            return Ok(invalidated);
+        }
+    }
+    Err(Error::LockLost {
+        name: lock.name().to_owned(),
+    }
+    .into())
+}
+
 /// Moves the lock row's mtime to `now` if it is still ours; `None` when lost, else whether it
 /// was invalidated by a clear.
 async fn refresh(conn: &mut MySqlConnection, lock: &GenerationLock, now: i64) -> Attempt<Option<bool>> {
@@ -388,12 +406,4 @@ async fn compare_and_set(conn: &mut MySqlConnection, lock: &FileName, from: i64,
         .execute(&mut *conn)
         .await?;
     Ok(updated.rows_affected() == 1)
-}
-
-async fn delete_row(conn: &mut MySqlConnection, name: &FileName) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM ezdbfile WHERE name_hash = ?")
-        .bind(name.hash())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
