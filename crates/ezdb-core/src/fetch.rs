@@ -59,7 +59,14 @@ impl Cluster {
 
     /// True when `name` is stored and neither deleted nor expired by a global expiry key.
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        Ok(self.stat(name).await?.is_some_and(|m| !m.is_expired()))
+        let name = &FileName::new(name)?;
+        self.inner
+            .db
+            .retrying(Op::Exists, name.as_str(), |mut conn| async move {
+                let live = live_row(&mut conn, name).await.map_err(AttemptError::from);
+                done(conn, live)
+            })
+            .await
     }
 
     /// The whole content of a live file.
@@ -303,6 +310,19 @@ async fn stat_row(conn: &mut MySqlConnection, name: &FileName) -> Result<Option<
     let sql = format!("SELECT {META_COLUMNS} FROM ezdbfile f {EXPIRY_JOIN} WHERE f.name_hash = ?");
     let row = sqlx::query(&sql).bind(name.hash()).fetch_optional(conn).await?;
     row.as_ref().map(FileMeta::from_row).transpose()
+}
+
+/// Whether a live (not deleted, not globally expired) row exists, decided by the server.
+async fn live_row(conn: &mut MySqlConnection, name: &FileName) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "SELECT 1 FROM ezdbfile f {EXPIRY_JOIN} WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0 \
+         AND (e.expiry IS NULL OR f.mtime >= e.expiry)"
+    );
+    Ok(sqlx::query(&sql)
+        .bind(name.hash())
+        .fetch_optional(conn)
+        .await?
+        .is_some())
 }
 
 /// Stat on the re-check connection: sees the last committed row, outside any transaction of ours.
