@@ -12,15 +12,20 @@ TEST_STEPS=(
 )
 
 run_steps() {
-    local step name command
+    local step name command log
+    log="$(mktemp)"
+    trap 'rm -f "$log"' RETURN
     for step in "${TEST_STEPS[@]}"; do
         name="${step%%|*}"; command="${step#*|}"
         echo "==> $name: $command"
-        if ! bash -c "$command"; then
+        if ! bash -o pipefail -c "$command 2>&1 | tee -a '$log'"; then
             echo "FAILED step: $name ($command)" >&2
             return 1
         fi
     done
+    # One closing line for every test binary together (the last cargo line is often a doc-test
+    # binary with nothing in it).
+    awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 }
 
 if [[ "${1:-}" == "--inner" ]]; then
