@@ -7,6 +7,7 @@
 //! Cache entries are regenerated under a `.generating` lock row shared with legacy nodes; see
 //! [`Cluster::process_cache`].
 
+mod check;
 mod cluster;
 mod config;
 mod content;
@@ -24,8 +25,10 @@ mod process_cache;
 mod purge;
 pub mod schema;
 mod selector;
+mod stats;
 mod store;
 
+pub use check::Problem;
 pub use cluster::Cluster;
 pub use config::{redact_url, ClusterConfig, ConnectionMode, MAX_CHUNK_SIZE};
 pub use content::{ByteRange, Content};
@@ -39,4 +42,5 @@ pub use name::{cache_type, clean_path, name_hash, name_trunk, FileName, GENERATI
 pub use process_cache::{CacheEntry, CachePolicy, CacheSource};
 pub use purge::PurgeFilter;
 pub use selector::{Batches, Selector};
+pub use stats::{LockInfo, ScopeStats, Stats};
 pub use store::StoreOptions;

@@ -75,11 +75,11 @@ impl Cluster {
                         .await?
                         .filter(|m| policy.freshness.accepts(m, now))
                     {
-                        self.abort_generation(lock).await?;
+                        // Published by another process since our read: serve it if it reads whole.
                         if let Some(data) = self.read_optional(&file).await?.filter(|d| d.meta == fresh) {
+                            self.abort_generation(lock).await?;
                             return Ok(entry(data, CacheSource::Rechecked));
                         }
-                        continue;
                     }
                     let content = match run(&file, generate.take()).await {
                         Ok(content) => content,
@@ -127,11 +127,16 @@ impl Cluster {
         }
     }
 
-    /// The whole file, deleted or expired too; `None` when there is no row.
+    /// The whole file, deleted or expired too; `None` when there is no row, or when its chunks
+    /// are broken (then it is regenerated like a missing entry).
     async fn read_optional(&self, file: &FileName) -> Result<Option<FileData>> {
         match self.fetch_with_meta(file.as_str(), Visibility::IncludeExpired).await {
             Ok(data) => Ok(Some(data)),
             Err(e) if e.is_not_found() => Ok(None),
+            Err(e @ Error::Integrity { .. }) => {
+                tracing::warn!(error = %e, "regenerating a cache entry whose stored copy is broken");
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }

@@ -6,6 +6,7 @@ use crate::db::done;
 use crate::error::{Op, Result};
 use crate::name::FileName;
 use crate::selector::{BatchAction, Batches, Filter, Selector, Value};
+use sqlx::Row;
 
 /// Which matched rows a purge removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,9 @@ pub enum PurgeFilter {
     /// Every row whose mtime is below this Unix time, live or deleted (deleted rows have negative
     /// mtimes, so they always qualify). Legacy `purge(..., expiry)`.
     OlderThan(i64),
+    /// Soft-deleted rows whose original mtime is below this Unix time (deleted rows keep only
+    /// their negated mtime, so this is the closest to "expired for N days" the schema allows).
+    ExpiredBefore(i64),
 }
 
 impl PurgeFilter {
@@ -22,6 +26,7 @@ impl PurgeFilter {
         match self {
             PurgeFilter::Expired => ("expired = 1 OR mtime < 0", Vec::new()),
             PurgeFilter::OlderThan(at) => ("mtime < ?", vec![Value::Int(at)]),
+            PurgeFilter::ExpiredBefore(at) => ("(expired = 1 OR mtime < 0) AND ABS(mtime) < ?", vec![Value::Int(at)]),
         }
     }
 }
@@ -65,5 +70,41 @@ impl Cluster {
             progress,
         )
         .await
+    }
+
+    /// What [`Cluster::purge_matching`] would remove: the number of rows and up to `limit` names.
+    pub async fn preview_purge(
+        &self,
+        selector: &Selector,
+        filter: PurgeFilter,
+        limit: u32,
+    ) -> Result<(u64, Vec<String>)> {
+        let (condition, values) = filter.condition();
+        let sql_filter = &selector.filter()?.and(condition, values);
+        self.inner
+            .db
+            .retrying(Op::Purge, &selector.describe(), |mut conn| async move {
+                let preview = async {
+                    let count_sql = format!("SELECT COUNT(*) FROM ezdbfile WHERE {}", sql_filter.sql);
+                    let count: i64 = sql_filter
+                        .bind(sqlx::query(&count_sql))
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .try_get(0)?;
+                    let names_sql = format!(
+                        "SELECT CAST(name AS CHAR) FROM ezdbfile WHERE {} ORDER BY name LIMIT {limit}",
+                        sql_filter.sql
+                    );
+                    let rows = sql_filter.bind(sqlx::query(&names_sql)).fetch_all(&mut *conn).await?;
+                    let names = rows
+                        .iter()
+                        .map(|r| r.try_get::<String, _>(0))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((count as u64, names))
+                }
+                .await;
+                done(conn, preview)
+            })
+            .await
     }
 }

@@ -414,3 +414,27 @@ async fn waiting_is_bounded_by_the_generation_timeout() {
     assert!(matches!(err, Error::GenerationTimeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+#[tokio::test]
+async fn a_broken_stored_copy_is_regenerated_not_an_error() {
+    let (db, cluster) = cluster().await;
+    cluster.store(P, &bytes(200_000, 5), &view()).await.unwrap();
+    exec(
+        &db,
+        &format!("DELETE FROM ezdbfile_data WHERE name_hash = MD5('{P}') AND `offset` = 65535"),
+    )
+    .await;
+    let policy = CachePolicy {
+        store: view(),
+        ..Default::default()
+    };
+    let entry = cluster
+        .process_cache(P, &policy, || async { Ok::<_, std::io::Error>(b"rebuilt".to_vec()) })
+        .await
+        .unwrap();
+    assert_eq!(
+        (entry.content.as_slice(), entry.source),
+        (&b"rebuilt"[..], CacheSource::Generated)
+    );
+    assert_eq!(cluster.fetch(P).await.unwrap(), b"rebuilt");
+}

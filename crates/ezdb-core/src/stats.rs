@@ -1,0 +1,81 @@
+// Figures about a cluster for operators: files and bytes by scope, live and expired, oldest and
+// newest, and the `.generating` locks with their age.
+
+use crate::cluster::Cluster;
+use crate::db::done;
+use crate::error::{Op, Result};
+use sqlx::Row;
+
+/// Counts for one scope (`.generating` lock rows excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeStats {
+    pub scope: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub expired_files: u64,
+    pub expired_bytes: u64,
+    /// Oldest and newest original mtime (Unix seconds).
+    pub oldest: i64,
+    pub newest: i64,
+}
+
+/// A `.generating` lock row and how old it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    pub name: String,
+    pub age_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub scopes: Vec<ScopeStats>,
+    pub locks: Vec<LockInfo>,
+}
+
+const LOCK_PATTERN: &str = "%.generating";
+
+impl Cluster {
+    pub async fn stats(&self) -> Result<Stats> {
+        let now = self.now();
+        self.inner
+            .db
+            .retrying(Op::List, "statistics", |mut conn| async move {
+                let stats = async {
+                    let rows = sqlx::query(
+                        "SELECT CAST(scope AS CHAR), CAST(COUNT(*) AS UNSIGNED), CAST(COALESCE(SUM(size), 0) AS UNSIGNED),
+                                CAST(SUM(expired = 1 OR mtime < 0) AS UNSIGNED),
+                                CAST(COALESCE(SUM(IF(expired = 1 OR mtime < 0, size, 0)), 0) AS UNSIGNED),
+                                CAST(MIN(ABS(mtime)) AS SIGNED), CAST(MAX(ABS(mtime)) AS SIGNED)
+                         FROM ezdbfile WHERE name NOT LIKE ? GROUP BY scope ORDER BY scope",
+                    )
+                    .bind(LOCK_PATTERN)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let scopes = rows.iter().map(scope_stats).collect::<Result<Vec<_>, sqlx::Error>>()?;
+                    let locks: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT CAST(name AS CHAR), CAST(ABS(mtime) AS SIGNED) FROM ezdbfile WHERE name LIKE ? ORDER BY mtime",
+                    )
+                    .bind(LOCK_PATTERN)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let locks = locks.into_iter().map(|(name, mtime)| LockInfo { name, age_secs: now - mtime }).collect();
+                    Ok(Stats { scopes, locks })
+                }
+                .await;
+                done(conn, stats)
+            })
+            .await
+    }
+}
+
+fn scope_stats(row: &sqlx::mysql::MySqlRow) -> Result<ScopeStats, sqlx::Error> {
+    Ok(ScopeStats {
+        scope: row.try_get(0)?,
+        files: row.try_get(1)?,
+        bytes: row.try_get(2)?,
+        expired_files: row.try_get(3)?,
+        expired_bytes: row.try_get(4)?,
+        oldest: row.try_get(5)?,
+        newest: row.try_get(6)?,
+    })
+}
