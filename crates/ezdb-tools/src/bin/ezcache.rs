@@ -1,0 +1,315 @@
+// ezcache: clear (invalidate) and purge (remove) cluster caches with the legacy
+// bin/php/ezcache.php and clusterpurge.php options. Exit 0 on success, 1 with one line on error.
+
+use clap::Parser;
+use ezdb_core::{Batches, Cluster, PurgeFilter, Selector};
+use ezdb_tools::age::parse_expiry;
+use ezdb_tools::cache_items::{self, CacheItem, Clear, Resolved};
+use ezdb_tools::connect::{connect, URL_HELP};
+use ezdb_tools::emit;
+use ezdb_tools::progress::Progress;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ezcache",
+    about = "Clear or purge the caches of an ezdb cluster (eZ Publish legacy ezcache.php / clusterpurge.php)",
+    after_help = "Examples:
+  ezcache --url=mysql://ez:pw@db/cluster --cache-dir=var/site/cache --clear-id=content
+  ezcache --clear-tag=content                      # every item tagged content
+  ezcache --clear-id=content --purge --expiry='-2 days'
+  ezcache --purge --scope=viewcache,template-block --expiry='-30 days' --iteration-limit=500 --iteration-sleep=0.2
+  ezcache --purge --scope=image --dry-run          # list what would go
+  ezcache --list
+
+Clearing never deletes rows: it moves the item's global expiry key (every server sees it at
+once) or marks its files expired. Purging removes rows for good, in short batches: it can be
+interrupted at any time and simply run again."
+)]
+struct Args {
+    #[arg(long, help = URL_HELP)]
+    url: Option<String>,
+    /// The site's cache directory in the cluster (legacy <var dir>/cache).
+    #[arg(long, default_value = "var/cache", value_name = "DIR")]
+    cache_dir: String,
+    /// Comma-separated cache ids (see --list).
+    #[arg(long, value_name = "ID[,ID]")]
+    clear_id: Option<String>,
+    /// Comma-separated cache tags (see --list).
+    #[arg(long, value_name = "TAG[,TAG]")]
+    clear_tag: Option<String>,
+    /// Every clustered cache item.
+    #[arg(long)]
+    clear_all: bool,
+    /// Remove instead of invalidate: with ids/tags, every entry of those items older than
+    /// --expiry (default now) or their expiry key; with --scope, expired rows of those scopes.
+    #[arg(long)]
+    purge: bool,
+    /// Comma-separated scopes whose expired rows --purge removes (clusterpurge).
+    #[arg(long, value_name = "SCOPE[,SCOPE]")]
+    scope: Option<String>,
+    /// Age limit: '-2 days', '3 hours ago', 'now', 2024-05-01, or seconds ago.
+    #[arg(long, value_name = "TEXT")]
+    expiry: Option<String>,
+    /// Rows removed per batch.
+    #[arg(long, alias = "iteration-max", default_value_t = 1000, value_name = "N")]
+    iteration_limit: u32,
+    /// Seconds to pause between batches (fractions allowed).
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    iteration_sleep: f64,
+    /// Show what would be cleared or purged, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// List the cache ids and tags, then exit.
+    #[arg(long, aliases = ["list-ids", "list-tags"])]
+    list: bool,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = Args::parse();
+    if args.list {
+        list();
+        return;
+    }
+    if let Err(message) = run(args).await {
+        eprintln!("ezcache: error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn list() {
+    emit!("Cluster cache ids (id: name [tags] -> what clearing does):");
+    for item in cache_items::CLUSTERED {
+        let clear = match (item.clear, item.expiry_key) {
+            (Clear::Key, Some(key)) => format!("moves global expiry key {key}"),
+            _ => format!("marks files under {} expired", item.prefixes.join(", ")),
+        };
+        emit!("  {}: {} [{}] -> {clear}", item.id, item.name, item.tags.join(","));
+    }
+    emit!("Tags: {}", cache_items::tags().join(", "));
+    emit!(
+        "Kept on each web server's disk (clear them there): {}",
+        cache_items::LOCAL_ONLY.join(", ")
+    );
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if args.iteration_limit == 0 || !(0.0..=3600.0).contains(&args.iteration_sleep) {
+        return Err("--iteration-limit must be at least 1 and --iteration-sleep between 0 and 3600 seconds".into());
+    }
+    let selection = selection(&args)?;
+    if selection.is_none() && !(args.purge && args.scope.is_some()) {
+        return Err(
+            "nothing to do: give --clear-id=ID, --clear-tag=TAG or --clear-all (with or without --purge), \
+             or --purge --scope=SCOPE; --list shows the ids"
+                .into(),
+        );
+    }
+    let batch_size = args.iteration_limit;
+    let cluster = connect(args.url.clone(), |c| {
+        let mut c = c.with_pool(2);
+        c.batch_size = batch_size;
+        c
+    })
+    .await?;
+    let expiry = match &args.expiry {
+        Some(text) => Some(parse_expiry(text, cluster.now())?),
+        None => None,
+    };
+    let batches = Batches {
+        size: args.iteration_limit,
+        pause: Duration::from_secs_f64(args.iteration_sleep),
+    };
+    if let Some(scopes) = args.scope.as_deref().filter(|_| args.purge) {
+        purge_scopes(
+            &cluster,
+            scopes,
+            expiry.unwrap_or_else(|| cluster.now()),
+            batches,
+            args.dry_run,
+        )
+        .await?;
+    }
+    if let Some(items) = selection {
+        for item in items {
+            let target = Target {
+                cluster: &cluster,
+                item,
+                cache_dir: args.cache_dir.trim_end_matches('/'),
+                dry_run: args.dry_run,
+            };
+            if args.purge {
+                target.purge(expiry, batches).await?;
+            } else {
+                target.clear().await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The items named by --clear-id / --clear-tag / --clear-all; unknown ones are an error.
+fn selection(args: &Args) -> Result<Option<Vec<&'static CacheItem>>, String> {
+    let resolved: Resolved = match (&args.clear_id, &args.clear_tag, args.clear_all) {
+        (None, None, false) => return Ok(None),
+        (Some(ids), None, false) => cache_items::by_ids(ids),
+        (None, Some(tags), false) => cache_items::by_tags(tags),
+        (None, None, true) => cache_items::all(),
+        _ => return Err("use only one of --clear-id, --clear-tag and --clear-all".into()),
+    };
+    if !resolved.unknown.is_empty() {
+        return Err(format!(
+            "unknown cache id or tag: {}; --list shows them",
+            resolved.unknown.join(", ")
+        ));
+    }
+    for id in &resolved.local_only {
+        emit!("{id}: kept on each web server's disk, not in the cluster; clear it there with bin/php/ezcache.php");
+    }
+    Ok(Some(resolved.items))
+}
+
+struct Target<'a> {
+    cluster: &'a Cluster,
+    item: &'a CacheItem,
+    cache_dir: &'a str,
+    dry_run: bool,
+}
+
+impl Target<'_> {
+    fn selectors(&self) -> Vec<Selector> {
+        self.item
+            .prefixes
+            .iter()
+            .map(|p| Selector::Prefix(format!("{}/{p}", self.cache_dir)))
+            .collect()
+    }
+
+    async fn clear(&self) -> Result<(), String> {
+        let item = self.item;
+        match (item.clear, item.expiry_key) {
+            (Clear::Key, Some(key)) if self.dry_run => {
+                emit!("Clearing {}: would move expiry key {key} to now", item.name)
+            }
+            (Clear::Key, Some(key)) => {
+                let at = self
+                    .cluster
+                    .set_global_expiry(key, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                emit!("Clearing {}: expiry key {key} set to {at}; no row changed", item.name);
+            }
+            _ => {
+                let mut total = 0;
+                for selector in self.selectors() {
+                    if self.dry_run {
+                        let (count, _) = self
+                            .cluster
+                            .preview_purge(&selector, PurgeFilter::OlderThan(i64::MAX), 0)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        total += count;
+                    } else {
+                        total += self
+                            .cluster
+                            .delete_matching(&selector)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                let verb = if self.dry_run { "would mark at most" } else { "marked" };
+                emit!("Clearing {}: {verb} {total} file(s) expired", item.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Legacy purge: entries older than max(expiry, the item's key), default now.
+    async fn purge(&self, expiry: Option<i64>, batches: Batches) -> Result<(), String> {
+        let key = match self.item.expiry_key {
+            Some(key) => self.cluster.global_expiry(key).await.map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let before = match (expiry, key) {
+            (Some(e), Some(k)) => e.max(k),
+            (Some(e), None) => e,
+            (None, _) => self.cluster.now(),
+        };
+        if self.item.prefixes.is_empty() {
+            emit!(
+                "Purging {}: nothing to purge in the cluster (its files are regenerated on use)",
+                self.item.name
+            );
+            return Ok(());
+        }
+        let mut total = 0;
+        for selector in self.selectors() {
+            total += purge(
+                self.cluster,
+                &selector,
+                PurgeFilter::OlderThan(before),
+                batches,
+                self.dry_run,
+            )
+            .await?;
+        }
+        let verb = if self.dry_run { "would remove" } else { "removed" };
+        emit!("Purging {}: {verb} {total} file(s) older than {before}", self.item.name);
+        Ok(())
+    }
+}
+
+async fn purge_scopes(
+    cluster: &Cluster,
+    scopes: &str,
+    before: i64,
+    batches: Batches,
+    dry_run: bool,
+) -> Result<(), String> {
+    let scopes: Vec<String> = scopes
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let selector = Selector::Scopes(scopes.clone());
+    let total = purge(cluster, &selector, PurgeFilter::ExpiredBefore(before), batches, dry_run).await?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    emit!(
+        "Purging expired files of {}: {verb} {total} file(s) last modified before {before}",
+        scopes.join(",")
+    );
+    Ok(())
+}
+
+/// Purges with a progress bar (or log lines), or lists what would go in a dry run.
+async fn purge(
+    cluster: &Cluster,
+    selector: &Selector,
+    filter: PurgeFilter,
+    batches: Batches,
+    dry_run: bool,
+) -> Result<u64, String> {
+    let (count, names) = cluster
+        .preview_purge(selector, filter, if dry_run { 1000 } else { 0 })
+        .await
+        .map_err(|e| e.to_string())?;
+    if dry_run {
+        names.iter().for_each(|n| emit!("- {n}"));
+        if count > names.len() as u64 {
+            emit!("  ... and {} more", count - names.len() as u64);
+        }
+        return Ok(count);
+    }
+    if count == 0 {
+        return Ok(0);
+    }
+    let mut progress = Progress::new("purging", Some(count));
+    let removed = cluster
+        .purge_matching(selector, filter, batches, |n| progress.advance(n))
+        .await
+        .map_err(|e| e.to_string());
+    progress.finish();
+    removed
+}

@@ -1,0 +1,376 @@
+// ezdb: administration of an ezdb cluster: schema install/check, import a site's var/ tree,
+// export to disk, consistency check and repair, statistics. Exit 0 on success, 1 on error.
+
+use clap::{Parser, Subcommand};
+use ezdb_core::{Cluster, FileMeta, ScopeFilter, StoreOptions, Visibility};
+use ezdb_tools::connect::{connect, URL_HELP};
+use ezdb_tools::emit;
+use ezdb_tools::files::{classify, export_path};
+use ezdb_tools::progress::Progress;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Parser)]
+#[command(
+    name = "ezdb",
+    about = "Administer an ezdb cluster database",
+    after_help = "Examples:
+  ezdb --url=mysql://ez:pw@db/cluster schema install
+  ezdb schema check                     # is this (legacy) database compatible?
+  ezdb import /var/www/site --dry-run   # what clusterize would store from /var/www/site/var
+  ezdb export /srv/backup               # every live file back to disk
+  ezdb check --verify --repair
+  ezdb stats --json"
+)]
+struct Args {
+    #[arg(long, global = true, help = URL_HELP)]
+    url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the cluster tables (idempotent), or check an existing database.
+    Schema {
+        #[arg(value_parser = ["install", "check"])]
+        action: String,
+    },
+    /// Store every clustered file of a site's var/ tree (the legacy clusterize step).
+    Import {
+        /// The site root: the directory that contains var/.
+        site: PathBuf,
+        /// Show what would be stored, store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write every live file of the cluster to DIR/<name> (each file atomically).
+    Export {
+        dir: PathBuf,
+        /// Only these scopes (comma-separated).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Find inconsistencies in the tables; optionally read every file, and repair.
+    Check {
+        /// Also read every live file through the checked reader and print its sha256.
+        #[arg(long)]
+        verify: bool,
+        /// Repair what can be repaired safely (each repair is described in the report).
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Files and bytes by scope, live and expired, and the generation locks.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = Args::parse();
+    let outcome = match connect(args.url, |c| c).await {
+        Ok(cluster) => run(&cluster, args.command).await,
+        Err(e) => Err(e),
+    };
+    if let Err(message) = outcome {
+        eprintln!("ezdb: error: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cluster: &Cluster, command: Command) -> Result<(), String> {
+    match command {
+        Command::Schema { action } if action == "install" => {
+            cluster.install_schema().await.map_err(|e| e.to_string())?;
+            emit!("schema installed (existing tables were kept)");
+            Ok(())
+        }
+        Command::Schema { .. } => schema_check(cluster).await,
+        Command::Import { site, dry_run } => import(cluster, &site, dry_run).await,
+        Command::Export { dir, scope } => export(cluster, &dir, scope).await,
+        Command::Check { verify, repair, json } => check(cluster, verify, repair, json).await,
+        Command::Stats { json } => stats(cluster, json).await,
+    }
+}
+
+async fn schema_check(cluster: &Cluster) -> Result<(), String> {
+    let problems = cluster.check_schema().await.map_err(|e| e.to_string())?;
+    if problems.is_empty() {
+        emit!("schema is compatible");
+        return Ok(());
+    }
+    problems.iter().for_each(|p| emit!("- {p}"));
+    Err(format!(
+        "{} schema difference(s); `ezdb schema install` adds what is missing",
+        problems.len()
+    ))
+}
+
+async fn import(cluster: &Cluster, site: &Path, dry_run: bool) -> Result<(), String> {
+    let var = site.join("var");
+    let files = walk(&var).map_err(|e| format!("cannot read {}: {e}", var.display()))?;
+    let mut progress = Progress::new("importing", Some(files.len() as u64));
+    let (mut stored, mut kept, mut skipped, mut bytes, mut errors) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for path in &files {
+        progress.advance(1);
+        let Some(name) = path.strip_prefix(site).ok().and_then(|p| p.to_str()).map(str::to_owned) else {
+            skipped += 1;
+            continue;
+        };
+        let Some((scope, datatype)) = classify(&name) else {
+            skipped += 1;
+            continue;
+        };
+        let outcome = import_one(cluster, path, &name, scope, &datatype, dry_run).await;
+        match outcome {
+            Ok(Some(size)) => {
+                stored += 1;
+                bytes += size;
+            }
+            Ok(None) => kept += 1,
+            Err(e) => {
+                errors += 1;
+                eprintln!("{name}: {e}");
+            }
+        }
+    }
+    progress.finish();
+    let verb = if dry_run { "would store" } else { "stored" };
+    emit!(
+        "{verb} {stored} file(s), {bytes} bytes; {kept} already in the cluster; {skipped} not clustered (logs, local caches); {errors} error(s)"
+    );
+    if errors > 0 {
+        return Err(format!(
+            "{errors} file(s) could not be imported; run again to retry them"
+        ));
+    }
+    Ok(())
+}
+
+/// Stores one file unless the cluster already has it (same size, not older): re-running an
+/// interrupted import skips what is done. Returns the bytes stored, or `None` when skipped.
+async fn import_one(
+    cluster: &Cluster,
+    path: &Path,
+    name: &str,
+    scope: &str,
+    datatype: &str,
+    dry_run: bool,
+) -> Result<Option<u64>, String> {
+    let local = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let mtime = local
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    let existing = cluster.stat(name).await.map_err(|e| e.to_string())?;
+    if existing.is_some_and(|m| !m.deleted && m.size == local.len() && m.mtime >= mtime) {
+        return Ok(None);
+    }
+    if !dry_run {
+        let options = StoreOptions {
+            mtime: Some(mtime),
+            ..StoreOptions::new(scope, datatype)
+        };
+        cluster
+            .store_file(name, path, &options)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Some(local.len()))
+}
+
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+async fn export(cluster: &Cluster, dir: &Path, scope: Option<String>) -> Result<(), String> {
+    let filter = match scope {
+        Some(s) => ScopeFilter::Only(s.split(',').map(str::trim).map(str::to_owned).collect()),
+        None => ScopeFilter::All,
+    };
+    let names = cluster.list(&filter).await.map_err(|e| e.to_string())?;
+    let mut progress = Progress::new("exporting", Some(names.len() as u64));
+    let (mut written, mut bytes, mut errors) = (0u64, 0u64, 0u64);
+    for name in names.iter().filter(|n| !n.ends_with(ezdb_core::GENERATING_SUFFIX)) {
+        progress.advance(1);
+        let Some(target) = export_path(dir, name) else {
+            errors += 1;
+            eprintln!("{name}: refused, the name would leave {}", dir.display());
+            continue;
+        };
+        match cluster.fetch_to_file(name, &target, Visibility::Live).await {
+            Ok(meta) => {
+                set_mtime(&target, &meta);
+                written += 1;
+                bytes += meta.size;
+            }
+            Err(e) if e.is_not_found() => {} // deleted or expired: not exported
+            Err(e) => {
+                errors += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    progress.finish();
+    emit!(
+        "exported {written} file(s), {bytes} bytes to {}; {errors} error(s)",
+        dir.display()
+    );
+    if errors > 0 {
+        return Err(format!("{errors} file(s) could not be exported"));
+    }
+    Ok(())
+}
+
+fn set_mtime(path: &Path, meta: &FileMeta) {
+    let when = UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime.max(0) as u64);
+    if let Ok(file) = std::fs::File::options().append(true).open(path) {
+        let _ = file.set_modified(when.min(SystemTime::now()));
+    }
+}
+
+async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Result<(), String> {
+    let problems = cluster.check().await.map_err(|e| e.to_string())?;
+    let mut report = Vec::new();
+    let mut unrepaired = 0;
+    for problem in &problems {
+        let repaired = if repair {
+            cluster.repair(problem).await.map_err(|e| e.to_string())?
+        } else {
+            false
+        };
+        unrepaired += usize::from(!repaired);
+        if !json {
+            let status = if repaired {
+                format!("repaired: {}", problem.repair_action())
+            } else {
+                format!("repair would {}", problem.repair_action())
+            };
+            emit!("{}: {} ({status})", problem.kind(), problem.describe());
+        }
+        report.push(json!({"kind": problem.kind(), "detail": problem.describe(), "repaired": repaired}));
+    }
+    let digests = if verify {
+        verify_all(cluster, json).await?
+    } else {
+        Vec::new()
+    };
+    let unreadable = digests.iter().filter(|d| d["sha256"].is_null()).count();
+    if json {
+        emit!("{}", json!({"problems": report, "files": digests}));
+    } else {
+        emit!(
+            "{} problem(s), {} repaired; {} file(s) verified, {unreadable} unreadable",
+            problems.len(),
+            problems.len() - unrepaired,
+            digests.len()
+        );
+    }
+    if unrepaired > 0 || unreadable > 0 {
+        return Err(format!("{unrepaired} problem(s) left, {unreadable} unreadable file(s)"));
+    }
+    Ok(())
+}
+
+/// Reads every live file through the checked reader; its sha256, or null and the reason.
+async fn verify_all(cluster: &Cluster, json: bool) -> Result<Vec<serde_json::Value>, String> {
+    let names = cluster.list(&ScopeFilter::All).await.map_err(|e| e.to_string())?;
+    let mut digests = Vec::new();
+    for name in names.iter().filter(|n| !n.ends_with(ezdb_core::GENERATING_SUFFIX)) {
+        let mut stream = match cluster.open_stream(name, Visibility::Live, None).await {
+            Ok(stream) => stream,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let mut hasher = Sha256::new();
+        let mut failure = None;
+        while let Some(chunk) = stream.next_chunk().await {
+            match chunk {
+                Ok(bytes) => hasher.update(&bytes),
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+        let entry = match failure {
+            None => json!({"name": name, "size": stream.meta.size, "sha256": format!("{:x}", hasher.finalize())}),
+            Some(error) => json!({"name": name, "sha256": null, "error": error}),
+        };
+        if !json {
+            match entry["sha256"].as_str() {
+                Some(sha) => emit!("{sha}  {name}"),
+                None => emit!("UNREADABLE  {name}: {}", entry["error"]),
+            }
+        }
+        digests.push(entry);
+    }
+    Ok(digests)
+}
+
+async fn stats(cluster: &Cluster, json: bool) -> Result<(), String> {
+    let stats = cluster.stats().await.map_err(|e| e.to_string())?;
+    if json {
+        let scopes: Vec<_> = stats
+            .scopes
+            .iter()
+            .map(|s| {
+                json!({"scope": s.scope, "files": s.files, "bytes": s.bytes, "expired_files": s.expired_files,
+                             "expired_bytes": s.expired_bytes, "oldest_mtime": s.oldest, "newest_mtime": s.newest})
+            })
+            .collect();
+        let locks: Vec<_> = stats
+            .locks
+            .iter()
+            .map(|l| json!({"name": l.name, "age_secs": l.age_secs}))
+            .collect();
+        emit!("{}", json!({"scopes": scopes, "generating": locks}));
+        return Ok(());
+    }
+    emit!(
+        "{:<24} {:>10} {:>14} {:>10} {:>14}",
+        "scope",
+        "files",
+        "bytes",
+        "expired",
+        "expired bytes"
+    );
+    for s in &stats.scopes {
+        emit!(
+            "{:<24} {:>10} {:>14} {:>10} {:>14}",
+            s.scope,
+            s.files,
+            s.bytes,
+            s.expired_files,
+            s.expired_bytes
+        );
+    }
+    emit!(
+        "{} generation lock(s){}",
+        stats.locks.len(),
+        stats
+            .locks
+            .iter()
+            .map(|l| format!("\n  {} ({} s)", l.name, l.age_secs))
+            .collect::<String>()
+    );
+    Ok(())
+}

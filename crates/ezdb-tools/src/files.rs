@@ -1,0 +1,130 @@
+// Moving a site between disk and cluster: which scope and datatype a file under `var/` gets
+// (the legacy clusterize rules), and where an exported name lands on disk.
+
+use std::path::{Component, Path, PathBuf};
+
+/// Scope and datatype for a file name such as `var/site/storage/images/a/b.jpg`; `None` for
+/// files legacy keeps on each server's disk (logs, INI and template caches, ...).
+pub fn classify(name: &str) -> Option<(&'static str, String)> {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let scope = if name.contains("/storage/images/") || name.contains("/storage/images-versioned/") {
+        "image"
+    } else if name.contains("/storage/original/video/") || name.contains("/storage/original/audio/") {
+        "mediafile"
+    } else if name.contains("/storage/") {
+        "binaryfile"
+    } else if name.contains("/cache/content/") {
+        "viewcache"
+    } else if name.contains("/cache/template-block/") {
+        "template-block"
+    } else if name.contains("/cache/user-info/") {
+        "user-info-cache"
+    } else if name.contains("/cache/texttoimage/") {
+        "texttoimage"
+    } else if name.contains("/cache/rss/") {
+        "rsscache"
+    } else if name.contains("/cache/public/") {
+        "ezjscore"
+    } else if name.contains("/cache/wildcard/") {
+        "wildcard-cache-index"
+    } else if name.ends_with("/cache/expiry.php") {
+        "expirycache"
+    } else if name.contains("/cache/") && file.starts_with("classidentifiers_") {
+        "classidentifiers"
+    } else if name.contains("/cache/") && file.starts_with("classattributeidentifiers_") {
+        "classattridentifiers"
+    } else if name.contains("/cache/") && file.starts_with("statelimitations_") {
+        "statelimitations"
+    } else {
+        return None;
+    };
+    let datatype = if scope == "image" || scope == "binaryfile" || scope == "mediafile" {
+        mime_type(file)
+    } else {
+        "misc"
+    };
+    Some((scope, datatype.to_owned()))
+}
+
+/// MIME type from the file extension (legacy sniffs images; extensions agree for real sites).
+pub fn mime_type(file: &str) -> &'static str {
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "bmp" => "image/bmp",
+        "tif" | "tiff" => "image/tiff",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "js" => "application/javascript",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Where the file named `name` goes under `root`; `None` for names that would leave it (`..`,
+/// absolute paths) — such rows are reported, never written.
+pub fn export_path(root: &Path, name: &str) -> Option<PathBuf> {
+    let relative = Path::new(name);
+    let safe = relative.components().all(|c| matches!(c, Component::Normal(_)));
+    safe.then(|| root.join(relative))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_scopes_and_types() {
+        assert_eq!(
+            classify("var/s/storage/images/a/1-1-eng-GB/x.JPG"),
+            Some(("image", "image/jpeg".into()))
+        );
+        assert_eq!(
+            classify("var/s/storage/original/application/a.pdf"),
+            Some(("binaryfile", "application/pdf".into()))
+        );
+        assert_eq!(
+            classify("var/s/storage/original/video/a.mp4"),
+            Some(("mediafile", "video/mp4".into()))
+        );
+        assert_eq!(
+            classify("var/s/cache/content/s/2-abc.cache"),
+            Some(("viewcache", "misc".into()))
+        );
+        assert_eq!(
+            classify("var/s/cache/classidentifiers_fc45.php"),
+            Some(("classidentifiers", "misc".into()))
+        );
+        assert_eq!(classify("var/s/log/error.log"), None);
+        assert_eq!(classify("var/cache/ini/site.php"), None);
+    }
+
+    #[test]
+    fn exported_names_stay_inside_the_root() {
+        let root = Path::new("/out");
+        assert_eq!(
+            export_path(root, "var/a/b.jpg"),
+            Some(PathBuf::from("/out/var/a/b.jpg"))
+        );
+        assert_eq!(export_path(root, "var/../../etc/passwd"), None);
+        assert_eq!(export_path(root, "/etc/passwd"), None);
+    }
+}

@@ -1,0 +1,408 @@
+// The real ezcache and ezdb binaries against a real MariaDB: clear and purge by id, age and
+// scope, interrupted purges, a large purge beside live readers, import/export round trips,
+// check and repair, stats, and bad arguments.
+
+use ezdb_core::{Cluster, ClusterConfig, StoreOptions};
+use ezdb_testdb::TestDb;
+use sqlx::{Connection, Executor};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+async fn setup() -> (TestDb, Cluster) {
+    let db = TestDb::create().await;
+    let cluster = Cluster::connect(ClusterConfig::new(&db.url)).await.unwrap();
+    cluster.install_schema().await.unwrap();
+    (db, cluster)
+}
+
+fn tool(bin: &str, db: &TestDb, args: &[&str]) -> Output {
+    let path = match bin {
+        "ezcache" => env!("CARGO_BIN_EXE_ezcache"),
+        _ => env!("CARGO_BIN_EXE_ezdb"),
+    };
+    Command::new(path).env("EZDB_URL", &db.url).args(args).output().unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn failed(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "unexpected success: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+    stderr
+}
+
+fn at(mtime: i64, scope: &str) -> StoreOptions {
+    StoreOptions {
+        mtime: Some(mtime),
+        ..StoreOptions::new(scope, "misc")
+    }
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&mut conn).await.unwrap();
+    n
+}
+
+#[tokio::test]
+async fn clear_moves_the_key_and_purge_removes_only_older_entries() {
+    let (db, c) = setup().await;
+    let now = c.now();
+    let view = |n: &str| format!("var/site/cache/content/site/{n}.cache");
+    c.store(&view("2-old"), b"v", &at(now - 10 * 86_400, "viewcache"))
+        .await
+        .unwrap();
+    c.store(&view("3-recent"), b"v", &at(now - 3_600, "viewcache"))
+        .await
+        .unwrap();
+    c.store("var/site/storage/images/a.png", b"i", &at(now - 10 * 86_400, "image"))
+        .await
+        .unwrap();
+    let out = ok(&tool(
+        "ezcache",
+        &db,
+        &["--cache-dir=var/site/cache", "--clear-id=content"],
+    ));
+    assert!(out.contains("content-view-cache"), "{out}");
+    assert!(
+        !c.exists(&view("3-recent")).await.unwrap(),
+        "cleared on every server at once"
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM ezdbfile WHERE expired = 1").await,
+        0,
+        "no row changed"
+    );
+    c.store(&view("4-after"), b"v", &at(now + 100, "viewcache"))
+        .await
+        .unwrap();
+    ok(&tool(
+        "ezcache",
+        &db,
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=-2 days",
+        ],
+    ));
+    assert!(c.stat(&view("2-old")).await.unwrap().is_none());
+    assert!(c.stat(&view("3-recent")).await.unwrap().is_none(), "older than the key");
+    assert!(c.exists(&view("4-after")).await.unwrap(), "newer than the key stays");
+    assert!(
+        c.exists("var/site/storage/images/a.png").await.unwrap(),
+        "other items untouched"
+    );
+
+    // An item without a key: purge by age alone.
+    c.store(
+        "var/site/cache/classidentifiers_old.php",
+        b"c",
+        &at(now - 10 * 86_400, "classidentifiers"),
+    )
+    .await
+    .unwrap();
+    c.store(
+        "var/site/cache/classidentifiers_new.php",
+        b"c",
+        &at(now - 3_600, "classidentifiers"),
+    )
+    .await
+    .unwrap();
+    ok(&tool(
+        "ezcache",
+        &db,
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=classid",
+            "--purge",
+            "--expiry=2 days ago",
+        ],
+    ));
+    assert!(c
+        .stat("var/site/cache/classidentifiers_old.php")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(c.exists("var/site/cache/classidentifiers_new.php").await.unwrap());
+    ok(&tool(
+        "ezcache",
+        &db,
+        &["--cache-dir=var/site/cache", "--clear-id=classid"],
+    ));
+    assert!(
+        !c.exists("var/site/cache/classidentifiers_new.php").await.unwrap(),
+        "clear marks it expired"
+    );
+    assert!(
+        c.stat("var/site/cache/classidentifiers_new.php")
+            .await
+            .unwrap()
+            .is_some(),
+        "but keeps the row"
+    );
+}
+
+#[tokio::test]
+async fn scope_purge_removes_only_expired_rows_and_dry_run_changes_nothing() {
+    let (db, c) = setup().await;
+    let now = c.now();
+    c.store("img/old-deleted", b"x", &at(now - 10 * 86_400, "image"))
+        .await
+        .unwrap();
+    c.store("img/new-deleted", b"x", &at(now - 3_600, "image"))
+        .await
+        .unwrap();
+    c.store("img/old-live", b"x", &at(now - 10 * 86_400, "image"))
+        .await
+        .unwrap();
+    c.store("bin/old-deleted", b"x", &at(now - 10 * 86_400, "binaryfile"))
+        .await
+        .unwrap();
+    for name in ["img/old-deleted", "img/new-deleted", "bin/old-deleted"] {
+        c.delete(name).await.unwrap();
+    }
+    let dry = ok(&tool(
+        "ezcache",
+        &db,
+        &["--purge", "--scope=image", "--expiry=-2 days", "--dry-run"],
+    ));
+    assert!(
+        dry.contains("- img/old-deleted") && dry.contains("would remove 1"),
+        "{dry}"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM ezdbfile").await, 4);
+    ok(&tool("ezcache", &db, &["--purge", "--scope=image", "--expiry=-2 days"]));
+    assert!(c.stat("img/old-deleted").await.unwrap().is_none());
+    assert!(
+        c.stat("img/new-deleted").await.unwrap().is_some(),
+        "expired too recently"
+    );
+    assert!(c.exists("img/old-live").await.unwrap(), "live rows never go");
+    assert!(
+        c.stat("bin/old-deleted").await.unwrap().is_some(),
+        "other scopes untouched"
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_purge_loses_nothing_and_a_rerun_finishes() {
+    let (db, c) = setup().await;
+    seed_expired(&db, 3_000).await;
+    c.store("keep/live", b"live", &StoreOptions::new("bulk", "misc"))
+        .await
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ezcache"))
+        .env("EZDB_URL", &db.url)
+        .args([
+            "--purge",
+            "--scope=bulk",
+            "--iteration-limit=100",
+            "--iteration-sleep=0.05",
+        ])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = count(&db, "SELECT COUNT(*) FROM ezdbfile WHERE expired = 1").await;
+    assert!(left > 0 && left < 3_000, "killed midway: {left} expired rows left");
+    assert_eq!(c.fetch("keep/live").await.unwrap(), b"live");
+    ok(&tool("ezcache", &db, &["--purge", "--scope=bulk"]));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM ezdbfile WHERE expired = 1").await, 0);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM ezdbfile_data").await,
+        1,
+        "only the live file's chunk"
+    );
+    assert_eq!(c.fetch("keep/live").await.unwrap(), b"live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purging_200000_rows_never_blocks_readers_for_a_second() {
+    let (db, c) = setup().await;
+    seed_expired(&db, 200_000).await;
+    c.store("keep/hot", &vec![7u8; 100_000], &StoreOptions::new("bulk", "misc"))
+        .await
+        .unwrap();
+    let reader = c.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_reader = stop.clone();
+    let reads = tokio::spawn(async move {
+        let (mut slowest, mut n) = (Duration::ZERO, 0u32);
+        while !stop_reader.load(std::sync::atomic::Ordering::SeqCst) {
+            let started = Instant::now();
+            assert_eq!(reader.fetch("keep/hot").await.unwrap().len(), 100_000);
+            slowest = slowest.max(started.elapsed());
+            n += 1;
+        }
+        (slowest, n)
+    });
+    let purge = tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_ezcache"))
+                .env("EZDB_URL", url)
+                .args(["--purge", "--scope=bulk"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (slowest, n) = reads.await.unwrap();
+    let out = ok(&purge);
+    assert!(out.contains("removed 200000"), "{out}");
+    assert!(
+        n > 10 && slowest < Duration::from_secs(1),
+        "{n} reads, slowest {slowest:?}"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM ezdbfile").await, 1);
+}
+
+/// `n` soft-deleted one-chunk rows of scope `bulk`, written by SQL for speed.
+async fn seed_expired(db: &TestDb, n: u32) {
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
+    conn.execute(
+        format!(
+            "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
+             SELECT 'misc', CONCAT('bulk/', seq), CONCAT('bulk/', seq), MD5(CONCAT('bulk/', seq)), 'bulk', 3, -1000, 1 FROM seq_1_to_{n}"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    conn.execute(
+        format!("INSERT INTO ezdbfile_data SELECT MD5(CONCAT('bulk/', seq)), 0, 'abc' FROM seq_1_to_{n}").as_str(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn import_then_export_round_trips_byte_for_byte() {
+    let (db, c) = setup().await;
+    let site = scratch("site");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "var/site/storage/images/a/1-1-eng-GB/ünïcødé name.jpg",
+            (0..=255u8).cycle().take(100_000).collect(),
+        ),
+        ("var/site/storage/original/application/empty.pdf", Vec::new()),
+        ("var/site/storage/original/video/clip.mp4", vec![1; 70_000]),
+        ("var/site/cache/content/site/2-abc.cache", b"<?php return 1;".to_vec()),
+    ];
+    for (name, bytes) in &files {
+        let path = site.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    std::fs::create_dir_all(site.join("var/site/log")).unwrap();
+    std::fs::write(site.join("var/site/log/error.log"), b"not clustered").unwrap();
+    let site_arg = site.to_str().unwrap();
+    let dry = ok(&tool("ezdb", &db, &["import", site_arg, "--dry-run"]));
+    assert!(
+        dry.contains("would store 4") && dry.contains("1 not clustered"),
+        "{dry}"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM ezdbfile").await, 0);
+    let out = ok(&tool("ezdb", &db, &["import", site_arg]));
+    assert!(out.contains("stored 4 file(s)") && out.contains("0 error"), "{out}");
+    let again = ok(&tool("ezdb", &db, &["import", site_arg]));
+    assert!(
+        again.contains("stored 0 file(s)") && again.contains("4 already"),
+        "resumable: {again}"
+    );
+    let image = c.stat(files[0].0).await.unwrap().unwrap();
+    assert_eq!((image.scope.as_str(), image.datatype.as_str()), ("image", "image/jpeg"));
+    assert_eq!(c.stat(files[2].0).await.unwrap().unwrap().scope, "mediafile");
+
+    let out_dir = scratch("export");
+    ok(&tool("ezdb", &db, &["export", out_dir.to_str().unwrap()]));
+    for (name, bytes) in &files {
+        assert_eq!(&std::fs::read(out_dir.join(name)).unwrap(), bytes, "{name}");
+    }
+    std::fs::remove_dir_all(&site).unwrap();
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
+
+#[tokio::test]
+async fn check_repairs_and_stats_report_as_json() {
+    let (db, c) = setup().await;
+    c.store("a", &vec![1; 70_000], &StoreOptions::new("image", "image/png"))
+        .await
+        .unwrap();
+    let clean = ok(&tool("ezdb", &db, &["check", "--verify"]));
+    assert!(
+        clean.contains("0 problem(s)") && clean.contains("1 file(s) verified"),
+        "{clean}"
+    );
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
+    conn.execute("INSERT INTO ezdbfile_data VALUES (MD5('a'), 140000, 'stray')")
+        .await
+        .unwrap();
+    let found = failed(&tool("ezdb", &db, &["check"]));
+    assert!(found.contains("1 problem(s) left"), "{found}");
+    let repaired = ok(&tool("ezdb", &db, &["check", "--repair", "--json"]));
+    let report: serde_json::Value = serde_json::from_str(repaired.trim()).unwrap();
+    assert_eq!(report["problems"][0]["kind"], "stray-chunks");
+    assert_eq!(report["problems"][0]["repaired"], true);
+    let stats: serde_json::Value = serde_json::from_str(ok(&tool("ezdb", &db, &["stats", "--json"])).trim()).unwrap();
+    assert_eq!(stats["scopes"][0]["files"], 1);
+    assert_eq!(stats["scopes"][0]["bytes"], 70_000);
+    let schema = ok(&tool("ezdb", &db, &["schema", "check"]));
+    assert!(schema.contains("compatible"));
+}
+
+#[tokio::test]
+async fn bad_arguments_get_one_clear_line_and_exit_non_zero() {
+    let (db, _c) = setup().await;
+    assert!(failed(&tool("ezcache", &db, &["--clear-id=nosuch"])).contains("nosuch"));
+    assert!(failed(&tool(
+        "ezcache",
+        &db,
+        &["--clear-id=content", "--purge", "--expiry=garbage"]
+    ))
+    .contains("garbage"));
+    assert!(failed(&tool("ezcache", &db, &[])).contains("--clear-id"));
+    assert!(failed(&tool("ezcache", &db, &["--purge"])).contains("--scope"));
+    let no_db = Command::new(env!("CARGO_BIN_EXE_ezdb"))
+        .env_remove("EZDB_URL")
+        .arg("stats")
+        .output()
+        .unwrap();
+    assert!(failed(&no_db).contains("EZDB_URL"));
+    let wrong = Command::new(env!("CARGO_BIN_EXE_ezdb"))
+        .args(["--url=mysql://root:secret@127.0.0.1:1/x", "stats"])
+        .output()
+        .unwrap();
+    let line = failed(&wrong);
+    assert!(line.contains("cannot connect") && !line.contains("secret"), "{line}");
+    let local = ok(&tool("ezcache", &db, &["--clear-id=ini"]));
+    assert!(local.contains("each web server"), "{local}");
+}
+
+fn scratch(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ezdb-tools-{what}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
