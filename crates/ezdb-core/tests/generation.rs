@@ -160,7 +160,7 @@ async fn abort_only_removes_our_own_lock() {
 
 #[tokio::test]
 async fn an_abandoned_lock_is_taken_over_by_exactly_one_process() {
-    let (db, cluster) = cluster().await;
+    let (db, _cluster) = cluster().await;
     exec(&db, &format!("INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, mtime, expired) VALUES ('{P}.generating', '{P}.generating', MD5('{P}.generating'), '', '', UNIX_TIMESTAMP() - 120, 0)")).await;
     let mut nodes = Vec::new();
     for _ in 0..8 {
