@@ -3,6 +3,7 @@
 
 mod memory;
 mod raw;
+mod tools;
 
 use clap::Parser;
 use ezdb_core::{CachePolicy, Cluster, ClusterConfig, StoreOptions};
@@ -42,13 +43,15 @@ fn main() {
         runtime.block_on(memory::probe(&url));
         return;
     }
-    let rows = runtime.block_on(run(Duration::from_secs_f64(args.seconds)));
+    let (rows, tool_rows) = runtime.block_on(run(Duration::from_secs_f64(args.seconds)));
     print_table(&rows);
+    println!();
+    tools::print_table(&tool_rows);
     println!();
     println!("{}", memory::measure_in_child());
 }
 
-async fn run(budget: Duration) -> Vec<Row> {
+async fn run(budget: Duration) -> (Vec<Row>, Vec<tools::ToolRow>) {
     let db = TestDb::create().await;
     let cluster = Cluster::connect(ClusterConfig::new(&db.url).dedicated())
         .await
@@ -95,7 +98,8 @@ async fn run(budget: Duration) -> Vec<Row> {
         });
     }
     rows.extend(process_cache_rows(&cluster, &raw, budget).await);
-    rows
+    let tool_rows = tools::run(&cluster, &raw, &db.url).await;
+    (rows, tool_rows)
 }
 
 async fn process_cache_rows(cluster: &Cluster, raw: &raw::Raw, budget: Duration) -> Vec<Row> {

@@ -24,9 +24,11 @@ pub enum PurgeFilter {
 impl PurgeFilter {
     fn condition(self) -> (&'static str, Vec<Value>) {
         match self {
-            PurgeFilter::Expired => ("expired = 1 OR mtime < 0", Vec::new()),
+            // `expired = 1` alone (not `OR mtime < 0`) lets the (expired, name) index pick rows;
+            // a negative mtime without the flag is an inconsistency `check` reports.
+            PurgeFilter::Expired => ("expired = 1", Vec::new()),
             PurgeFilter::OlderThan(at) => ("mtime < ?", vec![Value::Int(at)]),
-            PurgeFilter::ExpiredBefore(at) => ("(expired = 1 OR mtime < 0) AND ABS(mtime) < ?", vec![Value::Int(at)]),
+            PurgeFilter::ExpiredBefore(at) => ("expired = 1 AND ABS(mtime) < ?", vec![Value::Int(at)]),
         }
     }
 }

@@ -64,8 +64,16 @@ impl Cluster {
         self.store_content(name, Content::Bytes(bytes), options).await
     }
 
-    /// Stores the local file at `path`, streamed chunk by chunk.
+    /// Stores the local file at `path`: read at once up to 1 MiB (one blocking read instead of
+    /// one per chunk), streamed chunk by chunk beyond.
     pub async fn store_file(&self, name: &str, path: &Path, options: &StoreOptions) -> Result<FileMeta> {
+        const READ_WHOLE_UP_TO: u64 = 1 << 20;
+        let io_error = |e| Error::io(Op::Store, name, path, e);
+        let size = tokio::fs::metadata(path).await.map_err(io_error)?.len();
+        if size <= READ_WHOLE_UP_TO {
+            let bytes = tokio::fs::read(path).await.map_err(io_error)?;
+            return self.store_content(name, Content::Bytes(&bytes), options).await;
+        }
         self.store_content(name, Content::File(path), options).await
     }
 
