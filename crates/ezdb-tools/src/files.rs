@@ -3,47 +3,51 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// Where a file sits, as legacy decides its scope.
+enum Place {
+    /// The name contains this directory.
+    Dir(&'static str),
+    /// The file name starts with this, inside a cache directory.
+    CacheFile(&'static str),
+    /// The name ends with this.
+    End(&'static str),
+}
+
+/// The legacy scope rules, first match wins.
+const SCOPES: &[(Place, &str)] = &[
+    (Place::Dir("/storage/images/"), "image"),
+    (Place::Dir("/storage/images-versioned/"), "image"),
+    (Place::Dir("/storage/original/video/"), "mediafile"),
+    (Place::Dir("/storage/original/audio/"), "mediafile"),
+    (Place::Dir("/storage/"), "binaryfile"),
+    (Place::Dir("/cache/content/"), "viewcache"),
+    (Place::Dir("/cache/template-block/"), "template-block"),
+    (Place::Dir("/cache/user-info/"), "user-info-cache"),
+    (Place::Dir("/cache/texttoimage/"), "texttoimage"),
+    (Place::Dir("/cache/rss/"), "rsscache"),
+    (Place::Dir("/cache/public/"), "ezjscore"),
+    (Place::Dir("/cache/wildcard/"), "wildcard-cache-index"),
+    (Place::End("/cache/expiry.php"), "expirycache"),
+    (Place::CacheFile("classidentifiers_"), "classidentifiers"),
+    (Place::CacheFile("classattributeidentifiers_"), "classattridentifiers"),
+    (Place::CacheFile("statelimitations_"), "statelimitations"),
+];
+
 /// Scope and datatype for a file name such as `var/site/storage/images/a/b.jpg`; `None` for
 /// files legacy keeps on each server's disk (logs, INI and template caches, ...).
 pub fn classify(name: &str) -> Option<(&'static str, String)> {
     let file = name.rsplit('/').next().unwrap_or(name);
-    let scope = if name.contains("/storage/images/") || name.contains("/storage/images-versioned/") {
-        "image"
-    } else if name.contains("/storage/original/video/") || name.contains("/storage/original/audio/") {
-        "mediafile"
-    } else if name.contains("/storage/") {
-        "binaryfile"
-    } else if name.contains("/cache/content/") {
-        "viewcache"
-    } else if name.contains("/cache/template-block/") {
-        "template-block"
-    } else if name.contains("/cache/user-info/") {
-        "user-info-cache"
-    } else if name.contains("/cache/texttoimage/") {
-        "texttoimage"
-    } else if name.contains("/cache/rss/") {
-        "rsscache"
-    } else if name.contains("/cache/public/") {
-        "ezjscore"
-    } else if name.contains("/cache/wildcard/") {
-        "wildcard-cache-index"
-    } else if name.ends_with("/cache/expiry.php") {
-        "expirycache"
-    } else if name.contains("/cache/") && file.starts_with("classidentifiers_") {
-        "classidentifiers"
-    } else if name.contains("/cache/") && file.starts_with("classattributeidentifiers_") {
-        "classattridentifiers"
-    } else if name.contains("/cache/") && file.starts_with("statelimitations_") {
-        "statelimitations"
-    } else {
-        return None;
+    let matches = |place: &Place| match place {
+        Place::Dir(dir) => name.contains(dir),
+        Place::CacheFile(start) => name.contains("/cache/") && file.starts_with(start),
+        Place::End(end) => name.ends_with(end),
     };
-    let datatype = if scope == "image" || scope == "binaryfile" || scope == "mediafile" {
-        mime_type(file)
-    } else {
-        "misc"
-    };
-    Some((scope, datatype.to_owned()))
+    let scope = SCOPES
+        .iter()
+        .find(|(place, _)| matches(place))
+        .map(|(_, scope)| *scope)?;
+    let binary = matches!(scope, "image" | "binaryfile" | "mediafile");
+    Some((scope, if binary { mime_type(file) } else { "misc" }.to_owned()))
 }
 
 /// MIME type from the file extension (legacy sniffs images; extensions agree for real sites).
