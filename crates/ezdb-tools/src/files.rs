@@ -132,3 +132,81 @@ mod tests {
         assert_eq!(export_path(root, "/etc/passwd"), None);
     }
 }
+
+/// The file `ezdb export --max-per-dir` writes beside `var/`: one `name<TAB>path` line per file
+/// it moved into a spread subdirectory, read back by `ezdb import`.
+pub const SPREAD_MANIFEST: &str = ".ezdb-spread.tsv";
+
+/// Where exported names go on disk. Names in a directory that would hold more than
+/// `max_per_dir` files move into `<dir>/<hh>/` (or `<dir>/<hh>/<hh>/` for very large ones), `hh`
+/// being hex digits of md5(name), so no directory exceeds the limit of the filesystem.
+pub struct Layout {
+    max_per_dir: usize,
+    /// Crowded directories and the number of hash levels each needs.
+    levels: std::collections::HashMap<String, usize>,
+}
+
+impl Layout {
+    pub fn new<'a>(names: impl Iterator<Item = &'a str>, max_per_dir: Option<usize>) -> Layout {
+        let max_per_dir = max_per_dir.unwrap_or(usize::MAX).max(1);
+        let mut counts = std::collections::HashMap::<String, usize>::new();
+        for name in names {
+            *counts.entry(parent(name).to_owned()).or_default() += 1;
+        }
+        let levels = counts
+            .into_iter()
+            .filter(|(_, n)| *n > max_per_dir)
+            .map(|(dir, n)| (dir, if n > 256 * max_per_dir { 2 } else { 1 }))
+            .collect();
+        Layout { max_per_dir, levels }
+    }
+
+    /// The path of `name` relative to the export root; `Some` second value when spread.
+    pub fn place(&self, name: &str) -> (String, bool) {
+        let dir = parent(name);
+        let Some(levels) = self.levels.get(dir).filter(|_| self.max_per_dir < usize::MAX) else {
+            return (name.to_owned(), false);
+        };
+        let hash = ezdb_core::name_hash(name);
+        let buckets: Vec<&str> = (0..*levels).map(|l| &hash[l * 2..l * 2 + 2]).collect();
+        let file = &name[dir.len()..].trim_start_matches('/');
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        (format!("{prefix}{}/{file}", buckets.join("/")), true)
+    }
+}
+
+fn parent(name: &str) -> &str {
+    name.rfind('/').map_or("", |i| &name[..i])
+}
+
+/// The spread manifest under `root`, as relative path -> cluster name (empty when absent).
+pub fn read_spread_manifest(root: &Path) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(root.join(SPREAD_MANIFEST)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(name, path)| (path.to_owned(), name.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn crowded_directories_are_spread_and_others_kept() {
+        let names = ["a/1", "a/2", "a/3", "b/1"];
+        let layout = Layout::new(names.iter().copied(), Some(2)); // the CLI insists on >= 256
+        assert_eq!(layout.place("b/1"), ("b/1".to_owned(), false));
+        let (path, spread) = layout.place("a/3");
+        assert!(
+            spread && path.starts_with("a/") && path.ends_with("/3") && path.len() == "a/xx/3".len(),
+            "{path}"
+        );
+        let unlimited = Layout::new(names.iter().copied(), None);
+        assert_eq!(unlimited.place("a/3"), ("a/3".to_owned(), false));
+    }
+}

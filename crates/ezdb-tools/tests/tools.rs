@@ -406,3 +406,59 @@ fn scratch(what: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[tokio::test]
+async fn export_spreads_crowded_directories_and_import_restores_the_names() {
+    let (db, c) = setup().await;
+    for i in 0..600 {
+        c.store(
+            &format!("var/s/storage/images/many/{i}.png"),
+            format!("{i}").as_bytes(),
+            &StoreOptions::new("image", "image/png"),
+        )
+        .await
+        .unwrap();
+    }
+    c.store(
+        "var/s/storage/images/few/a.png",
+        b"a",
+        &StoreOptions::new("image", "image/png"),
+    )
+    .await
+    .unwrap();
+    let out = scratch("spread");
+    let too_small = failed(&tool(
+        "ezdb",
+        &db,
+        &["export", out.to_str().unwrap(), "--max-per-dir=10"],
+    ));
+    assert!(too_small.contains("256"), "{too_small}");
+    ok(&tool(
+        "ezdb",
+        &db,
+        &["export", out.to_str().unwrap(), "--max-per-dir=256"],
+    ));
+    let mut crowded = Vec::new();
+    let mut pending = vec![out.clone()];
+    while let Some(dir) = pending.pop() {
+        let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        if entries.len() > 256 {
+            crowded.push(dir.clone());
+        }
+        pending.extend(entries.into_iter().filter(|p| p.is_dir()));
+    }
+    assert!(crowded.is_empty(), "{crowded:?}");
+    assert_eq!(
+        std::fs::read(out.join("var/s/storage/images/few/a.png")).unwrap(),
+        b"a",
+        "uncrowded dirs mirror names"
+    );
+    let manifest = std::fs::read_to_string(out.join(".ezdb-spread.tsv")).unwrap();
+    assert_eq!(manifest.lines().count(), 600);
+
+    let (db2, c2) = setup().await;
+    let imported = ok(&tool("ezdb", &db2, &["import", out.to_str().unwrap()]));
+    assert!(imported.contains("stored 601 file(s)"), "{imported}");
+    assert_eq!(c2.fetch("var/s/storage/images/many/599.png").await.unwrap(), b"599");
+    std::fs::remove_dir_all(&out).unwrap();
+}

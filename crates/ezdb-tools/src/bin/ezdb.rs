@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use ezdb_core::{Cluster, FileMeta, ScopeFilter, StoreOptions, Visibility};
 use ezdb_tools::connect::{connect, URL_HELP};
 use ezdb_tools::emit;
-use ezdb_tools::files::{classify, export_path};
+use ezdb_tools::files::{classify, export_path, read_spread_manifest, Layout, SPREAD_MANIFEST};
 use ezdb_tools::progress::Progress;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -52,6 +52,11 @@ enum Command {
         /// Only these scopes (comma-separated).
         #[arg(long)]
         scope: Option<String>,
+        /// At most N files per directory: the files of a more crowded directory go into
+        /// hash-named subdirectories, listed in DIR/.ezdb-spread.tsv so `ezdb import` restores
+        /// their names.
+        #[arg(long, value_name = "N")]
+        max_per_dir: Option<usize>,
     },
     /// Find inconsistencies in the tables; optionally read every file, and repair.
     Check {
@@ -93,7 +98,11 @@ async fn run(cluster: &Cluster, command: Command) -> Result<(), String> {
         }
         Command::Schema { .. } => schema_check(cluster).await,
         Command::Import { site, dry_run } => import(cluster, &site, dry_run).await,
-        Command::Export { dir, scope } => export(cluster, &dir, scope).await,
+        Command::Export {
+            dir,
+            scope,
+            max_per_dir,
+        } => export(cluster, &dir, scope, max_per_dir).await,
         Command::Check { verify, repair, json } => check(cluster, verify, repair, json).await,
         Command::Stats { json } => stats(cluster, json).await,
     }
@@ -115,11 +124,13 @@ async fn schema_check(cluster: &Cluster) -> Result<(), String> {
 async fn import(cluster: &Cluster, site: &Path, dry_run: bool) -> Result<(), String> {
     let var = site.join("var");
     let files = walk(&var).map_err(|e| format!("cannot read {}: {e}", var.display()))?;
+    let spread = read_spread_manifest(site);
     let mut progress = Progress::new("importing", Some(files.len() as u64));
     let (mut stored, mut kept, mut skipped, mut bytes, mut errors) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for path in &files {
         progress.advance(1);
-        let Some(name) = path.strip_prefix(site).ok().and_then(|p| p.to_str()).map(str::to_owned) else {
+        let relative = path.strip_prefix(site).ok().and_then(|p| p.to_str());
+        let Some(name) = relative.map(|r| spread.get(r).cloned().unwrap_or_else(|| r.to_owned())) else {
             skipped += 1;
             continue;
         };
@@ -204,17 +215,29 @@ fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-async fn export(cluster: &Cluster, dir: &Path, scope: Option<String>) -> Result<(), String> {
+async fn export(
+    cluster: &Cluster,
+    dir: &Path,
+    scope: Option<String>,
+    max_per_dir: Option<usize>,
+) -> Result<(), String> {
     let filter = match scope {
         Some(s) => ScopeFilter::Only(s.split(',').map(str::trim).map(str::to_owned).collect()),
         None => ScopeFilter::All,
     };
-    let names = cluster.list(&filter).await.map_err(|e| e.to_string())?;
+    if max_per_dir.is_some_and(|n| n < 256) {
+        return Err("--max-per-dir must be at least 256: a spread directory holds up to 256 subdirectories".into());
+    }
+    let mut names = cluster.list(&filter).await.map_err(|e| e.to_string())?;
+    names.retain(|n| !n.ends_with(ezdb_core::GENERATING_SUFFIX));
+    let layout = Layout::new(names.iter().map(String::as_str), max_per_dir);
     let mut progress = Progress::new("exporting", Some(names.len() as u64));
     let (mut written, mut bytes, mut errors) = (0u64, 0u64, 0u64);
-    for name in names.iter().filter(|n| !n.ends_with(ezdb_core::GENERATING_SUFFIX)) {
+    let mut manifest = String::new();
+    for name in &names {
         progress.advance(1);
-        let Some(target) = export_path(dir, name) else {
+        let (relative, spread) = layout.place(name);
+        let Some(target) = export_path(dir, &relative) else {
             errors += 1;
             eprintln!("{name}: refused, the name would leave {}", dir.display());
             continue;
@@ -224,6 +247,9 @@ async fn export(cluster: &Cluster, dir: &Path, scope: Option<String>) -> Result<
                 set_mtime(&target, &meta);
                 written += 1;
                 bytes += meta.size;
+                if spread {
+                    manifest.push_str(&format!("{name}\t{relative}\n"));
+                }
             }
             Err(e) if e.is_not_found() => {} // deleted or expired: not exported
             Err(e) => {
@@ -233,6 +259,10 @@ async fn export(cluster: &Cluster, dir: &Path, scope: Option<String>) -> Result<
         }
     }
     progress.finish();
+    if !manifest.is_empty() {
+        std::fs::write(dir.join(SPREAD_MANIFEST), manifest)
+            .map_err(|e| format!("cannot write the spread manifest: {e}"))?;
+    }
     emit!(
         "exported {written} file(s), {bytes} bytes to {}; {errors} error(s)",
         dir.display()
