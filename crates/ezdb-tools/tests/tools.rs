@@ -320,8 +320,13 @@ async fn import_then_export_round_trips_byte_for_byte() {
         "{dry}"
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM ezdbfile").await, 0);
-    let out = ok(&tool("ezdb", &db, &["import", site_arg]));
-    assert!(out.contains("stored 4 file(s)") && out.contains("0 error"), "{out}");
+    let out = ok(&tool("ezdb", &db, &["import", site_arg, "--json"]));
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (summary["stored_files"].as_u64(), summary["errors"].as_u64()),
+        (Some(4), Some(0)),
+        "{out}"
+    );
     let again = ok(&tool("ezdb", &db, &["import", site_arg]));
     assert!(
         again.contains("stored 0 file(s)") && again.contains("4 already"),

@@ -27,6 +27,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 struct Args {
     #[arg(long, global = true, help = URL_HELP)]
     url: Option<String>,
+    /// Machine-readable output (one JSON document) for the commands that report figures.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,21 +69,16 @@ enum Command {
         /// Repair what can be repaired safely (each repair is described in the report).
         #[arg(long)]
         repair: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Files and bytes by scope, live and expired, and the generation locks.
-    Stats {
-        #[arg(long)]
-        json: bool,
-    },
+    Stats,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
     let outcome = match connect(args.url, |c| c).await {
-        Ok(cluster) => run(&cluster, args.command).await,
+        Ok(cluster) => run(&cluster, args.command, args.json).await,
         Err(e) => Err(e),
     };
     if let Err(message) = outcome {
@@ -89,7 +87,7 @@ async fn main() {
     }
 }
 
-async fn run(cluster: &Cluster, command: Command) -> Result<(), String> {
+async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), String> {
     match command {
         Command::Schema { action } if action == "install" => {
             cluster.install_schema().await.map_err(|e| e.to_string())?;
@@ -97,14 +95,14 @@ async fn run(cluster: &Cluster, command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Schema { .. } => schema_check(cluster).await,
-        Command::Import { site, dry_run } => import(cluster, &site, dry_run).await,
+        Command::Import { site, dry_run } => import(cluster, &site, dry_run, json).await,
         Command::Export {
             dir,
             scope,
             max_per_dir,
-        } => export(cluster, &dir, scope, max_per_dir).await,
-        Command::Check { verify, repair, json } => check(cluster, verify, repair, json).await,
-        Command::Stats { json } => stats(cluster, json).await,
+        } => export(cluster, &dir, scope, max_per_dir, json).await,
+        Command::Check { verify, repair } => check(cluster, verify, repair, json).await,
+        Command::Stats => stats(cluster, json).await,
     }
 }
 
@@ -121,7 +119,7 @@ async fn schema_check(cluster: &Cluster) -> Result<(), String> {
     ))
 }
 
-async fn import(cluster: &Cluster, site: &Path, dry_run: bool) -> Result<(), String> {
+async fn import(cluster: &Cluster, site: &Path, dry_run: bool, json: bool) -> Result<(), String> {
     let var = site.join("var");
     let files = walk(&var).map_err(|e| format!("cannot read {}: {e}", var.display()))?;
     let spread = read_spread_manifest(site);
@@ -152,10 +150,14 @@ async fn import(cluster: &Cluster, site: &Path, dry_run: bool) -> Result<(), Str
         }
     }
     progress.finish();
-    let verb = if dry_run { "would store" } else { "stored" };
-    emit!(
-        "{verb} {stored} file(s), {bytes} bytes; {kept} already in the cluster; {skipped} not clustered (logs, local caches); {errors} error(s)"
-    );
+    if json {
+        let summary = json!({"dry_run": dry_run, "stored_files": stored, "stored_bytes": bytes,
+                             "already_stored": kept, "not_clustered": skipped, "errors": errors});
+        emit!("{summary}");
+    } else {
+        let verb = if dry_run { "would store" } else { "stored" };
+        emit!("{verb} {stored} file(s), {bytes} bytes; {kept} already in the cluster; {skipped} not clustered (logs, local caches); {errors} error(s)");
+    }
     if errors > 0 {
         return Err(format!(
             "{errors} file(s) could not be imported; run again to retry them"
@@ -220,6 +222,7 @@ async fn export(
     dir: &Path,
     scope: Option<String>,
     max_per_dir: Option<usize>,
+    json: bool,
 ) -> Result<(), String> {
     let filter = match scope {
         Some(s) => ScopeFilter::Only(s.split(',').map(str::trim).map(str::to_owned).collect()),
@@ -263,10 +266,17 @@ async fn export(
         std::fs::write(dir.join(SPREAD_MANIFEST), manifest)
             .map_err(|e| format!("cannot write the spread manifest: {e}"))?;
     }
-    emit!(
-        "exported {written} file(s), {bytes} bytes to {}; {errors} error(s)",
-        dir.display()
-    );
+    if json {
+        emit!(
+            "{}",
+            json!({"exported_files": written, "exported_bytes": bytes, "errors": errors})
+        );
+    } else {
+        emit!(
+            "exported {written} file(s), {bytes} bytes to {}; {errors} error(s)",
+            dir.display()
+        );
+    }
     if errors > 0 {
         return Err(format!("{errors} file(s) could not be exported"));
     }
