@@ -1,0 +1,62 @@
+// Settings of index_image, from flags or environment variables (`--help` explains each).
+
+use clap::Parser;
+use std::net::SocketAddr;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "index_image",
+    about = "Serve rewritten image URLs straight from an ezdb cluster database (replaces index_image.php / index_cluster.php)",
+    after_help = "Example:
+  index_image --database-url=mysql://ez:pw@db/cluster --listen=127.0.0.1:8090
+
+Put it behind the web server, which rewrites ^/var/([^/]+/)?storage/images(-versioned)?/.* to it
+(see deploy/ for nginx, Apache and systemd). GET /healthz answers 200 while the database does."
+)]
+pub struct Config {
+    /// Cluster database: mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path
+    #[arg(long, env = "EZDB_URL")]
+    pub database_url: String,
+    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+    #[arg(long, env = "INDEX_IMAGE_LISTEN", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// Name prefixes that may be served; `*` stands for one path segment (a site directory).
+    #[arg(
+        long = "prefix",
+        env = "INDEX_IMAGE_PREFIXES",
+        value_delimiter = ',',
+        default_value = "var/storage/images/,var/*/storage/images/,var/storage/images-versioned/,var/*/storage/images-versioned/"
+    )]
+    pub prefixes: Vec<String>,
+    /// Scopes that may be served (cache files never are).
+    #[arg(
+        long = "scope",
+        env = "INDEX_IMAGE_SCOPES",
+        value_delimiter = ',',
+        default_value = "image"
+    )]
+    pub scopes: Vec<String>,
+    /// Seconds browsers and proxies may cache a file (Cache-Control max-age and Expires).
+    #[arg(long, env = "INDEX_IMAGE_MAX_AGE", default_value_t = 86_400)]
+    pub max_age: u64,
+    /// Database connections shared by all requests.
+    #[arg(long, env = "INDEX_IMAGE_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: u32,
+    /// Value of the Served-by header (default: this host's name); empty turns it off.
+    #[arg(long, env = "INDEX_IMAGE_SERVED_BY")]
+    pub served_by: Option<String>,
+}
+
+impl Config {
+    /// The Served-by value to send, if any.
+    pub fn served_by(&self) -> Option<String> {
+        match &self.served_by {
+            Some(value) if value.is_empty() => None,
+            Some(value) => Some(value.clone()),
+            None => std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty()),
+        }
+    }
+}
