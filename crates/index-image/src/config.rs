@@ -42,6 +42,16 @@ pub struct Config {
     /// Database connections shared by all requests.
     #[arg(long, env = "INDEX_IMAGE_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
+    /// Bytes of hot files kept in memory (0 turns the cache off).
+    #[arg(long, env = "INDEX_IMAGE_CACHE_BYTES", default_value_t = 64 << 20)]
+    pub cache_bytes: usize,
+    /// Largest file kept in the memory cache, in bytes.
+    #[arg(long, env = "INDEX_IMAGE_CACHE_MAX_FILE", default_value_t = 1 << 20)]
+    pub cache_max_file: usize,
+    /// Seconds a cached file is served before it is re-checked against the database (the
+    /// longest a changed or deleted file can still be served from memory).
+    #[arg(long, env = "INDEX_IMAGE_CACHE_REVALIDATE", default_value_t = 1.0)]
+    pub cache_revalidate: f64,
     /// Value of the Served-by header (default: this host's name); empty turns it off.
     #[arg(long, env = "INDEX_IMAGE_SERVED_BY")]
     pub served_by: Option<String>,

@@ -3,6 +3,7 @@
 
 mod config;
 mod headers;
+mod hot_cache;
 mod http_range;
 mod request_name;
 mod serve;
@@ -34,10 +35,13 @@ async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let served_by = config.served_by().and_then(|s| s.parse().ok());
+    let revalidate = Duration::from_secs_f64(config.cache_revalidate.max(0.0));
+    let cache = hot_cache::HotCache::new(config.cache_bytes, config.cache_max_file, revalidate);
     let state = Arc::new(AppState {
         cluster: OnceCell::new(),
         config,
         served_by,
+        cache,
     });
     connect_first(&state).await?;
     println!("index_image listening on http://{address}");

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::headers::{file_headers, not_modified};
+use crate::hot_cache::{Cached, HotCache, Lookup};
 use crate::http_range::{self, RangeRequest};
 use crate::request_name::{name_for, Refusal};
 use axum::body::Body;
@@ -19,6 +20,7 @@ pub struct AppState {
     pub cluster: OnceCell<Cluster>,
     pub config: Config,
     pub served_by: Option<HeaderValue>,
+    pub cache: HotCache,
 }
 
 pub type Shared = Arc<AppState>;
@@ -52,6 +54,11 @@ async fn route(state: &AppState, method: &Method, uri: &Uri, request: &HeaderMap
     let Some(cluster) = state.cluster.get() else {
         return unavailable();
     };
+    match cached(state, cluster, &name).await {
+        Ok(Some(file)) => return from_memory(state, method, request, file),
+        Ok(None) => {}
+        Err(e) => return error_response(&e),
+    }
     let conditional = request.contains_key(header::IF_NONE_MATCH) || request.contains_key(header::IF_MODIFIED_SINCE);
     if method == Method::GET && !conditional && !request.contains_key(header::RANGE) {
         return stream(state, cluster, &name, None, StatusCode::OK).await;
@@ -61,6 +68,64 @@ async fn route(state: &AppState, method: &Method, uri: &Uri, request: &HeaderMap
         Ok(_) => return not_found(),
         Err(e) => return error_response(&e),
     };
+    respond(state, cluster, &name, method, request, meta).await
+}
+
+/// A cached copy that may be served: fresh, or stale but confirmed unchanged by the database.
+async fn cached(state: &AppState, cluster: &Cluster, name: &str) -> Result<Option<Cached>, Error> {
+    let file = match state.cache.get(name) {
+        Lookup::Fresh(file) => return Ok(Some(file)),
+        Lookup::Stale(file) => file,
+        Lookup::Miss => return Ok(None),
+    };
+    match cluster.stat(name).await? {
+        Some(meta) if servable(state, &meta) && meta.mtime == file.meta.mtime && meta.size == file.meta.size => {
+            state.cache.confirm(name);
+            Ok(Some(file))
+        }
+        _ => {
+            state.cache.remove(name);
+            Ok(None)
+        }
+    }
+}
+
+fn from_memory(state: &AppState, method: &Method, request: &HeaderMap, file: Cached) -> Response {
+    let meta = &file.meta;
+    let mut headers = file_headers(meta, state.config.max_age, state.served_by.as_ref());
+    if not_modified(request, meta) {
+        return with_headers(StatusCode::NOT_MODIFIED, headers, Body::empty());
+    }
+    let (status, body) = match http_range::parse(request.get(header::RANGE).and_then(|v| v.to_str().ok()), meta.size) {
+        RangeRequest::Unsatisfiable => return unsatisfiable(meta.size),
+        RangeRequest::Part(r) => {
+            let value = format!("bytes {}-{}/{}", r.start, r.end, meta.size);
+            headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).expect("ascii"));
+            (
+                StatusCode::PARTIAL_CONTENT,
+                file.body.slice(r.start as usize..=r.end as usize),
+            )
+        }
+        RangeRequest::Whole => (StatusCode::OK, file.body),
+    };
+    headers.insert(header::CONTENT_LENGTH, body.len().into());
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(body)
+    };
+    with_headers(status, headers, body)
+}
+
+/// Answers from the metadata: 304, HEAD, 416, or the (partial) body.
+async fn respond(
+    state: &AppState,
+    cluster: &Cluster,
+    name: &str,
+    method: &Method,
+    request: &HeaderMap,
+    meta: FileMeta,
+) -> Response {
     if not_modified(request, &meta) {
         return with_headers(
             StatusCode::NOT_MODIFIED,
@@ -75,8 +140,8 @@ async fn route(state: &AppState, method: &Method, uri: &Uri, request: &HeaderMap
         return with_headers(StatusCode::OK, headers, Body::empty());
     }
     match range {
-        RangeRequest::Whole => stream(state, cluster, &name, None, StatusCode::OK).await,
-        RangeRequest::Part(range) => stream(state, cluster, &name, Some(range), StatusCode::PARTIAL_CONTENT).await,
+        RangeRequest::Whole => stream(state, cluster, name, None, StatusCode::OK).await,
+        RangeRequest::Part(range) => stream(state, cluster, name, Some(range), StatusCode::PARTIAL_CONTENT).await,
         RangeRequest::Unsatisfiable => unsatisfiable(meta.size),
     }
 }
@@ -98,6 +163,15 @@ async fn stream(
     if !servable(state, &file.meta) {
         return not_found();
     }
+    if range.is_none() && state.cache.admits(file.meta.size) {
+        return match collect(file).await {
+            Ok(cached) => {
+                state.cache.insert(name, cached.clone());
+                from_memory(state, &Method::GET, &HeaderMap::new(), cached)
+            }
+            Err(e) => error_response(&e),
+        };
+    }
     let mut headers = file_headers(&file.meta, state.config.max_age, state.served_by.as_ref());
     let length = range.map_or(file.meta.size, |r| {
         r.end.min(file.meta.size.saturating_sub(1)) - r.start + 1
@@ -109,6 +183,18 @@ async fn stream(
         headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).expect("ascii"));
     }
     with_headers(status, headers, Body::from_stream(file))
+}
+
+/// Reads a small file whole, for the memory cache.
+async fn collect(mut file: ezdb_core::FileStream) -> Result<Cached, Error> {
+    let mut body = bytes::BytesMut::with_capacity(file.meta.size as usize);
+    while let Some(chunk) = file.next_chunk().await {
+        body.extend_from_slice(&chunk?);
+    }
+    Ok(Cached {
+        meta: file.meta,
+        body: body.freeze(),
+    })
 }
 
 /// Live, in an allowed scope: deleted, expired and cache rows are never served.

@@ -331,7 +331,7 @@ async fn a_database_outage_gives_503_and_the_server_recovers_by_itself() {
     let (host_port, database) = split_url(&db.url);
     let proxy = Proxy::start(&host_port).await;
     let via_proxy = format!("mysql://root@{}/{database}", proxy.address);
-    let server = start(&via_proxy, &[]);
+    let server = start(&via_proxy, &["--cache-bytes=0"]);
     assert_eq!(get(&server, &format!("/{IMG}")).body, b"survives");
     proxy.set_up(false).await;
     let down = get(&server, &format!("/{IMG}"));
@@ -377,6 +377,31 @@ async fn eventually_ok(server: &Server, path: &str) -> Vec<u8> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn hot_files_come_from_memory_and_changes_show_within_the_revalidation_interval() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let img = StoreOptions::new("image", "image/png");
+    c.store(IMG, b"version 1", &img).await.unwrap();
+    c.store("var/site/storage/images/big.png", &bytes(3 << 20), &img).await.unwrap();
+    let server = start(&db.url, &["--cache-revalidate=0.5"]);
+    let path = format!("/{IMG}");
+    assert_eq!(get(&server, &path).body, b"version 1");
+    let cached = request(&server, "GET", &path, &[("Range", "bytes=2-6")]);
+    assert_eq!((cached.status, cached.body.as_slice()), (206, &b"rsion"[..]));
+    let etag = get(&server, &path).header("etag").unwrap().to_owned();
+    assert_eq!(request(&server, "GET", &path, &[("If-None-Match", &etag)]).status, 304);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a new mtime second
+    c.store(IMG, b"version 2, longer", &img).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(get(&server, &path).body, b"version 2, longer", "revalidated against the database");
+    c.delete(IMG).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(get(&server, &path).status, 404, "a deleted file leaves the cache");
+    let big = get(&server, "/var/site/storage/images/big.png");
+    assert_eq!(big.body, bytes(3 << 20), "files over the cache limit stream");
 }
 
 fn split_url(url: &str) -> (String, String) {
