@@ -2,34 +2,45 @@
 # The one command that runs every test: formatting, the whole workspace build, and all tests
 # against a real MariaDB that scripts/with-db.sh provides (installed or started if needed).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
 
+# Steps in order, as "name|command"; the first failing step stops the run. Append new ones here.
 TEST_STEPS=(
     "format check|cargo fmt --all -- --check"
     "build|cargo build --workspace --all-targets --locked"
     "tests|cargo test --workspace --locked -- --test-threads=4"
 )
 
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# One total over every test binary in the log (the last cargo line is often an empty doc-test
+# binary), when any test ran.
+summary() {
+    grep -q '^test result:' "$LOG" || return 0
+    awk '/^test result:/ { p += $4; f += $6 }
+         END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"
+}
+
+# Runs TEST_STEPS in order, stopping at the first failure.
 run_steps() {
-    local step name command log
-    log="$(mktemp)"
-    trap 'rm -f "$log"' RETURN
+    local step name command
+    LOG="$(mktemp)"
+    trap 'rm -f "$LOG"' EXIT
     for step in "${TEST_STEPS[@]}"; do
         name="${step%%|*}"; command="${step#*|}"
         echo "==> $name: $command"
-        if ! bash -o pipefail -c "$command 2>&1 | tee -a '$log'"; then
+        if ! bash -o pipefail -c "$command 2>&1 | tee -a \"\$0\"" "$LOG"; then
+            summary
             echo "FAILED step: $name ($command)" >&2
             return 1
         fi
     done
-    # One closing line for every test binary together (the last cargo line is often a doc-test
-    # binary with nothing in it).
-    awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+    summary
 }
 
 if [[ "${1:-}" == "--inner" ]]; then
     run_steps
 else
-    exec scripts/with-db.sh "$0" --inner
+    exec scripts/with-db.sh bash scripts/test.sh --inner
 fi

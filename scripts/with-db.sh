@@ -5,99 +5,209 @@ set -euo pipefail
 
 DEFAULT_URL="mysql://root@127.0.0.1:3306"
 URL="${EZDB_TEST_URL:-$DEFAULT_URL}"
-PRIVATE_DIR=""
+PRIVATE_DIR=""   # the private server's data, tmp, socket and logs; removed on exit
+PRIVATE_PID=""
+TRIED=()         # what was attempted, for the final error message
 
 say() { echo "with-db: $*" >&2; }
 
+# The URL with any password replaced by ***, for messages.
+redacted() {
+    local url="$1" scheme rest auth
+    scheme="${url%%://*}://"; rest="${url#*://}"
+    [[ "$rest" == *@* ]] || { echo "$url"; return; }
+    auth="${rest%%@*}"
+    [[ "$auth" == *:* ]] && auth="${auth%%:*}:***"
+    echo "$scheme$auth@${rest#*@}"
+}
+
+# Percent-decodes a URL component (user names and passwords may be encoded).
+url_decode() {
+    local s="${1//\\/\\\\}"
+    printf '%b' "${s//%/\\x}"
+}
+
 # Splits mysql://user:pass@host:port/db?socket=/path into DB_USER DB_PASS DB_HOST DB_PORT DB_SOCKET.
 parse_url() {
-    local rest="${1#mysql://}" auth hostport query=""
-    [[ "$rest" == *\?* ]] && { query="${rest#*\?}"; rest="${rest%%\?*}"; }
+    local rest="${1#*://}" auth="root" hostport query="" param
+    if [[ "$rest" == *\?* ]]; then query="${rest#*\?}"; rest="${rest%%\?*}"; fi
     rest="${rest%%/*}"
-    if [[ "$rest" == *@* ]]; then auth="${rest%@*}"; hostport="${rest##*@}"; else auth="root"; hostport="$rest"; fi
-    DB_USER="${auth%%:*}"; DB_PASS=""; [[ "$auth" == *:* ]] && DB_PASS="${auth#*:}"
-    DB_HOST="${hostport%%:*}"; DB_PORT=3306; [[ "$hostport" == *:* ]] && DB_PORT="${hostport##*:}"
-    DB_SOCKET=""; [[ "$query" == socket=* ]] && DB_SOCKET="${query#socket=}"
+    hostport="${rest##*@}"
+    [[ "$rest" == *@* ]] && auth="${rest%@*}"
+    DB_USER="$(url_decode "${auth%%:*}")"; DB_PASS=""
+    [[ "$auth" == *:* ]] && DB_PASS="$(url_decode "${auth#*:}")"
+    DB_HOST="${hostport%%:*}"; DB_PORT=3306
+    [[ "$hostport" == *:* ]] && DB_PORT="${hostport##*:}"
     [[ -n "$DB_HOST" ]] || DB_HOST=127.0.0.1
+    DB_SOCKET=""
+    local IFS='&'
+    for param in $query; do
+        [[ "$param" == socket=* ]] && DB_SOCKET="$(url_decode "${param#socket=}")"
+    done
+    return 0
 }
 
 client() { command -v mariadb || command -v mysql || true; }
-server_binary() { command -v mariadbd || command -v mysqld || ls /usr/sbin/mariadbd /usr/sbin/mysqld 2>/dev/null | head -n1 || true; }
+server_binary() {
+    local bin
+    for bin in mariadbd mysqld /usr/sbin/mariadbd /usr/sbin/mysqld; do
+        command -v "$bin" && return 0
+    done
+    return 0
+}
+install_db_binary() { command -v mariadb-install-db || command -v mysql_install_db || true; }
+admin_binary() { command -v mariadb-admin || command -v mysqladmin || true; }
 
+# Step 1: the client and the server binaries, from Debian packages when missing.
 install_packages() {
     [[ -n "$(client)" && -n "$(server_binary)" ]] && return 0
-    say "installing Debian packages mariadb-server mariadb-client"
+    local pkgs=(mariadb-server mariadb-client) log
+    say "installing Debian packages ${pkgs[*]} (client or server missing)"
+    TRIED+=("installing ${pkgs[*]} with apt-get")
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q mariadb-server mariadb-client >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && apt-get install -y -q mariadb-server mariadb-client >/dev/null; }
+    log="$(mktemp)"
+    if ! apt-get install -y -q "${pkgs[@]}" >"$log" 2>&1; then
+        apt-get update -q >>"$log" 2>&1 || true
+        if ! apt-get install -y -q "${pkgs[@]}" >>"$log" 2>&1; then
+            say "apt-get install failed:"; tail -n 15 "$log" >&2; rm -f "$log"; return 1
+        fi
+    fi
+    rm -f "$log"
 }
 
+# True when `SELECT 1` succeeds on the server in DB_*; the password goes through the
+# environment, never the command line.
 reachable() {
-    local args=(-u "$DB_USER" -e "SELECT 1")
-    [[ -n "$DB_PASS" ]] && args+=("-p$DB_PASS")
-    if [[ -n "$DB_SOCKET" ]]; then args+=(--socket="$DB_SOCKET"); else args+=(--protocol=TCP -h "$DB_HOST" -P "$DB_PORT"); fi
-    "$(client)" "${args[@]}" >/dev/null 2>&1
+    local bin args=(-u "$DB_USER" --connect-timeout=3 -e "SELECT 1")
+    bin="$(client)"; [[ -n "$bin" ]] || return 1
+    if [[ -n "$DB_SOCKET" ]]; then args+=(--protocol=SOCKET --socket="$DB_SOCKET")
+    else args+=(--protocol=TCP -h "$DB_HOST" -P "$DB_PORT"); fi
+    MYSQL_PWD="$DB_PASS" "$bin" --no-defaults "${args[@]}" </dev/null >/dev/null 2>&1
 }
 
+# Polls reachable() for up to $1 seconds; gives up early when the command in $2... (the
+# server is still running) fails.
 wait_until_reachable() {
-    local seconds="$1"
-    for _ in $(seq 1 "$seconds"); do reachable && return 0; sleep 1; done
-    return 1
+    local deadline=$((SECONDS + $1)); shift
+    while ((SECONDS < deadline)); do
+        reachable && return 0
+        "$@" || return 1
+        sleep 0.5
+    done
+    reachable
 }
 
+# Step 3a: the system MariaDB, when it is installed but not running and the URL is the default.
 start_system_server() {
-    [[ "$URL" == "$DEFAULT_URL" ]] || return 1
-    say "no server answers at $URL; starting the system MariaDB"
-    start-stop-daemon --start --oknodo --background --exec "$(server_binary)" >/dev/null 2>&1 || return 1
-    wait_until_reachable 20
+    local bin; bin="$(server_binary)"
+    [[ "$URL" == "$DEFAULT_URL" && -n "$bin" ]] || return 1
+    [[ "$(id -u)" == 0 ]] || return 1     # the system server runs as user mysql: needs root
+    if start-stop-daemon --status --exec "$bin" >/dev/null 2>&1; then
+        return 1                           # running, but not answering here: do not touch it
+    fi
+    say "nothing answers at $URL; starting the system MariaDB ($bin)"
+    TRIED+=("starting the system server $bin")
+    if id mysql >/dev/null 2>&1; then
+        mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld   # tmpfs: gone after a reboot
+    fi
+    start-stop-daemon --start --oknodo --background --exec "$bin" >/dev/null 2>&1 || return 1
+    sleep 0.5
+    wait_until_reachable 20 start-stop-daemon --status --exec "$bin" \
+        || { say "the system MariaDB did not come up (see its error log or journal)"; return 1; }
 }
 
+# A TCP port in 23306-23999 that nothing on 127.0.0.1 accepts connections on; the scan starts
+# at a random offset so that concurrent runs rarely pick the same one.
 free_port() {
-    local port
-    for port in $(seq 23306 23999); do
+    local i port offset=$((RANDOM % 694))
+    for ((i = 0; i < 694; i++)); do
+        port=$((23306 + (offset + i) % 694))
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
     done
     return 1
 }
 
-stop_private_server() {
-    [[ -n "$PRIVATE_DIR" ]] || return 0
-    if [[ -f "$PRIVATE_DIR/mysqld.pid" ]]; then
-        local pid; pid="$(cat "$PRIVATE_DIR/mysqld.pid")"
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$PRIVATE_DIR"
+# True while process $1 exists and is not a zombie.
+alive() {
+    local state
+    state="$(ps -o stat= -p "$1" 2>/dev/null)" && [[ "$state" != Z* ]]
 }
 
+stop_private_server() {
+    [[ -n "$PRIVATE_DIR" ]] || return 0
+    if [[ -n "$PRIVATE_PID" ]] && alive "$PRIVATE_PID"; then
+        local admin; admin="$(admin_binary)"
+        if [[ -z "$admin" ]] || ! "$admin" --no-defaults --socket="$PRIVATE_DIR/mysqld.sock" \
+            -u root shutdown </dev/null >/dev/null 2>&1; then
+            kill "$PRIVATE_PID" 2>/dev/null || true
+        fi
+        local deadline=$((SECONDS + 30))
+        while alive "$PRIVATE_PID" && ((SECONDS < deadline)); do sleep 0.2; done
+        kill -9 "$PRIVATE_PID" 2>/dev/null || true
+        wait "$PRIVATE_PID" 2>/dev/null || true
+    fi
+    rm -rf "$PRIVATE_DIR"
+    PRIVATE_DIR=""
+}
+
+# Step 3b: a throwaway server in a temporary directory on a free port, stopped and removed
+# when this script exits.
 start_private_server() {
-    local port user_args=()
-    PRIVATE_DIR="$(mktemp -d /tmp/ezdb-mariadb.XXXXXX)"
-    trap stop_private_server EXIT INT TERM
+    local port bin install_db user_args=()
+    bin="$(server_binary)"; install_db="$(install_db_binary)"
+    [[ -n "$bin" && -n "$install_db" ]] || return 1
     port="$(free_port)" || { say "no free port in 23306-23999"; return 1; }
+    say "nothing answers at $(redacted "$URL"); starting a private MariaDB"
+    TRIED+=("starting a private server on 127.0.0.1:$port")
+    local base="${TMPDIR:-/tmp}"
+    ((${#base} <= 60)) || base=/tmp     # a Unix socket path must stay under 108 bytes
+    PRIVATE_DIR="$(mktemp -d "$base/ezdb-mariadb.XXXXXX")" || return 1
     [[ "$(id -u)" == 0 ]] && user_args=(--user=root)
-    mariadb-install-db --no-defaults "${user_args[@]}" --datadir="$PRIVATE_DIR/data" \
-        --auth-root-authentication-method=normal >"$PRIVATE_DIR/install.log" 2>&1 \
-        || { say "mariadb-install-db failed:"; tail -n 20 "$PRIVATE_DIR/install.log" >&2; return 1; }
-    "$(server_binary)" --no-defaults "${user_args[@]}" --datadir="$PRIVATE_DIR/data" \
+    # Its own tmpdir: a starting server deletes every #sql* file in its tmpdir, which would
+    # break other servers (the system one, concurrent runs) sharing /tmp.
+    mkdir "$PRIVATE_DIR/tmp" || return 1
+    "$install_db" --no-defaults "${user_args[@]}" --datadir="$PRIVATE_DIR/data" \
+        --tmpdir="$PRIVATE_DIR/tmp" --auth-root-authentication-method=normal \
+        </dev/null >"$PRIVATE_DIR/install.log" 2>&1 \
+        || { say "$install_db failed:"; tail -n 20 "$PRIVATE_DIR/install.log" >&2; return 1; }
+    "$bin" --no-defaults "${user_args[@]}" \
+        --datadir="$PRIVATE_DIR/data" --tmpdir="$PRIVATE_DIR/tmp" \
         --socket="$PRIVATE_DIR/mysqld.sock" --port="$port" --bind-address=127.0.0.1 \
-        --pid-file="$PRIVATE_DIR/mysqld.pid" --log-error="$PRIVATE_DIR/error.log" \
-        --innodb-buffer-pool-size=256M --max-allowed-packet=64M >/dev/null 2>&1 &
+        --pid-file="$PRIVATE_DIR/mysqld.pid" --log-error="$PRIVATE_DIR/err.log" \
+        --innodb-buffer-pool-size=256M --max-allowed-packet=64M </dev/null >/dev/null 2>&1 &
+    PRIVATE_PID=$!
     URL="mysql://root@127.0.0.1:$port"
     parse_url "$URL"
-    wait_until_reachable 60 || { say "the private server did not start:"; tail -n 20 "$PRIVATE_DIR/error.log" >&2; return 1; }
-    say "started a private MariaDB at $URL (data in $PRIVATE_DIR, removed afterwards)"
+    if ! wait_until_reachable 60 alive "$PRIVATE_PID"; then
+        say "the private server did not start; end of $PRIVATE_DIR/err.log:"
+        tail -n 20 "$PRIVATE_DIR/err.log" >&2 || true
+        return 1
+    fi
+    say "started a private MariaDB at $URL (files in $PRIVATE_DIR, removed afterwards)"
+}
+
+fail() {
+    say "ERROR: no MariaDB/MySQL server reachable at $(redacted "${EZDB_TEST_URL:-$DEFAULT_URL}")."
+    local step
+    for step in "${TRIED[@]}"; do say "  tried: $step"; done
+    say "Fix: set EZDB_TEST_URL=mysql://user:pass@host:port to a reachable server where that user"
+    say "may create databases, or install mariadb-server and mariadb-client (as root)."
+    exit 2
 }
 
 main() {
     [[ $# -gt 0 ]] || { echo "usage: $0 COMMAND [ARGS...]" >&2; exit 2; }
+    trap stop_private_server EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     install_packages || say "could not install the MariaDB packages; trying what is there"
+    [[ -n "$(client)" ]] || { say "no mariadb or mysql client program"; fail; }
     parse_url "$URL"
-    if ! reachable && ! start_system_server && ! start_private_server; then
-        say "no database: nothing answers at ${URL%%@*}@..., and no server could be started here."
-        say "Set EZDB_TEST_URL=mysql://user:pass@host:port to a server where that user may create databases."
-        exit 2
+    TRIED+=("connecting to $(redacted "$URL")")
+    if reachable; then
+        say "using the server at $(redacted "$URL")"
+    elif ! start_system_server && ! start_private_server; then
+        fail
     fi
     export EZDB_TEST_URL="$URL"
     local status=0

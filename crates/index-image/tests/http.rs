@@ -385,7 +385,9 @@ async fn hot_files_come_from_memory_and_changes_show_within_the_revalidation_int
     let c = cluster(&db).await;
     let img = StoreOptions::new("image", "image/png");
     c.store(IMG, b"version 1", &img).await.unwrap();
-    c.store("var/site/storage/images/big.png", &bytes(3 << 20), &img).await.unwrap();
+    c.store("var/site/storage/images/big.png", &bytes(3 << 20), &img)
+        .await
+        .unwrap();
     let server = start(&db.url, &["--cache-revalidate=0.5"]);
     let path = format!("/{IMG}");
     assert_eq!(get(&server, &path).body, b"version 1");
@@ -396,7 +398,11 @@ async fn hot_files_come_from_memory_and_changes_show_within_the_revalidation_int
     tokio::time::sleep(Duration::from_millis(1100)).await; // a new mtime second
     c.store(IMG, b"version 2, longer", &img).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(get(&server, &path).body, b"version 2, longer", "revalidated against the database");
+    assert_eq!(
+        get(&server, &path).body,
+        b"version 2, longer",
+        "revalidated against the database"
+    );
     c.delete(IMG).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(get(&server, &path).status, 404, "a deleted file leaves the cache");
