@@ -14,6 +14,9 @@ Put it behind the web server, which rewrites ^/var/([^/]+/)?storage/images(-vers
 (see deploy/ for nginx, Apache and systemd). GET /healthz answers 200 while the database does."
 )]
 pub struct Config {
+    /// Optional file of `KEY = value` settings (the environment variable names below).
+    #[arg(long, env = "INDEX_IMAGE_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Cluster database: mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path
     #[arg(long, env = "EZDB_URL")]
     pub database_url: String,
@@ -56,6 +59,59 @@ pub struct Config {
     #[arg(long, env = "INDEX_IMAGE_SERVED_BY")]
     pub served_by: Option<String>,
 }
+
+/// Reads `--config FILE` (or INDEX_IMAGE_CONFIG): `KEY = value` lines naming the environment
+/// variables above (`EZDB_URL`, `INDEX_IMAGE_LISTEN`, ...); `#` starts a comment. A variable
+/// already set in the environment, or a flag, wins over the file.
+pub fn load_config_file(args: &[String]) -> Result<(), String> {
+    let from_args = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--config") {
+            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
+            Some("") => args.get(i + 1).cloned(),
+            _ => None,
+        });
+    let Some(path) = from_args.or_else(|| std::env::var("INDEX_IMAGE_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the config file {path}: {e}"))?;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("{path}:{}: expected KEY = value, found {line:?}", number + 1));
+        };
+        let (key, value) = (key.trim(), value.trim().trim_matches('"'));
+        if !KNOWN_KEYS.contains(&key) {
+            return Err(format!(
+                "{path}:{}: unknown setting {key}; known: {}",
+                number + 1,
+                KNOWN_KEYS.join(", ")
+            ));
+        }
+        if std::env::var_os(key).is_none() {
+            // Single-threaded here: main() calls this before starting the runtime.
+            unsafe { std::env::set_var(key, value) };
+        }
+    }
+    Ok(())
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "EZDB_URL",
+    "INDEX_IMAGE_LISTEN",
+    "INDEX_IMAGE_PREFIXES",
+    "INDEX_IMAGE_SCOPES",
+    "INDEX_IMAGE_MAX_AGE",
+    "INDEX_IMAGE_POOL_SIZE",
+    "INDEX_IMAGE_CACHE_BYTES",
+    "INDEX_IMAGE_CACHE_MAX_FILE",
+    "INDEX_IMAGE_CACHE_REVALIDATE",
+    "INDEX_IMAGE_SERVED_BY",
+];
 
 impl Config {
     /// The Served-by value to send, if any.

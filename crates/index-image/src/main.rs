@@ -16,9 +16,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-#[tokio::main]
-async fn main() {
-    let config = Config::parse();
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Err(message) = config::load_config_file(&args) {
+        eprintln!("index_image: error: {message}");
+        std::process::exit(1);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(start(Config::parse()));
+}
+
+async fn start(config: Config) {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

@@ -462,3 +462,146 @@ impl Proxy {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_concurrent_connections_never_mix_files() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let files: Vec<Vec<u8>> = (0..20u8)
+        .map(|i| (0..(2_000 + i as usize * 3_000)).map(|n| i ^ (n % 251) as u8).collect())
+        .collect();
+    for (i, data) in files.iter().enumerate() {
+        c.store(
+            &format!("var/site/storage/images/load/{i}.png"),
+            data,
+            &StoreOptions::new("image", "image/png"),
+        )
+        .await
+        .unwrap();
+    }
+    let server = start(&db.url, &["--pool-size=8", "--cache-bytes=0"]);
+    let files = std::sync::Arc::new(files);
+    let mut tasks = Vec::new();
+    for client in 0..300usize {
+        let (address, files) = (server.address.clone(), files.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..4 {
+                let i = (client * 7 + round) % files.len();
+                let body = fetch_async(&address, &format!("/var/site/storage/images/load/{i}.png")).await;
+                assert!(
+                    body == files[i],
+                    "client {client} got {} bytes that are not file {i}",
+                    body.len()
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(120), task)
+            .await
+            .expect("bounded in time")
+            .unwrap();
+    }
+}
+
+/// GET over a fresh connection with tokio; returns the body of a 200.
+async fn fetch_async(address: &str, path: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw[..split])
+    );
+    raw[split + 4..].to_vec()
+}
+
+#[tokio::test]
+async fn a_64_mib_file_streams_in_bounded_memory() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let source = tokio::io::AsyncReadExt::take(tokio::io::repeat(0x5a), 64 << 20);
+    c.store_reader(
+        "var/site/storage/images/huge.png",
+        source,
+        &StoreOptions::new("image", "image/png"),
+    )
+    .await
+    .unwrap();
+    let server = start(&db.url, &[]);
+    assert_eq!(get(&server, "/healthz").status, 200);
+    let before = peak_rss_kib(server.child.id());
+    let reply = get(&server, "/var/site/storage/images/huge.png");
+    assert_eq!(reply.body.len(), 64 << 20);
+    assert!(reply.body.iter().all(|b| *b == 0x5a));
+    let growth = peak_rss_kib(server.child.id()) - before;
+    assert!(
+        growth < 16 * 1024,
+        "serving 64 MiB grew the server's peak RSS by {growth} KiB"
+    );
+}
+
+fn peak_rss_kib(pid: u32) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn settings_come_from_a_config_file_and_flags_win() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    c.store(IMG, b"x", &StoreOptions::new("image", "image/png"))
+        .await
+        .unwrap();
+    let file = std::env::temp_dir().join(format!("index_image-{}.conf", std::process::id()));
+    std::fs::write(
+        &file,
+        format!(
+            "# test\nEZDB_URL = {}\nINDEX_IMAGE_SERVED_BY = from-file\nINDEX_IMAGE_MAX_AGE = 42\n",
+            db.url
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_index_image"))
+        .args([
+            "--listen=127.0.0.1:0",
+            "--config",
+            file.to_str().unwrap(),
+            "--max-age=7",
+        ])
+        .env_remove("EZDB_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server {
+        child,
+        address: line.trim().rsplit("http://").next().unwrap().to_owned(),
+    };
+    let reply = get(&server, &format!("/{IMG}"));
+    assert_eq!(reply.header("served-by"), Some("from-file"));
+    assert_eq!(
+        reply.header("cache-control"),
+        Some("public, max-age=7"),
+        "the flag wins over the file"
+    );
+    std::fs::write(&file, "NOT_A_SETTING = 1\n").unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_index_image"))
+        .args(["--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown setting NOT_A_SETTING"));
+    let _ = std::fs::remove_file(&file);
+}
