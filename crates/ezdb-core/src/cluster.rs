@@ -42,6 +42,12 @@ impl Cluster {
         self.inner.db.now()
     }
 
+    /// Closes the connections of this handle (and of its clones). Dedicated connections reopen
+    /// on the next call; a closed pool stays closed.
+    pub async fn close(&self) {
+        self.inner.db.close().await;
+    }
+
     /// Creates the cluster tables when missing; safe to run on a legacy database.
     pub async fn install_schema(&self) -> Result<()> {
         let mut conn = self

@@ -201,6 +201,21 @@ impl Db {
         }
     }
 
+    /// Closes every connection politely (COM_QUIT); a later call opens new ones (dedicated
+    /// mode) or fails with a closed pool (pool mode).
+    pub(crate) async fn close(&self) {
+        for source in [&self.main, &self.recheck] {
+            match source {
+                Source::Pool(pool) => pool.close().await,
+                Source::Dedicated(slot) => {
+                    if let Some(conn) = slot.lock().await.take() {
+                        let _ = conn.close().await;
+                    }
+                }
+            }
+        }
+    }
+
     /// The database server's clock, in Unix seconds (corrected by the offset measured when a
     /// connection opened), so every web server stamps files with the same clock.
     pub(crate) fn now(&self) -> i64 {

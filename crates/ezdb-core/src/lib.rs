@@ -39,7 +39,7 @@ pub use generation::{Generation, GenerationLock};
 pub use list::ScopeFilter;
 pub use meta::{is_file_expired, FileMeta, Freshness, DEFAULT_DATATYPE, DEFAULT_SCOPE};
 pub use name::{cache_type, clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX, MAX_NAME_BYTES};
-pub use process_cache::{CacheEntry, CachePolicy, CacheSource};
+pub use process_cache::{CacheEntry, CachePolicy, CacheSource, Regeneration};
 pub use purge::PurgeFilter;
 pub use selector::{Batches, Selector};
 pub use stats::{LockInfo, ScopeStats, Stats};

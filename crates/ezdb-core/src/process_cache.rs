@@ -5,7 +5,7 @@
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::fetch::{stat_committed, FileData, Visibility};
-use crate::generation::Generation;
+use crate::generation::{Generation, GenerationLock};
 use crate::meta::{FileMeta, Freshness};
 use crate::name::FileName;
 use crate::store::StoreOptions;
@@ -39,6 +39,17 @@ pub enum CacheSource {
     Unstored,
 }
 
+/// Outcome of [`Cluster::start_regeneration`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Regeneration {
+    /// The lock is ours and the entry still needs generating.
+    Acquired(GenerationLock),
+    /// Another process generates; its lock may be taken over after `remaining_secs`.
+    Busy { remaining_secs: i64 },
+    /// Another process published a fresh entry since the caller's read; no lock is held.
+    Fresh(FileMeta),
+}
+
 #[derive(Debug, Clone)]
 pub struct CacheEntry {
     pub content: Vec<u8>,
@@ -67,20 +78,16 @@ impl Cluster {
                 return Ok(entry(data.clone(), CacheSource::Hit));
             }
             match self
-                .start_generation(file.as_str(), policy.store.scope.as_deref())
+                .start_regeneration(file.as_str(), policy.store.scope.as_deref(), &policy.freshness, now)
                 .await?
             {
-                Generation::Acquired(lock) => {
-                    if let Some(fresh) = stat_committed(self, &file)
-                        .await?
-                        .filter(|m| policy.freshness.accepts(m, now))
-                    {
-                        // Published by another process since our read: serve it if it reads whole.
-                        if let Some(data) = self.read_optional(&file).await?.filter(|d| d.meta == fresh) {
-                            self.abort_generation(lock).await?;
-                            return Ok(entry(data, CacheSource::Rechecked));
-                        }
+                Regeneration::Fresh(fresh) => {
+                    // Published by another process since our read: serve it if it reads whole.
+                    if let Some(data) = self.read_optional(&file).await?.filter(|d| d.meta == fresh) {
+                        return Ok(entry(data, CacheSource::Rechecked));
                     }
+                }
+                Regeneration::Acquired(lock) => {
                     let content = match run(&file, generate.take()).await {
                         Ok(content) => content,
                         Err(e) => {
@@ -102,7 +109,7 @@ impl Cluster {
                         Err(e) => Err(e),
                     };
                 }
-                Generation::Busy { .. } => {
+                Regeneration::Busy { .. } => {
                     if let Some(stale) = current {
                         return Ok(entry(stale, CacheSource::Stale));
                     }
@@ -123,6 +130,34 @@ impl Cluster {
                     }
                     tokio::time::sleep(self.config().generation_poll).await;
                 }
+            }
+        }
+    }
+
+    /// Takes the generation lock of `name`, then re-checks the entry on the separate autocommit
+    /// connection: when another process published a version fresh under `freshness` since the
+    /// caller's read, the lock is released and that version's metadata returned instead.
+    pub async fn start_regeneration(
+        &self,
+        name: &str,
+        scope: Option<&str>,
+        freshness: &Freshness,
+        now: i64,
+    ) -> Result<Regeneration> {
+        let file = FileName::new(name)?;
+        let lock = match self.start_generation(file.as_str(), scope).await? {
+            Generation::Acquired(lock) => lock,
+            Generation::Busy { remaining_secs } => return Ok(Regeneration::Busy { remaining_secs }),
+        };
+        match stat_committed(self, &file).await {
+            Ok(Some(fresh)) if freshness.accepts(&fresh, now) => {
+                self.abort_generation(lock).await?;
+                Ok(Regeneration::Fresh(fresh))
+            }
+            Ok(_) => Ok(Regeneration::Acquired(lock)),
+            Err(e) => {
+                let _ = self.abort_generation(lock).await;
+                Err(e)
             }
         }
     }
