@@ -405,7 +405,8 @@ enum ezdb_status ezdb_generation_check(struct ezdb_cluster *cluster,
 
 /*
  Stores `data` under the lock row (legacy style: content written to `<name>.generating`),
- to be published by `ezdb_generation_end`. The lock stays held.
+ to be published by `ezdb_generation_end`. The lock stays held. An empty `scope` means the
+ scope given to `ezdb_generation_start`.
  */
 enum ezdb_status ezdb_generation_stage(struct ezdb_cluster *cluster,
                                        struct ezdb_lock *lock,
@@ -428,7 +429,7 @@ enum ezdb_status ezdb_generation_end(struct ezdb_cluster *cluster,
 
 /*
  Stage + end in one transaction: publishes `data` as the new version and releases the lock.
- Consumes `lock`. Same answers as `ezdb_generation_end`.
+ Consumes `lock`. Same answers as `ezdb_generation_end`; an empty `scope` as in `_stage`.
  */
 enum ezdb_status ezdb_generation_publish(struct ezdb_cluster *cluster,
                                          struct ezdb_lock *lock,

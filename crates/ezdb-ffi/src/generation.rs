@@ -8,7 +8,7 @@ use crate::handle::{ezdb_cluster, CLUSTERS};
 use crate::info::{ezdb_file_info, ezdb_freshness, fill};
 use crate::registry::Registry;
 use crate::status::{ezdb_status, Failure};
-use ezdb_core::{Generation, GenerationLock, Regeneration};
+use ezdb_core::{Generation, GenerationLock, Regeneration, StoreOptions};
 use std::ffi::{c_char, CString};
 
 static LOCKS: Registry = Registry::new("generation lock (ezdb_lock*)");
@@ -19,6 +19,23 @@ static LOCKS: Registry = Registry::new("generation lock (ezdb_lock*)");
 pub struct ezdb_lock {
     lock: GenerationLock,
     lock_name: CString,
+    /// The scope given at start: the default scope of what is staged or published.
+    scope: Option<String>,
+}
+
+impl ezdb_lock {
+    /// Store options of a stage/publish call; an empty scope falls back to the lock's.
+    unsafe fn options(
+        &self,
+        scope: *const c_char,
+        scope_len: usize,
+        datatype: *const c_char,
+        datatype_len: usize,
+    ) -> Result<StoreOptions, Failure> {
+        let mut options = store_options(scope, scope_len, datatype, datatype_len, 0)?;
+        options.scope = options.scope.or_else(|| self.scope.clone());
+        Ok(options)
+    }
 }
 
 /// Takes the generation lock of `name` (a legacy-compatible `<name>.generating` row, so legacy
@@ -63,7 +80,8 @@ pub unsafe extern "C" fn ezdb_generation_start(
         Ok(match outcome {
             Regeneration::Acquired(lock) => {
                 let lock_name = CString::new(lock.lock_name()).unwrap_or_default();
-                *out_lock = LOCKS.give(ezdb_lock { lock, lock_name });
+                let scope = scope.map(str::to_owned);
+                *out_lock = LOCKS.give(ezdb_lock { lock, lock_name, scope });
                 ezdb_status::EZDB_OK
             }
             Regeneration::Busy { remaining_secs } => {
@@ -105,7 +123,8 @@ pub unsafe extern "C" fn ezdb_generation_check(
 }
 
 /// Stores `data` under the lock row (legacy style: content written to `<name>.generating`),
-/// to be published by `ezdb_generation_end`. The lock stays held.
+/// to be published by `ezdb_generation_end`. The lock stays held. An empty `scope` means the
+/// scope given to `ezdb_generation_start`.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_generation_stage(
     cluster: *mut ezdb_cluster,
@@ -121,7 +140,7 @@ pub unsafe extern "C" fn ezdb_generation_stage(
         let cluster = CLUSTERS.get(cluster)?;
         let held = LOCKS.get_mut(lock)?;
         let data = args::bytes(data, data_len, "data")?;
-        let options = store_options(scope, scope_len, datatype, datatype_len, 0)?;
+        let options = held.options(scope, scope_len, datatype, datatype_len)?;
         cluster.run(|c| async move { c.stage(&mut held.lock, data, &options).await })
     })
 }
@@ -146,7 +165,7 @@ pub unsafe extern "C" fn ezdb_generation_end(
 }
 
 /// Stage + end in one transaction: publishes `data` as the new version and releases the lock.
-/// Consumes `lock`. Same answers as `ezdb_generation_end`.
+/// Consumes `lock`. Same answers as `ezdb_generation_end`; an empty `scope` as in `_stage`.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_generation_publish(
     cluster: *mut ezdb_cluster,
@@ -163,7 +182,7 @@ pub unsafe extern "C" fn ezdb_generation_publish(
         let held = LOCKS.take(lock)?;
         let cluster = CLUSTERS.get(cluster)?;
         let data = args::bytes(data, data_len, "data")?;
-        let options = store_options(scope, scope_len, datatype, datatype_len, 0)?;
+        let options = held.options(scope, scope_len, datatype, datatype_len)?;
         let meta = cluster.run(|c| async move { c.publish(held.lock, data, &options).await })?;
         fill(args::optional_out(out), &meta);
         Ok(())
