@@ -28,3 +28,30 @@ fn c_header_is_up_to_date() {
 fn php_header_is_up_to_date() {
     check("ezdb.php.h", "php/ezdb.h");
 }
+
+#[test]
+fn c_header_compiles_as_c_and_cpp() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let source = "#include \"ezdb.h\"\nint main(void) { ezdb_options o; ezdb_options_init(&o); return (int)EZDB_OK; }\n";
+    for (compiler, language) in [("cc", "c"), ("c++", "c++")] {
+        let output = std::process::Command::new(compiler)
+            .args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-x", language, "-I"])
+            .arg(root.join("include"))
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(source.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap_or_else(|e| panic!("cannot run {compiler} (the C compiler Rust links with): {e}"));
+        assert!(
+            output.status.success(),
+            "include/ezdb.h does not compile as {language}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
