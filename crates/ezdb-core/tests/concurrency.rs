@@ -118,11 +118,7 @@ async fn readers_racing_writers_always_see_one_whole_version() {
             let mut reads = 0;
             while !stop.load(Ordering::SeqCst) || reads == 0 {
                 let got = node.fetch("race").await.unwrap();
-                assert!(
-                    versions.contains(&got),
-                    "a read mixed versions ({} bytes)",
-                    got.len()
-                );
+                assert!(versions.contains(&got), "a read mixed versions ({} bytes)", got.len());
                 reads += 1;
             }
             reads
