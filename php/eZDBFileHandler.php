@@ -1,0 +1,1108 @@
+<?php
+// eZ Publish legacy's eZDB cluster file handler as a drop-in over libezdb: the legacy public API
+// and processCache protocol (spec sections 3-5) on one shared Ezdb\Cluster, legacy defects fixed.
+
+require_once __DIR__ . '/autoload.php';
+require_once __DIR__ . '/compat/interfaces.php';
+if (!class_exists('eZClusterFileFailure')) {
+    require_once __DIR__ . '/compat/eZClusterFileFailure.php';
+}
+
+class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\Compat\DatabaseBasedClusterFileHandler
+{
+    /** Local copies of cluster files are kept (legacy constant). */
+    const LOCAL_CACHE = 1;
+    /** Kept for compatibility: each handler object caches its own row instead. */
+    const INFOCACHE_MAX = 200;
+
+    /** Settings and their defaults (legacy file.ini / site.ini names). */
+    const DEFAULTS = [
+        'DBHost' => 'db',
+        'DBPort' => 3306,
+        'DBSocket' => '',
+        'DBName' => 'cluster',
+        'DBUser' => 'root',
+        'DBPassword' => '',
+        'DBChunkSize' => 65535,
+        'DBExecuteRetries' => 20,
+        'DBConnectRetries' => 3,
+        'NonExistantStaleCacheHandling' => ['viewcache' => 'wait', 'cacheblock' => 'wait', 'misc' => 'wait'],
+        'CacheGenerationTimeout' => 60,
+        'StorageFilePermissions' => '0666',
+        // Not in eZ Publish: a full DSN instead of DBHost..DBName, the library path, the
+        // connect timeout in milliseconds, and a logger callable fn(string $level, string $message).
+        'URL' => null,
+        'Library' => null,
+        'ConnectTimeout' => 0,
+        'Logger' => null,
+    ];
+
+    /** Passes of processCache's read/generate loop before it gives up waiting for others. */
+    const MAX_PASSES = 8;
+    /** Bytes read per library call by passthrough(): 16 chunks. */
+    const PASSTHROUGH_PIECE = 16 * 65535;
+
+    /** @var string|false the current path: the ".generating" name while a generation lock is held */
+    public $filePath;
+    /** @var string|null the real path while generating */
+    private $realFilePath = null;
+    /** @var Ezdb\FileInfo|false|null the row: null = not loaded yet, false = no row */
+    private $info = null;
+    /** @var Ezdb\GenerationLock|null */
+    private $lock = null;
+    /** processCache state (reset by every call): serving stale copies, and for how long. */
+    private $useStaleCache = false;
+    private $remainingCacheGenerationTime = false;
+    /** The recheck saw a version published by another process: read it from the database. */
+    private $freshElsewhere = false;
+
+    private static $settings = null;
+    private static $configured = null;
+    /** @var Ezdb\Cluster|null the one cluster handle of this process, shared by all handlers */
+    private static $cluster = null;
+    private static $connectedPid = null;
+    /** @var array<int, eZDBFileHandler> handlers holding a generation lock (for the shutdown cleanup) */
+    private static $generating = [];
+    private static $generatingPid = null;
+
+    /**
+     * A handler for $filePath (false: no file, for the static-style file* methods). Connects this
+     * process on first use; throws Ezdb\Exception when the database cannot be reached.
+     */
+    public function __construct($filePath = false)
+    {
+        $this->filePath = self::cleanPath($filePath);
+        self::cluster();
+    }
+
+    // ---------------------------------------------------------------- configuration
+
+    /**
+     * Outside eZ Publish: the settings (same keys as file.ini [ClusteringSettings], plus
+     * CacheGenerationTimeout, StorageFilePermissions and URL, Library, ConnectTimeout, Logger).
+     * Takes precedence over eZINI; closes the current connection so the next use reopens it.
+     */
+    public static function configure(array $settings)
+    {
+        $unknown = array_diff_key($settings, self::DEFAULTS);
+        if ($unknown) {
+            throw new InvalidArgumentException('eZDBFileHandler::configure: unknown settings ' . implode(', ', array_keys($unknown)));
+        }
+        self::$configured = $settings;
+        self::$settings = null;
+        self::$cluster = null;
+        self::$connectedPid = null;
+    }
+
+    /** The settings in force: configure(), else eZ Publish's INI files, else the defaults. */
+    public static function settings()
+    {
+        if (self::$settings === null) {
+            $given = self::$configured ?? (class_exists('eZINI') ? self::iniSettings() : []);
+            self::$settings = array_merge(self::DEFAULTS, $given);
+        }
+        return self::$settings;
+    }
+
+    private static function iniSettings()
+    {
+        $settings = [];
+        $file = eZINI::instance('file.ini');
+        foreach (['DBHost', 'DBPort', 'DBSocket', 'DBName', 'DBUser', 'DBPassword', 'DBChunkSize',
+            'DBExecuteRetries', 'DBConnectRetries', 'NonExistantStaleCacheHandling'] as $name) {
+            if ($file->hasVariable('ClusteringSettings', $name)) {
+                $settings[$name] = $file->variable('ClusteringSettings', $name);
+            }
+        }
+        $site = eZINI::instance('site.ini');
+        foreach (['ContentSettings' => 'CacheGenerationTimeout', 'FileSettings' => 'StorageFilePermissions'] as $group => $name) {
+            if ($site->hasVariable($group, $name)) {
+                $settings[$name] = $site->variable($group, $name);
+            }
+        }
+        return $settings;
+    }
+
+    /** The DSN for the library: URL, or built from DBHost/DBPort/DBSocket/DBUser/DBPassword/DBName. */
+    public static function url(array $s)
+    {
+        if (!empty($s['URL'])) {
+            return $s['URL'];
+        }
+        $auth = rawurlencode((string) $s['DBUser']);
+        if ((string) $s['DBPassword'] !== '') {
+            $auth .= ':' . rawurlencode((string) $s['DBPassword']);
+        }
+        $db = rawurlencode((string) $s['DBName']);
+        if ((string) $s['DBSocket'] !== '') {
+            return "mysql://$auth@localhost/$db?socket=" . rawurlencode((string) $s['DBSocket']);
+        }
+        $port = (int) $s['DBPort'] ?: 3306;
+        return "mysql://$auth@{$s['DBHost']}:$port/$db";
+    }
+
+    /**
+     * The process-wide cluster handle, opened on first use and connected once per process (with
+     * DBConnectRetries attempts), so a bad host or password fails at construction like legacy.
+     */
+    public static function cluster()
+    {
+        $s = self::settings();
+        if (self::$cluster === null) {
+            self::$cluster = Ezdb\Cluster::open(self::url($s), [
+                'chunk_size' => (int) $s['DBChunkSize'],
+                'generation_timeout' => (int) $s['CacheGenerationTimeout'],
+                'max_attempts' => (int) $s['DBExecuteRetries'],
+                'connect_timeout_ms' => (int) $s['ConnectTimeout'],
+                'library' => $s['Library'],
+            ]);
+        }
+        if (self::$connectedPid !== getmypid()) {
+            self::connect(self::$cluster, $s);
+            self::$connectedPid = getmypid();
+        }
+        return self::$cluster;
+    }
+
+    private static function connect(Ezdb\Cluster $cluster, array $s)
+    {
+        for ($attempt = max(1, (int) $s['DBConnectRetries']); ; $attempt--) {
+            try {
+                $cluster->connect();
+                return;
+            } catch (Ezdb\Exception $e) {
+                if ($attempt <= 1) {
+                    $password = str_repeat('*', strlen((string) $s['DBPassword']));
+                    throw new Ezdb\Exception("eZDBFileHandler: cannot connect to the cluster database "
+                        . "(host {$s['DBHost']}, user {$s['DBUser']}, password '$password'): " . $e->getMessage(), $e->getCode(), $e);
+                }
+            }
+        }
+    }
+
+    /** Closes this process's database connection; the next call reconnects (legacy preFork()). */
+    public function disconnect()
+    {
+        if (self::$cluster !== null) {
+            self::$cluster->disconnect();
+        }
+    }
+
+    // ---------------------------------------------------------------- paths and metadata
+
+    /** Legacy cleanPath: runs of / and \ become one /, one trailing / goes; non-strings unchanged. */
+    public static function cleanPath($path)
+    {
+        if (!is_string($path)) {
+            return $path;
+        }
+        $path = preg_replace('#[/\\\\]+#', '/', $path);
+        return substr($path, -1) === '/' ? substr($path, 0, -1) : $path;
+    }
+
+    /** Loads the row of the handler's path once (again with $force); a missing row is remembered. */
+    public function loadMetaData($force = false)
+    {
+        if ($this->filePath === false || ($this->info !== null && !$force)) {
+            return;
+        }
+        $this->info = self::attempt('stat', fn ($c) => $c->stat($this->filePath) ?? false, false);
+    }
+
+    public function __get($name)
+    {
+        if ($name === 'metaData') {
+            $this->loadMetaData();
+            return $this->info ? self::legacyRow($this->info) : false;
+        }
+        if ($name === 'cacheType') {
+            return self::cacheTypeOf((string) $this->filePath);
+        }
+        trigger_error("eZDBFileHandler: undefined property $name", E_USER_NOTICE);
+        return null;
+    }
+
+    public function __isset($name)
+    {
+        return $name === 'metaData' || $name === 'cacheType';
+    }
+
+    /** The row as the legacy handler returned it (columns of ezdbfile but name_trunk). */
+    private static function legacyRow(Ezdb\FileInfo $info)
+    {
+        return [
+            'name' => $info->name,
+            'name_hash' => md5($info->name),
+            'datatype' => $info->datatype,
+            'scope' => $info->scope,
+            'size' => $info->size,
+            'mtime' => $info->mtime,
+            'expired' => $info->deleted ? 1 : 0,
+        ];
+    }
+
+    /** Which NonExistantStaleCacheHandling entry applies: viewcache, cacheblock or misc. */
+    private static function cacheTypeOf($path)
+    {
+        if (strpos($path, 'cache/content') !== false) {
+            return 'viewcache';
+        }
+        return strpos($path, 'cache/template-block') !== false ? 'cacheblock' : 'misc';
+    }
+
+    /** The row as an array (see legacyRow), or false when there is none. */
+    public function stat()
+    {
+        return $this->metaData;
+    }
+
+    public function size()
+    {
+        $this->loadMetaData();
+        return $this->info ? $this->info->size : null;
+    }
+
+    public function mtime()
+    {
+        $this->loadMetaData();
+        return $this->info ? $this->info->mtime : null;
+    }
+
+    public function name()
+    {
+        return $this->filePath;
+    }
+
+    // ---------------------------------------------------------------- storing
+
+    /**
+     * Stores a local file. Fixed: the local file is deleted ($delete) only after a successful
+     * store, and the outcome is returned (true/false) instead of nothing.
+     */
+    public function fileStore($filePath, $scope = false, $delete = false, $datatype = false)
+    {
+        $filePath = self::cleanPath($filePath);
+        clearstatcache(true, $filePath);
+        if (!is_file($filePath) || !is_readable($filePath)) {
+            self::log('error', "fileStore: cannot read the local file '$filePath'; nothing stored");
+            return false;
+        }
+        $stored = self::attempt('fileStore', fn ($c) => $c->storeFile($filePath, $filePath,
+            self::scopeOrDefault($scope), self::datatypeOrDefault($datatype), (int) filemtime($filePath)), false);
+        $this->forget($filePath);
+        if ($stored && $delete) {
+            @unlink($filePath);
+        }
+        return (bool) $stored;
+    }
+
+    /** Stores $contents under $filePath (mtime: the database clock). Returns true/false. */
+    public function fileStoreContents($filePath, $contents, $scope = false, $datatype = false)
+    {
+        $filePath = self::cleanPath($filePath);
+        $stored = self::attempt('fileStoreContents', fn ($c) => $c->store($filePath, (string) $contents,
+            self::scopeOrDefault($scope), self::datatypeOrDefault($datatype)), false);
+        $this->forget($filePath);
+        return (bool) $stored;
+    }
+
+    /**
+     * Stores $contents under the handler's path: while a generation lock is held, stages it
+     * under the ".generating" name (endCacheGeneration() publishes it). $storeLocally also
+     * writes the local file atomically. The handler's metadata is refreshed (fixed).
+     */
+    public function storeContents($contents, $scope = false, $datatype = false, $storeLocally = false)
+    {
+        if ($this->filePath === false) {
+            return false;
+        }
+        $contents = (string) $contents;
+        $scope = self::scopeOrDefault($scope);
+        $datatype = self::datatypeOrDefault($datatype);
+        if ($this->lock !== null) {
+            $stored = self::attempt('storeContents', fn () => $this->lock->stage($contents, $scope, $datatype) ?? true, false);
+            $this->info = null;
+        } else {
+            $stored = self::attempt('storeContents', fn ($c) => $c->store($this->filePath, $contents, $scope, $datatype), false);
+            $this->info = $stored ?: null;
+        }
+        if ($stored && $storeLocally) {
+            self::writeLocal($this->filePath, $contents);
+        }
+        return (bool) $stored;
+    }
+
+    private static function scopeOrDefault($scope)
+    {
+        return ($scope === false || $scope === null || $scope === '') ? 'UNKNOWN_SCOPE' : (string) $scope;
+    }
+
+    private static function datatypeOrDefault($datatype)
+    {
+        return ($datatype === false || $datatype === null || $datatype === '') ? 'misc' : (string) $datatype;
+    }
+
+    // ---------------------------------------------------------------- fetching
+
+    /**
+     * Downloads the file (deleted rows too, as legacy) to the same local path, atomically, with
+     * StorageFilePermissions. Returns the path, or false when there is no row or on error.
+     */
+    public function fileFetch($filePath)
+    {
+        $filePath = self::cleanPath($filePath);
+        return self::download($filePath, $filePath) ? $filePath : false;
+    }
+
+    /**
+     * Downloads the handler's file. With $noLocalCache, a local copy that is not older than the
+     * row and has its size is kept. Returns the local path or false (legacy returned nothing).
+     */
+    public function fetch($noLocalCache = false)
+    {
+        if ($this->filePath === false) {
+            return false;
+        }
+        if ($noLocalCache && $this->localCopyIsCurrent()) {
+            return $this->filePath;
+        }
+        return $this->fileFetch($this->filePath);
+    }
+
+    private function localCopyIsCurrent()
+    {
+        $this->loadMetaData();
+        $mtime = self::localMtime($this->filePath);
+        return $this->info && $mtime !== false && is_readable($this->filePath)
+            && $mtime >= $this->info->mtime && filesize($this->filePath) === $this->info->size;
+    }
+
+    /** Downloads to a new unique name beside the file (".<pid><random>tmp" before the extension). */
+    public function fetchUnique()
+    {
+        if ($this->filePath === false) {
+            return false;
+        }
+        $unique = self::uniqueName($this->filePath);
+        return self::download($this->filePath, $unique) ? $unique : false;
+    }
+
+    private static function uniqueName($path)
+    {
+        $dir = dirname($path);
+        $base = basename($path);
+        $dot = strrpos($base, '.');
+        $tag = '.' . getmypid() . bin2hex(random_bytes(4)) . 'tmp';
+        $base = $dot === false || $dot === 0 ? $base . $tag : substr($base, 0, $dot) . $tag . substr($base, $dot);
+        return ($dir === '.' ? '' : $dir . '/') . $base;
+    }
+
+    /** The bytes (deleted rows too, as legacy), or false when there is no row or on error. */
+    public function fileFetchContents($filePath)
+    {
+        $filePath = self::cleanPath($filePath);
+        return self::attempt('fileFetchContents', fn ($c) => $c->fetch($filePath, true) ?? false, false);
+    }
+
+    public function fetchContents()
+    {
+        return $this->filePath === false ? false : $this->fileFetchContents($this->filePath);
+    }
+
+    /**
+     * Writes bytes [$offset, $offset + $length) (or to the end) of the file to the output, a
+     * piece at a time. Returns false when the file is missing or a read fails.
+     */
+    public function passthrough($offset = 0, $length = false)
+    {
+        $this->loadMetaData();
+        if (!$this->info) {
+            return false;
+        }
+        $end = $length === false ? $this->info->size : min($this->info->size, $offset + $length);
+        for ($at = (int) $offset; $at < $end; $at += strlen($piece)) {
+            $piece = self::attempt('passthrough', fn ($c) => $c->fetchRange($this->filePath, $at, min(self::PASSTHROUGH_PIECE, $end - $at)), null);
+            if ($piece === null || $piece === '') {
+                return false;
+            }
+            echo $piece;
+        }
+        return true;
+    }
+
+    /** fileFetch() through the library, then the legacy StorageFilePermissions. */
+    private static function download($name, $localPath)
+    {
+        $info = self::attempt('fetch', fn ($c) => $c->fetchToFile($name, $localPath, true), null);
+        if (!$info) {
+            return false;
+        }
+        @chmod($localPath, self::filePermissions());
+        return true;
+    }
+
+    // ---------------------------------------------------------------- processCache
+
+    /**
+     * The legacy cache protocol (spec section 4): serve the local copy while it is not older
+     * than the row and fresh for $ttl/$expiry; else download a fresh row; else take the
+     * generation lock (re-checking the row on a separate connection once it is ours), call
+     * $generateCallback and publish its result; while another process generates, serve the
+     * stale copy, or wait / generate privately (NonExistantStaleCacheHandling) when none exists.
+     * $generateCallback null: return eZClusterFileFailure(2) with the lock held (call storeCache);
+     * false: never generate.
+     */
+    public function processCache($retrieveCallback, $generateCallback = null, $ttl = null, $expiry = null, $extraData = null)
+    {
+        $ttl = self::limitOrNull($ttl);
+        $expiry = self::limitOrNull($expiry);
+        $curtime = time();
+        $this->useStaleCache = false;
+        $this->remainingCacheGenerationTime = false;
+        $this->freshElsewhere = false;
+        for ($pass = 0; $pass < self::MAX_PASSES; $pass++) {
+            $failure = null;
+            $seenMtime = null;
+            if ($retrieveCallback !== null && $this->filePath !== false) {
+                [$next, $value] = $this->readCache($retrieveCallback, $ttl, $expiry, $curtime, $extraData);
+                if ($next === 'return') {
+                    return $value;
+                }
+                if ($next === 'restart') {
+                    continue;
+                }
+                [$failure, $seenMtime] = $value;
+            }
+            $noCache = false;
+            if ($failure instanceof eZClusterFileFailure) {
+                if ($failure->errno() == 3) {
+                    $noCache = true;
+                } elseif ($failure->errno() != 1) {
+                    self::log('error', "processCache: the retrieve callback failed with code {$failure->errno()} for '$this->filePath'");
+                    return null;
+                }
+            }
+            if ($generateCallback === false || $this->filePath === false) {
+                break;
+            }
+            if (!$noCache && !$this->useStaleCache && $this->lock === null) {
+                $started = $this->lockForGeneration($ttl, $expiry, $seenMtime);
+                if ($started === 'fresh') {
+                    $this->freshElsewhere = true;
+                    continue;
+                }
+                if ($started !== true) {
+                    $this->useStaleCache = true;
+                    $this->remainingCacheGenerationTime = $started;
+                    continue;
+                }
+            }
+            if ($generateCallback === null) {
+                break;
+            }
+            return $this->storeCache($this->callGenerate($generateCallback, $noCache, $extraData));
+        }
+        return new eZClusterFileFailure(2, 'Manual generation of file data is required, calling storeCache is required');
+    }
+
+    /** Negative (or non-numeric) ttl and expiry mean "no limit". */
+    private static function limitOrNull($value)
+    {
+        return is_numeric($value) && $value >= 0 ? (int) $value : null;
+    }
+
+    /**
+     * The READ phase of one pass. Returns ['return', value], ['restart', null], or
+     * ['generate', [failure or null, mtime of the live row that was rejected or null]].
+     */
+    private function readCache($retrieve, $ttl, $expiry, $curtime, $extraData)
+    {
+        $path = $this->filePath;
+        $localMtime = self::localMtime($path);
+        $forceDB = $this->useStaleCache ? $localMtime === false : self::fileExpired($localMtime, $expiry, $curtime, $ttl);
+        $forceDB = $forceDB || $this->freshElsewhere;
+        $this->loadMetaData(true);
+        $info = $this->info;
+        $seen = $info && !$info->isExpired() ? $info->mtime : null;
+        if (!$forceDB) {
+            if (!$this->useStaleCache && (!$info || $info->isExpired())) {
+                return ['generate', [null, null]];
+            }
+            if ($this->useStaleCache || !self::olderThanRow($localMtime, $info, $curtime, $ttl)) {
+                $mtime = $this->useStaleCache ? $curtime : $localMtime;
+                return $this->retrieve($retrieve, $path, $mtime, $extraData, $seen);
+            }
+        }
+        if ($this->useStaleCache && !$info) {
+            return $this->noStaleCopy();
+        }
+        if (!$this->useStaleCache && (!$info || !self::cluster()->isFresh($info, $ttl, $expiry))) {
+            return ['generate', [null, $seen]];
+        }
+        if (!self::download($path, $path)) {
+            return ['generate', [new eZClusterFileFailure(1, 'download failed'), $seen]];
+        }
+        if ($this->useStaleCache) {
+            // A stale copy keeps its old mtime, so whatever the generator publishes is newer.
+            @touch($path, max(1, abs($info->mtime)));
+            return $this->retrieve($retrieve, $path, $curtime, $extraData, $seen);
+        }
+        $mtime = max($info->mtime + 1, (int) self::localMtime($path));
+        @touch($path, $mtime);
+        return $this->retrieve($retrieve, $path, $mtime, $extraData, $seen);
+    }
+
+    /** Whether the local copy is older than the row (or than now - ttl). */
+    private static function olderThanRow($localMtime, Ezdb\FileInfo $info, $curtime, $ttl)
+    {
+        return self::fileExpired($localMtime, $info->mtime, $curtime, $ttl);
+    }
+
+    private function retrieve($retrieve, $path, $mtime, $extraData, $seen)
+    {
+        $args = [$path, $mtime];
+        if ($extraData !== null) {
+            $args[] = $extraData;
+        }
+        $value = call_user_func_array($retrieve, $args);
+        return $value instanceof eZClusterFileFailure ? ['generate', [$value, $seen]] : ['return', $value];
+    }
+
+    /**
+     * Another process generates and there is no old copy to serve: generate privately
+     * (setting "generate"), or wait until the generator publishes (setting "wait", at most
+     * the lock's remaining time + 1 s, or the generation timeout when that is unknown).
+     */
+    private function noStaleCopy()
+    {
+        $handling = self::settings()['NonExistantStaleCacheHandling'];
+        $type = self::cacheTypeOf($this->filePath);
+        if (is_array($handling) && ($handling[$type] ?? 'wait') === 'generate') {
+            return ['generate', [null, null]];
+        }
+        $remaining = is_int($this->remainingCacheGenerationTime)
+            ? $this->remainingCacheGenerationTime : (int) self::settings()['CacheGenerationTimeout'];
+        for ($i = 0; $i <= $remaining; $i++) {
+            $this->loadMetaData(true);
+            if (self::localMtime($this->filePath) !== false || $this->info) {
+                break;
+            }
+            sleep(1);
+        }
+        $this->useStaleCache = false;
+        $this->remainingCacheGenerationTime = false;
+        return ['restart', null];
+    }
+
+    /**
+     * Takes the generation lock, re-checking the row on a separate connection: true (held),
+     * 'fresh' (another process just published a version newer than $seenMtime: read it), the
+     * seconds until the holder's lock may be taken over, or false on error.
+     */
+    private function lockForGeneration($ttl, $expiry, $seenMtime)
+    {
+        if ($seenMtime !== null) {
+            $expiry = max($expiry ?? -1, $seenMtime + 1);
+        }
+        $recheck = ['ttl' => $ttl, 'expiry' => $expiry];
+        $started = self::attempt('startCacheGeneration', fn ($c) => $c->startGeneration($this->filePath, '', $recheck), false);
+        if ($started instanceof Ezdb\GenerationLock) {
+            $this->hold($started);
+            return true;
+        }
+        return $started === null ? 'fresh' : $started;
+    }
+
+    private function callGenerate($generate, $noCache, $extraData)
+    {
+        if ($noCache) {
+            $extraData = is_array($extraData) ? $extraData + ['noCache' => true] : ['noCache' => true];
+        }
+        $args = [$this->filePath];
+        if ($extraData !== null) {
+            $args[] = $extraData;
+        }
+        return call_user_func_array($generate, $args);
+    }
+
+    /**
+     * Stores a generate result (a string, or an array with scope, datatype, content, binarydata,
+     * store) and returns the value for the caller. Publishes only while this handler holds the
+     * generation lock, and only if it still owns it; never deletes anything otherwise (fixed).
+     */
+    public function storeCache($fileData)
+    {
+        [$scope, $datatype, $content, $binaryData, $store] = self::parseGenerated($fileData);
+        if ($content === null && $binaryData === null) {
+            self::log('error', "storeCache: the generate result for '$this->filePath' has neither content nor binarydata");
+            $this->abortCacheGeneration();
+            return null;
+        }
+        if ($binaryData === null) {
+            $binaryData = "<?php\n\treturn " . var_export($content, true) . ";\n?>\n";
+        }
+        $result = $content ?? $binaryData;
+        if ($this->lock === null) {
+            return $result;
+        }
+        if (!$store) {
+            $this->abortCacheGeneration();
+            return $result;
+        }
+        $this->publish((string) $binaryData, $scope, $datatype);
+        return $result;
+    }
+
+    /** @return array{0:string,1:string,2:mixed,3:?string,4:bool} scope, datatype, content, binary data, store */
+    private static function parseGenerated($fileData)
+    {
+        if (!is_array($fileData)) {
+            return ['', '', $fileData, $fileData === null ? null : (string) $fileData, true];
+        }
+        return [
+            (string) ($fileData['scope'] ?? ''),
+            (string) ($fileData['datatype'] ?? ''),
+            $fileData['content'] ?? null,
+            isset($fileData['binarydata']) ? (string) $fileData['binarydata'] : null,
+            (bool) ($fileData['store'] ?? true),
+        ];
+    }
+
+    /** Publishes through the held lock, then writes the local copy; a lost lock publishes nothing. */
+    private function publish($bytes, $scope, $datatype)
+    {
+        $lock = $this->lock;
+        $this->releaseLockState();
+        $info = self::attempt('storeCache', fn () => $lock->publish($bytes, $scope, $datatype), null);
+        $this->info = $info ?: null;
+        if ($info) {
+            self::writeLocal($this->filePath, $bytes);
+        }
+    }
+
+    /** processCache(..., false): read only; null instead of a failure object. */
+    public function processFile($callback, $expiry = false, $extraData = null)
+    {
+        $result = $this->processCache($callback, false, null, $expiry === false ? null : $expiry, $extraData);
+        return $result instanceof eZClusterFileFailure ? null : $result;
+    }
+
+    // ---------------------------------------------------------------- expiry
+
+    /** Legacy isFileExpired (spec 5.1); see fileExpired(). */
+    public function isFileExpired($fname, $mtime, $expiry, $curtime, $ttl)
+    {
+        return self::fileExpired($mtime, $expiry, $curtime, $ttl);
+    }
+
+    /**
+     * A missing (false/0/null) or negative mtime is expired; without ttl: mtime < expiry;
+     * with ttl: mtime < max(expiry, curtime - ttl). Non-numeric expiry disables it.
+     */
+    public static function fileExpired($mtime, $expiry, $curtime, $ttl)
+    {
+        if (!$mtime || $mtime < 0) {
+            return true;
+        }
+        $expiry = is_numeric($expiry) ? (int) $expiry : null;
+        if ($ttl === null) {
+            return $expiry !== null && $mtime < $expiry;
+        }
+        return $mtime < max($expiry ?? PHP_INT_MIN, $curtime - $ttl);
+    }
+
+    /** Expired by the row's mtime (a missing row, a deleted row or a global expiry key: expired). */
+    public function isExpired($expiry, $curtime, $ttl)
+    {
+        $this->loadMetaData();
+        return !$this->info || $this->info->isExpired() || self::fileExpired($this->info->mtime, $expiry, $curtime, $ttl);
+    }
+
+    public function isLocalFileExpired($expiry, $curtime, $ttl)
+    {
+        return self::fileExpired(self::localMtime((string) $this->filePath), $expiry, $curtime, $ttl);
+    }
+
+    public function isDBFileExpired($expiry, $curtime, $ttl)
+    {
+        return $this->isExpired($expiry, $curtime, $ttl);
+    }
+
+    // ---------------------------------------------------------------- existence and deletion
+
+    /** True when a live row exists (a deleted or globally expired file does not exist). */
+    public function fileExists($path)
+    {
+        $path = self::cleanPath($path);
+        return (bool) self::attempt('fileExists', fn ($c) => $c->exists($path), false);
+    }
+
+    public function exists()
+    {
+        return $this->filePath !== false && $this->fileExists($this->filePath);
+    }
+
+    /**
+     * Soft-deletes $path; with $fnamePart (even ''), every file named "$path/$fnamePart*"
+     * (LIKE wildcards in either are literal). Returns true/false.
+     */
+    public function fileDelete($path, $fnamePart = false)
+    {
+        $path = self::cleanPath($path);
+        $deleted = self::attempt('fileDelete', fn ($c) => $fnamePart === false
+            ? $c->delete($path) : $c->deletePrefix($path, (string) $fnamePart), false);
+        $this->info = null;
+        return $deleted !== false;
+    }
+
+    public function delete()
+    {
+        return $this->filePath !== false && $this->fileDelete($this->filePath);
+    }
+
+    /** Soft-deletes the files matching a glob (*, ?, {a,b}; a dot is literal). */
+    public function fileDeleteByWildcard($wildcard)
+    {
+        $deleted = self::attempt('fileDeleteByWildcard', fn ($c) => $c->deleteWildcard((string) $wildcard), false);
+        $this->info = null;
+        return $deleted !== false;
+    }
+
+    /** Soft-deletes "$commonPath/$dir/$commonSuffix*" for each dir (by name_trunk under caches). */
+    public function fileDeleteByDirList($dirList, $commonPath, $commonSuffix)
+    {
+        $deleted = self::attempt('fileDeleteByDirList', fn ($c) => $c->deleteByDirList(array_map('strval', (array) $dirList),
+            (string) $commonPath, (string) $commonSuffix), false);
+        $this->info = null;
+        return $deleted !== false;
+    }
+
+    /** Removes the local copy and the parent directories it leaves empty; the database is untouched. */
+    public function fileDeleteLocal($path)
+    {
+        $path = self::cleanPath($path);
+        @unlink($path);
+        self::removeEmptyParents(dirname($path));
+    }
+
+    public function deleteLocal()
+    {
+        if ($this->filePath !== false) {
+            $this->fileDeleteLocal($this->filePath);
+        }
+    }
+
+    /**
+     * Physically removes the handler's path and everything under it: soft-deleted rows, or with
+     * $expiry every row older than it; then the local file or directory. $printCallback gets
+     * (path, rows removed).
+     */
+    public function purge($printCallback = false, $microsleep = false, $max = false, $expiry = false)
+    {
+        if ($this->filePath === false) {
+            return false;
+        }
+        $olderThan = $expiry === false || $expiry === null ? null : (int) $expiry;
+        $count = self::attempt('purge', fn ($c) => $c->purgePrefix($this->filePath, $olderThan, (int) $max ?: 100), false);
+        if ($printCallback && $count !== false) {
+            call_user_func_array($printCallback, [$this->filePath, $count]);
+        }
+        self::removeLocalTree($this->filePath);
+        self::removeEmptyParents(dirname($this->filePath));
+        $this->info = null;
+        return $count !== false;
+    }
+
+    // ---------------------------------------------------------------- copy, move, list
+
+    /** Copies a file (same datatype, scope, mtime); false (and logged) when $srcPath has no row. */
+    public function fileCopy($srcPath, $dstPath)
+    {
+        return $this->copyWith('copy', $srcPath, $dstPath);
+    }
+
+    /** As fileCopy(): the database has no links. */
+    public function fileLinkCopy($srcPath, $dstPath, $symLink)
+    {
+        return $this->copyWith('linkCopy', $srcPath, $dstPath);
+    }
+
+    private function copyWith($method, $srcPath, $dstPath)
+    {
+        [$src, $dst] = [self::cleanPath($srcPath), self::cleanPath($dstPath)];
+        $copied = self::attempt($method, fn ($c) => $c->$method($src, $dst), false);
+        if (!$copied) {
+            self::log('error', "$method: cannot copy '$src' to '$dst' (no such file, or an error above)");
+        }
+        $this->forget($dst);
+        return $copied;
+    }
+
+    /** Renames a file, replacing the destination; false when the source has no row. */
+    public function fileMove($srcPath, $dstPath)
+    {
+        [$src, $dst] = [self::cleanPath($srcPath), self::cleanPath($dstPath)];
+        if ($src === $dst) {
+            return true;
+        }
+        $moved = self::attempt('fileMove', fn ($c) => $c->move($src, $dst), false);
+        $this->forget($src);
+        $this->forget($dst);
+        return $moved;
+    }
+
+    /** Moves the handler's file; the handler then refers to $dstPath (fixed). */
+    public function move($dstPath)
+    {
+        if ($this->filePath === false || !$this->fileMove($this->filePath, $dstPath)) {
+            return false;
+        }
+        $this->filePath = self::cleanPath($dstPath);
+        $this->info = null;
+        return true;
+    }
+
+    /** Names of all rows, or of those in (with $excludeScopes: not in) $scopes; false on error. */
+    public function getFileList($scopes = false, $excludeScopes = false)
+    {
+        $scopes = is_array($scopes) ? array_map('strval', $scopes) : [];
+        return self::attempt('getFileList', fn ($c) => $c->list($scopes, (bool) $excludeScopes), false);
+    }
+
+    /**
+     * Names of deleted rows in $scopes (at least one), $limit = [offset, count] (false: all),
+     * deleted from an mtime older than $expiry seconds ago when given.
+     */
+    public function fetchExpiredItems($scopes, $limit = [0, 100], $expiry = false)
+    {
+        if (!is_array($scopes) || $scopes === []) {
+            throw new InvalidArgumentException('fetchExpiredItems: give at least one scope');
+        }
+        [$offset, $count] = is_array($limit) ? array_values($limit) + [0, 100] : [0, 0xFFFFFFFF];
+        $olderThan = $expiry === false || $expiry === null ? null : time() - (int) $expiry;
+        return self::attempt('fetchExpiredItems', fn ($c) => $c->listExpired(array_map('strval', $scopes),
+            $olderThan, (int) $offset, (int) $count), false);
+    }
+
+    // ---------------------------------------------------------------- generation lock
+
+    /**
+     * Takes the generation lock (the "<path>.generating" row): true, and the handler's path is
+     * the lock name until end/abort; or the seconds the current holder keeps it; false on error.
+     */
+    public function startCacheGeneration()
+    {
+        if ($this->lock !== null) {
+            return true;
+        }
+        if ($this->filePath === false) {
+            return false;
+        }
+        $started = self::attempt('startCacheGeneration', fn ($c) => $c->startGeneration($this->filePath), false);
+        if ($started instanceof Ezdb\GenerationLock) {
+            $this->hold($started);
+            return true;
+        }
+        return $started;
+    }
+
+    /**
+     * Publishes what storeContents() staged and releases the lock ($rename false: only releases
+     * it, the image-alias form). False when not generating, when nothing was staged, or when
+     * the lock was lost (nothing published then: fixed).
+     */
+    public function endCacheGeneration($rename = true)
+    {
+        if ($this->lock === null) {
+            return false;
+        }
+        $lock = $this->lock;
+        $this->releaseLockState();
+        if (!$rename) {
+            return self::attempt('endCacheGeneration', fn () => $lock->abort() ?? true, false);
+        }
+        $info = self::attempt('endCacheGeneration', fn () => $lock->end(), null);
+        $this->info = $info ?: null;
+        return (bool) $info;
+    }
+
+    /** Releases the lock without publishing; does nothing when not generating (fixed). */
+    public function abortCacheGeneration()
+    {
+        if ($this->lock === null) {
+            return false;
+        }
+        $lock = $this->lock;
+        $this->releaseLockState();
+        return self::attempt('abortCacheGeneration', fn () => $lock->abort() ?? true, false);
+    }
+
+    /** Refreshes the lock; false when it was taken over or removed (fixed), or not held. */
+    public function checkCacheGenerationTimeout()
+    {
+        if ($this->lock === null) {
+            return false;
+        }
+        return self::attempt('checkCacheGenerationTimeout', fn () => $this->lock->check(), false);
+    }
+
+    private function hold(Ezdb\GenerationLock $lock)
+    {
+        $this->lock = $lock;
+        $this->realFilePath = $this->filePath;
+        $this->filePath = $lock->lockName();
+        $this->info = null;
+        self::register($this);
+    }
+
+    private function releaseLockState()
+    {
+        $this->filePath = $this->realFilePath;
+        $this->realFilePath = null;
+        $this->lock = null;
+        $this->info = null;
+        self::unregister($this);
+    }
+
+    private static function register(eZDBFileHandler $handler)
+    {
+        if (self::$generatingPid !== getmypid()) {
+            self::$generating = [];
+            self::$generatingPid = getmypid();
+            register_shutdown_function([self::class, 'cleanupGeneratingFiles']);
+        }
+        self::$generating[spl_object_id($handler)] = $handler;
+        if (method_exists('eZClusterFileHandler', 'addGeneratingFile')) {
+            eZClusterFileHandler::addGeneratingFile($handler);
+        }
+    }
+
+    private static function unregister(eZDBFileHandler $handler)
+    {
+        unset(self::$generating[spl_object_id($handler)]);
+        if (method_exists('eZClusterFileHandler', 'removeGeneratingFile')) {
+            eZClusterFileHandler::removeGeneratingFile($handler);
+        }
+    }
+
+    /**
+     * Aborts every generation this process still holds (run at shutdown); true when there
+     * was one. A forked child never touches the locks it inherited from its parent.
+     */
+    public static function cleanupGeneratingFiles()
+    {
+        if (self::$generatingPid !== getmypid() || self::$generating === []) {
+            return false;
+        }
+        foreach (self::$generating as $handler) {
+            self::log('warning', "aborting the unfinished cache generation of '{$handler->realFilePath}'");
+            $handler->abortCacheGeneration();
+        }
+        return true;
+    }
+
+    // ---------------------------------------------------------------- capabilities
+
+    public function requiresClusterizing()
+    {
+        return true;
+    }
+
+    public function requiresPurge()
+    {
+        return true;
+    }
+
+    public function hasStaleCacheSupport()
+    {
+        return true;
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    /**
+     * Runs $operation on the shared cluster; a library failure is logged and $onError returned
+     * (legacy methods report failures by their return value, not by exceptions).
+     */
+    private static function attempt($what, callable $operation, $onError)
+    {
+        try {
+            return $operation(self::cluster());
+        } catch (Ezdb\Exception $e) {
+            self::log('error', "$what: " . $e->getMessage());
+            return $onError;
+        }
+    }
+
+    private static function log($level, $message)
+    {
+        $logger = self::settings()['Logger'];
+        if (is_callable($logger)) {
+            $logger($level, $message);
+        } elseif (class_exists('eZDebug', false)) {
+            $level === 'error' ? eZDebug::writeError($message, __CLASS__) : eZDebug::writeWarning($message, __CLASS__);
+        } else {
+            error_log("eZDBFileHandler $level: $message");
+        }
+    }
+
+    /** Forgets the cached row when $path is the handler's own file. */
+    private function forget($path)
+    {
+        if ($path === $this->filePath) {
+            $this->info = null;
+        }
+    }
+
+    private static function localMtime($path)
+    {
+        clearstatcache(true, $path);
+        return @filemtime($path);
+    }
+
+    private static function filePermissions()
+    {
+        return octdec((string) self::settings()['StorageFilePermissions']);
+    }
+
+    /** Writes a local copy atomically (temporary file beside it, then rename). */
+    private static function writeLocal($path, $bytes)
+    {
+        $dir = dirname($path);
+        if (!is_dir($dir) && !@mkdir($dir, 0777, true) && !is_dir($dir)) {
+            self::log('warning', "cannot create the directory '$dir' for the local copy");
+            return false;
+        }
+        $temp = $dir . '/.' . basename($path) . '.' . getmypid() . bin2hex(random_bytes(4)) . '.tmp';
+        if (@file_put_contents($temp, $bytes) !== strlen($bytes) || !@chmod($temp, self::filePermissions())
+            || !@rename($temp, $path)) {
+            @unlink($temp);
+            self::log('warning', "cannot write the local copy '$path'");
+            return false;
+        }
+        return true;
+    }
+
+    /** Removes a local file, or a local directory with everything in it. */
+    private static function removeLocalTree($path)
+    {
+        if (is_dir($path) && !is_link($path)) {
+            foreach (scandir($path) ?: [] as $entry) {
+                if ($entry !== '.' && $entry !== '..') {
+                    self::removeLocalTree("$path/$entry");
+                }
+            }
+            @rmdir($path);
+        } elseif (file_exists($path) || is_link($path)) {
+            @unlink($path);
+        }
+    }
+
+    /** Removes $dir and its parents while they are empty (relative paths stop at the top). */
+    private static function removeEmptyParents($dir)
+    {
+        while ($dir !== '' && $dir !== '.' && $dir !== '/' && @rmdir($dir)) {
+            $dir = dirname($dir);
+        }
+    }
+}

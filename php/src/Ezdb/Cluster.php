@@ -1,0 +1,367 @@
+<?php
+// An opened cluster (ezdb_cluster*): every libezdb operation as a PHP method, statuses turned
+// into Ezdb\Exception, and every buffer the library hands out copied and freed at once.
+
+namespace Ezdb;
+
+use FFI;
+use FFI\CData;
+
+final class Cluster
+{
+    public const FETCH_LIVE = 0;
+    public const FETCH_INCLUDE_DELETED = 1;
+
+    private FFI $ffi;
+    private ?CData $handle;
+    /** Out-parameters reused by every call (one call at a time in a PHP process). */
+    private CData $data;
+    private CData $len;
+    private CData $count;
+    private CData $info;
+    private CData $int32;
+    private CData $int64;
+    private CData $uint64;
+    private CData $lockOut;
+    private CData $freshness;
+    /** @var array<int, GenerationLock> locks held through this handle, aborted by close() */
+    private array $locks = [];
+
+    private function __construct(FFI $ffi, CData $handle)
+    {
+        $this->ffi = $ffi;
+        $this->handle = $handle;
+        foreach (['data' => 'char*', 'len' => 'size_t', 'count' => 'size_t', 'info' => 'ezdb_file_info',
+            'int32' => 'int32_t', 'int64' => 'int64_t', 'uint64' => 'uint64_t', 'lockOut' => 'ezdb_lock*',
+            'freshness' => 'ezdb_freshness'] as $field => $type) {
+            $this->$field = $ffi->new($type);
+        }
+    }
+
+    /**
+     * Records the settings; each process connects on its first call (fork-safe).
+     * @param string $url mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path
+     * @param array{chunk_size?:int, generation_timeout?:int, max_attempts?:int, connect_timeout_ms?:int, library?:string} $options
+     */
+    public static function open(string $url, array $options = []): self
+    {
+        if (isset($options['library'])) {
+            Library::setPath($options['library']);
+        }
+        $ffi = Library::ffi();
+        $settings = $ffi->new('ezdb_options');
+        $ffi->ezdb_options_init(FFI::addr($settings));
+        $settings->chunk_size = (int) ($options['chunk_size'] ?? 0);
+        $settings->generation_timeout_secs = (int) ($options['generation_timeout'] ?? 0);
+        $settings->max_attempts = (int) ($options['max_attempts'] ?? 0);
+        $settings->connect_timeout_ms = (int) ($options['connect_timeout_ms'] ?? 0);
+        $out = $ffi->new('ezdb_cluster*');
+        $status = $ffi->ezdb_open($url, strlen($url), FFI::addr($settings), FFI::addr($out));
+        if ($status !== 0) {
+            throw Exception::fromStatus($status, (string) $ffi->ezdb_last_error(), 'open');
+        }
+        return new self($ffi, $out);
+    }
+
+    public function __destruct()
+    {
+        $this->close();
+    }
+
+    /** Aborts the generations still held through this handle, closes its connections, frees it. */
+    public function close(): void
+    {
+        foreach ($this->locks as $lock) {
+            $lock->abort();
+        }
+        if ($this->handle !== null) {
+            $this->ffi->ezdb_close($this->handle);
+            $this->handle = null;
+        }
+    }
+
+    public function isOpen(): bool
+    {
+        return $this->handle !== null;
+    }
+
+    /** Connects now, so a bad URL or password is reported at once. */
+    public function connect(): void
+    {
+        $this->call('connect', 'ezdb_connect');
+    }
+
+    /** Closes this process's connection; the next call reconnects. */
+    public function disconnect(): void
+    {
+        $this->call('disconnect', 'ezdb_disconnect');
+    }
+
+    /** Creates the cluster tables when missing (idempotent; safe on a legacy database). */
+    public function installSchema(): void
+    {
+        $this->call('install schema', 'ezdb_install_schema');
+    }
+
+    /** The database clock, Unix seconds: the clock every mtime is stamped with. */
+    public function now(): int
+    {
+        $this->call('now', 'ezdb_now', FFI::addr($this->int64));
+        return $this->int64->cdata;
+    }
+
+    /** Stores bytes under $name; empty scope = UNKNOWN_SCOPE, empty datatype = misc, mtime <= 0 = now. */
+    public function store(string $name, string $data, string $scope = '', string $datatype = '', int $mtime = 0): FileInfo
+    {
+        $this->call("store $name", 'ezdb_store', $name, strlen($name), $data, strlen($data),
+            $scope, strlen($scope), $datatype, strlen($datatype), $mtime, FFI::addr($this->info));
+        return $this->fileInfo($name);
+    }
+
+    /** Stores a local file (streamed) under $name. */
+    public function storeFile(string $name, string $path, string $scope = '', string $datatype = '', int $mtime = 0): FileInfo
+    {
+        $this->call("store $name from $path", 'ezdb_store_file', $name, strlen($name), $path, strlen($path),
+            $scope, strlen($scope), $datatype, strlen($datatype), $mtime, FFI::addr($this->info));
+        return $this->fileInfo($name);
+    }
+
+    /** The whole content, or null when there is no row (or, live only, the file is deleted). */
+    public function fetch(string $name, bool $includeDeleted = false): ?string
+    {
+        return $this->fetchWithInfo($name, $includeDeleted)[0] ?? null;
+    }
+
+    /** @return array{0:string, 1:FileInfo}|null content and metadata of one snapshot */
+    public function fetchWithInfo(string $name, bool $includeDeleted = false): ?array
+    {
+        $status = $this->invoke("fetch $name", [Exception::NOT_FOUND], 'ezdb_fetch', $name, strlen($name), self::flags($includeDeleted),
+            FFI::addr($this->data), FFI::addr($this->len), FFI::addr($this->info));
+        if ($status === Exception::NOT_FOUND) {
+            return null;
+        }
+        return [$this->takeBytes(), $this->fileInfo($name)];
+    }
+
+    /** $length bytes from $offset ($length 0: to the end), deleted files included; null when no row. */
+    public function fetchRange(string $name, int $offset, int $length = 0): ?string
+    {
+        $status = $this->invoke("fetch range of $name", [Exception::NOT_FOUND], 'ezdb_fetch_range', $name, strlen($name), $offset, $length,
+            FFI::addr($this->data), FFI::addr($this->len), null);
+        return $status === Exception::NOT_FOUND ? null : $this->takeBytes();
+    }
+
+    /** Writes the content to $path atomically (temporary name, then rename); null when no row. */
+    public function fetchToFile(string $name, string $path, bool $includeDeleted = false): ?FileInfo
+    {
+        $status = $this->invoke("fetch $name to $path", [Exception::NOT_FOUND], 'ezdb_fetch_to_file', $name, strlen($name), $path, strlen($path),
+            self::flags($includeDeleted), FFI::addr($this->info));
+        return $status === Exception::NOT_FOUND ? null : $this->fileInfo($name);
+    }
+
+    /** True when a live row exists (deleted and globally expired files count as absent). */
+    public function exists(string $name): bool
+    {
+        $this->call("exists $name", 'ezdb_exists', $name, strlen($name), FFI::addr($this->int32));
+        return $this->int32->cdata !== 0;
+    }
+
+    /** The row's metadata (deleted rows too), or null when there is none. */
+    public function stat(string $name): ?FileInfo
+    {
+        $status = $this->invoke("stat $name", [Exception::NOT_FOUND], 'ezdb_stat', $name, strlen($name), FFI::addr($this->info));
+        return $status === Exception::NOT_FOUND ? null : $this->fileInfo($name);
+    }
+
+    /**
+     * Whether the entry may be served as a fresh cache entry: not deleted, not older than its
+     * global expiry, $ttl (seconds, null: none, 0: never fresh) and $expiry (timestamp, null: none).
+     */
+    public function isFresh(FileInfo $info, ?int $ttl = null, ?int $expiry = null, int $now = 0): bool
+    {
+        return $this->ffi->ezdb_info_is_fresh(FFI::addr($info->raw()), FFI::addr($this->freshness($ttl, $expiry, $now))) === 1;
+    }
+
+    /** Soft delete (mtime = -ABS(mtime), expired = 1); returns the rows changed. */
+    public function delete(string $name): int
+    {
+        $this->call("delete $name", 'ezdb_delete', $name, strlen($name), FFI::addr($this->uint64));
+        return $this->uint64->cdata;
+    }
+
+    /** Soft-deletes every name starting with "$path/$namePart" (legacy fileDelete with a name part). */
+    public function deletePrefix(string $path, string $namePart): int
+    {
+        $this->call("delete $path/$namePart*", 'ezdb_delete_prefix', $path, strlen($path), $namePart, strlen($namePart),
+            FFI::addr($this->uint64));
+        return $this->uint64->cdata;
+    }
+
+    /** Soft-deletes the names matching a glob (*, ?, {a,b}). */
+    public function deleteWildcard(string $glob): int
+    {
+        $this->call("delete $glob", 'ezdb_delete_wildcard', $glob, strlen($glob), FFI::addr($this->uint64));
+        return $this->uint64->cdata;
+    }
+
+    /** Legacy fileDeleteByDirList: "$commonPath/$dir/$commonSuffix" for every dir. */
+    public function deleteByDirList(array $dirs, string $commonPath, string $commonSuffix): int
+    {
+        $list = implode("\0", $dirs);
+        $this->call("delete by dir list under $commonPath", 'ezdb_delete_by_dir_list', $list, strlen($list),
+            $commonPath, strlen($commonPath), $commonSuffix, strlen($commonSuffix), FFI::addr($this->uint64));
+        return $this->uint64->cdata;
+    }
+
+    /** Removes the row physically: a soft-deleted one (null), or one with mtime < $olderThan. */
+    public function purge(string $name, ?int $olderThan = null): bool
+    {
+        $this->call("purge $name", 'ezdb_purge', $name, strlen($name), $olderThan ?? -1, FFI::addr($this->int32));
+        return $this->int32->cdata !== 0;
+    }
+
+    /** Purges $path and everything under "$path/" in batches; returns the rows removed. */
+    public function purgePrefix(string $path, ?int $olderThan = null, int $batch = 0): int
+    {
+        $this->call("purge $path", 'ezdb_purge_prefix', $path, strlen($path), $olderThan ?? -1, $batch,
+            FFI::addr($this->uint64));
+        return $this->uint64->cdata;
+    }
+
+    /** Copies a file server-side; false when $src has no row. */
+    public function copy(string $src, string $dst): bool
+    {
+        return $this->invoke("copy $src to $dst", [Exception::NOT_FOUND], 'ezdb_copy', $src, strlen($src), $dst, strlen($dst)) === 0;
+    }
+
+    public function linkCopy(string $src, string $dst): bool
+    {
+        return $this->invoke("link $src to $dst", [Exception::NOT_FOUND], 'ezdb_link_copy', $src, strlen($src), $dst, strlen($dst)) === 0;
+    }
+
+    /** Renames a file (replacing $dst); false when $src has no row. */
+    public function move(string $src, string $dst): bool
+    {
+        return $this->invoke("move $src to $dst", [Exception::NOT_FOUND], 'ezdb_move', $src, strlen($src), $dst, strlen($dst)) === 0;
+    }
+
+    /** @return list<string> names of every row, or of the rows in (or, $exclude, not in) $scopes */
+    public function list(array $scopes = [], bool $exclude = false): array
+    {
+        $list = implode("\0", $scopes);
+        $this->call('list', 'ezdb_list', $list, strlen($list), (int) $exclude,
+            FFI::addr($this->data), FFI::addr($this->len), FFI::addr($this->count));
+        return $this->takeList();
+    }
+
+    /** @return list<string> deleted rows of $scopes, deleted before $olderThan when given */
+    public function listExpired(array $scopes, ?int $olderThan = null, int $offset = 0, int $limit = 100): array
+    {
+        $list = implode("\0", $scopes);
+        $this->call('list expired', 'ezdb_list_expired', $list, strlen($list), $olderThan ?? -1, $offset, $limit,
+            FFI::addr($this->data), FFI::addr($this->len), FFI::addr($this->count));
+        return $this->takeList();
+    }
+
+    /**
+     * Takes the generation lock of $name (the legacy "$name.generating" row).
+     * With $recheck (['ttl' => ?int, 'expiry' => ?int, 'now' => int]) the entry is re-read on a
+     * separate connection once the lock is ours.
+     * @return GenerationLock|int|null the lock; or the seconds until another process's lock may
+     *         be taken over; or null when the recheck found a fresh entry (no lock held: read it).
+     */
+    public function startGeneration(string $name, string $scope = '', ?array $recheck = null): GenerationLock|int|null
+    {
+        $fresh = $recheck === null ? null
+            : FFI::addr($this->freshness($recheck['ttl'] ?? null, $recheck['expiry'] ?? null, $recheck['now'] ?? 0));
+        $status = $this->invoke("start generation of $name", [Exception::BUSY, Exception::FRESH], 'ezdb_generation_start', $name, strlen($name),
+            $scope, strlen($scope), $fresh, FFI::addr($this->lockOut), FFI::addr($this->int64));
+        return match ($status) {
+            Exception::BUSY => max(0, $this->int64->cdata),
+            Exception::FRESH => null,
+            default => $this->track(new GenerationLock($this, $this->ffi, $name, $this->lockOut)),
+        };
+    }
+
+    /** Sets a global expiry key (content-view-cache, ...) to $at (<= 0: now); returns the time set. */
+    public function setGlobalExpiry(string $key, int $at = 0): int
+    {
+        $this->call("set global expiry $key", 'ezdb_set_global_expiry', $key, strlen($key), $at, FFI::addr($this->int64));
+        return $this->int64->cdata;
+    }
+
+    /** The global expiry key's timestamp, or null when unset. */
+    public function globalExpiry(string $key): ?int
+    {
+        $this->call("global expiry $key", 'ezdb_global_expiry', $key, strlen($key), FFI::addr($this->int64));
+        return $this->int64->cdata < 0 ? null : $this->int64->cdata;
+    }
+
+    /** @internal Calls $function with the handle first; any status but OK throws. */
+    public function call(string $operation, string $function, mixed ...$args): int
+    {
+        return $this->invoke($operation, [], $function, ...$args);
+    }
+
+    /** @internal Like call(), but the statuses in $accepted are returned instead of thrown. */
+    public function invoke(string $operation, array $accepted, string $function, mixed ...$args): int
+    {
+        if ($this->handle === null) {
+            throw new Exception("$operation: the cluster handle is closed", Exception::INVALID_ARGUMENT);
+        }
+        $status = $this->ffi->$function($this->handle, ...$args);
+        if ($status !== 0 && !in_array($status, $accepted, true)) {
+            throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), $operation);
+        }
+        return $status;
+    }
+
+    /** @internal GenerationLock forgets itself here once released. */
+    public function forget(GenerationLock $lock): void
+    {
+        unset($this->locks[spl_object_id($lock)]);
+    }
+
+    private function track(GenerationLock $lock): GenerationLock
+    {
+        $this->locks[spl_object_id($lock)] = $lock;
+        return $lock;
+    }
+
+    private function freshness(?int $ttl, ?int $expiry, int $now): CData
+    {
+        $this->freshness->ttl = $ttl ?? -1;
+        $this->freshness->expiry = $expiry ?? -1;
+        $this->freshness->now = $now;
+        return $this->freshness;
+    }
+
+    private function fileInfo(string $name): FileInfo
+    {
+        return FileInfo::fromC($this->ffi, $name, $this->info);
+    }
+
+    /** Copies the bytes the library returned, then frees them. */
+    private function takeBytes(): string
+    {
+        $len = $this->len->cdata;
+        try {
+            return $len === 0 ? '' : FFI::string($this->data, $len);
+        } finally {
+            $this->ffi->ezdb_bytes_free($this->data, $len);
+        }
+    }
+
+    /** @return list<string> */
+    private function takeList(): array
+    {
+        $count = $this->count->cdata;
+        $bytes = $this->takeBytes();
+        return $count === 0 ? [] : explode("\0", $bytes);
+    }
+
+    private static function flags(bool $includeDeleted): int
+    {
+        return $includeDeleted ? self::FETCH_INCLUDE_DELETED : self::FETCH_LIVE;
+    }
+}
