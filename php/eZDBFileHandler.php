@@ -519,7 +519,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     {
         $path = $this->filePath;
         $localMtime = self::localMtime($path);
-        $forceDB = $this->useStaleCache ? $localMtime === false : self::fileExpired($localMtime, $expiry, $curtime, $ttl);
+        $forceDB = $this->useStaleCache ? $localMtime === false
+            : $ttl === 0 || self::fileExpired($localMtime, $expiry, $curtime, $ttl);
         $forceDB = $forceDB || $this->freshElsewhere;
         $this->loadMetaData(true);
         $info = $this->info;
