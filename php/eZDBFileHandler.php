@@ -548,7 +548,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
             @touch($path, max(1, abs($info->mtime)));
             return $this->retrieve($retrieve, $path, $curtime, $extraData, $seen);
         }
-        $mtime = max($info->mtime + 1, (int) self::localMtime($path));
+        // The copy is as old as its row (legacy used the download time): a later, stricter
+        // $expiry still finds it expired.
+        $mtime = $info->mtime + 1;
         @touch($path, $mtime);
         return $this->retrieve($retrieve, $path, $mtime, $extraData, $seen);
     }
@@ -669,15 +671,18 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         ];
     }
 
-    /** Publishes through the held lock, then writes the local copy; a lost lock publishes nothing. */
+    /**
+     * Publishes through the held lock, then writes the local copy (not when a clear during the
+     * generation made the result expired); a lost lock publishes nothing.
+     */
     private function publish($bytes, $scope, $datatype)
     {
         $lock = $this->lock;
         $this->releaseLockState();
         $info = self::attempt('storeCache', fn () => $lock->publish($bytes, $scope, $datatype), null);
         $this->info = $info ?: null;
-        if ($info) {
-            self::writeLocal($this->filePath, $bytes);
+        if ($info && $info->mtime > 0 && self::writeLocal($this->filePath, $bytes)) {
+            @touch($this->filePath, $info->mtime + 1);
         }
     }
 
