@@ -22,7 +22,9 @@ final class GenerationLock
         public readonly string $name,
         CData $lock,
     ) {
-        $this->lock = $ffi->cast('ezdb_lock*', $lock);
+        // A copy of the pointer value ($lock is Cluster's reused out-parameter; FFI::cast of a
+        // CData would share its storage, FFI::memcpy would write through the pointer).
+        $this->lock = $ffi->cast('ezdb_lock*', $ffi->cast('uintptr_t', $lock)->cdata);
         $this->lockName = (string) $ffi->ezdb_lock_name($this->lock);
         $this->pid = getmypid();
     }
