@@ -544,8 +544,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
             return ['generate', [new eZClusterFileFailure(1, 'download failed'), $seen]];
         }
         if ($this->useStaleCache) {
-            // A stale copy keeps its old mtime, so whatever the generator publishes is newer.
-            @touch($path, max(1, abs($info->mtime)));
+            // A stale copy is dated before its row, so whatever the generator publishes is newer.
+            @touch($path, max(1, abs($info->mtime) - 1));
             return $this->retrieve($retrieve, $path, $curtime, $extraData, $seen);
         }
         // The copy is as old as its row (legacy used the download time): a later, stricter
