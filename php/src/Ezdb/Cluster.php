@@ -24,13 +24,14 @@ final class Cluster
     private CData $uint64;
     private CData $lockOut;
     private CData $freshness;
-    /** @var array<int, GenerationLock> locks held through this handle, aborted by close() */
-    private array $locks = [];
+    /** @var \WeakMap<GenerationLock, true> locks held through this handle, aborted by close() */
+    private \WeakMap $locks;
 
     private function __construct(FFI $ffi, CData $handle)
     {
         $this->ffi = $ffi;
         $this->handle = $handle;
+        $this->locks = new \WeakMap();
         foreach (['data' => 'char*', 'len' => 'size_t', 'count' => 'size_t', 'info' => 'ezdb_file_info',
             'int32' => 'int32_t', 'int64' => 'int64_t', 'uint64' => 'uint64_t', 'lockOut' => 'ezdb_lock*',
             'freshness' => 'ezdb_freshness'] as $field => $type) {
@@ -71,7 +72,11 @@ final class Cluster
     /** Aborts the generations still held through this handle, closes its connections, frees it. */
     public function close(): void
     {
-        foreach ($this->locks as $lock) {
+        $held = [];
+        foreach ($this->locks as $lock => $_) {
+            $held[] = $lock;
+        }
+        foreach ($held as $lock) {
             $lock->abort();
         }
         if ($this->handle !== null) {
@@ -319,12 +324,12 @@ final class Cluster
     /** @internal GenerationLock forgets itself here once released. */
     public function forget(GenerationLock $lock): void
     {
-        unset($this->locks[spl_object_id($lock)]);
+        unset($this->locks[$lock]);
     }
 
     private function track(GenerationLock $lock): GenerationLock
     {
-        $this->locks[spl_object_id($lock)] = $lock;
+        $this->locks[$lock] = true;
         return $lock;
     }
 

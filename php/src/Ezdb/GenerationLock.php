@@ -29,9 +29,13 @@ final class GenerationLock
         $this->pid = getmypid();
     }
 
+    /** A lock still held here is aborted; a failure then is ignored (the lock times out instead). */
     public function __destruct()
     {
-        $this->abort();
+        try {
+            $this->abort();
+        } catch (\Throwable) {
+        }
     }
 
     public function isHeld(): bool
