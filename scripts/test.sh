@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one command that runs every test: formatting, the whole workspace build, and all tests
-# against a real MariaDB that scripts/with-db.sh provides (installed or started if needed).
+# The one command that runs every test: formatting, the whole workspace build, all Rust tests
+# and the PHP tests, against a real MariaDB that scripts/with-db.sh provides (installed or
+# started if needed); PHP is installed when missing.
 set -euo pipefail
 
 # Steps in order, as "name|command"; the first failing step stops the run. Append new ones here.
@@ -8,17 +9,18 @@ TEST_STEPS=(
     "format check|cargo fmt --all -- --check"
     "build|cargo build --workspace --all-targets --locked"
     "tests|cargo test --workspace --locked -- --test-threads=4"
+    "php tests|bash scripts/test-php.sh"
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# One total over every test binary in the log (the last cargo line is often an empty doc-test
-# binary), when any test ran.
+# One total over every cargo test binary and the PHP suite in the log, when any test ran.
 summary() {
-    grep -q '^test result:' "$LOG" || return 0
+    grep -qE '^(test result|php tests):' "$LOG" || return 0
     awk '/^test result:/ { p += $4; f += $6 }
+         /^php tests:/ { p += $3; f += $5 }
          END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"
 }
 
@@ -42,5 +44,7 @@ run_steps() {
 if [[ "${1:-}" == "--inner" ]]; then
     run_steps
 else
+    source scripts/lib/common.sh
+    ensure_php
     exec scripts/with-db.sh bash scripts/test.sh --inner
 fi
