@@ -28,7 +28,10 @@ pub type Shared = Arc<AppState>;
 pub async fn handle(State(state): State<Shared>, method: Method, uri: Uri, request: HeaderMap) -> Response {
     let started = Instant::now();
     let response = route(&state, &method, &uri, &request).await;
-    tracing::info!(%method, path = uri.path(), status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    // Debug, not info: at the default level a line per request floods the journal (about
+    // 250 bytes each, 200 MB a minute at 15,000 req/s); the web server in front keeps the
+    // access log.
+    tracing::debug!(%method, path = uri.path(), status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     response
 }
 
@@ -199,7 +202,7 @@ async fn collect(mut file: ezdb_core::FileStream) -> Result<Cached, Error> {
 
 /// Live, in an allowed scope: deleted, expired and cache rows are never served.
 fn servable(state: &AppState, meta: &FileMeta) -> bool {
-    !meta.is_expired() && state.config.scopes.iter().any(|s| *s == meta.scope)
+    !meta.is_expired() && state.config.scopes.contains(&meta.scope)
 }
 
 fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
