@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Benchmark of index_image beside nginx serving the same 2,000 files from disk, in the same run:
+# wrk at 1, 16 and 64 connections, hot (20 files) and cold (random files); prints a table.
+# BENCH_SECONDS sets the length of each measurement (default 5); index_image runs with its
+# defaults, or with the INDEX_IMAGE_* variables set in the environment (for example
+# INDEX_IMAGE_CACHE_MAX_FILE=4194304). Everything it starts or creates (nginx, index_image,
+# the temporary directory, the database) is removed on exit, whether the run succeeds, fails
+# or is interrupted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+SECONDS_PER_RUN="${BENCH_SECONDS:-5}"
+WARMUP_SECONDS=$((SECONDS_PER_RUN < 2 ? SECONDS_PER_RUN : 2))
+
+# What the EXIT trap cleans up; set as each piece comes into being.
+BENCH_DIR=""
+NGINX_STARTED=""
+GATEWAY_PID=""
+DATABASE=""
+
+install_tools() {
+    command -v nginx >/dev/null && command -v wrk >/dev/null && command -v curl >/dev/null && return 0
+    echo "bench: installing Debian packages nginx-light, wrk and curl" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q nginx-light wrk curl >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q nginx-light wrk curl >/dev/null; }
+}
+
+# A TCP port from $1 on that nothing on 127.0.0.1 accepts connections on.
+free_port() {
+    local port
+    for port in $(seq "$1" $(($1 + 500))); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+    done
+    return 1
+}
+
+# 2,000 files (292 MB), 60 % thumbnails of 2-20 KB, 30 % of 20-200 KB, 10 % of
+# 200 KB-2 MB; hot.txt lists the first 20, cold.txt all of them.
+make_corpus() {
+    python3 - "$1" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+random.seed(7)
+paths = []
+for i in range(2000):
+    r = i % 10
+    size = random.randint(2_000, 20_000) if r < 6 else random.randint(20_000, 200_000) if r < 9 else random.randint(200_000, 2_000_000)
+    rel = f"var/site/storage/images/{i % 50}/{i}-1-eng-GB/image_{i}.jpg"
+    os.makedirs(os.path.join(root, "www", os.path.dirname(rel)), exist_ok=True)
+    with open(os.path.join(root, "www", rel), "wb") as f:
+        f.write(os.urandom(size))
+    paths.append("/" + rel)
+with open(os.path.join(root, "cold.txt"), "w") as f:
+    f.write("\n".join(paths) + "\n")
+with open(os.path.join(root, "hot.txt"), "w") as f:
+    f.write("\n".join(paths[:20]) + "\n")
+PY
+    # Each wrk thread loads the list, pre-formats its requests and picks one at random per
+    # request, from its own seed.
+    cat > "$1/paths.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+    threads = threads + 1
+    thread:set("id", threads)
+end
+local requests = {}
+function init(args)
+    for line in io.lines(os.getenv("PATHS_FILE")) do
+        requests[#requests + 1] = wrk.format("GET", line)
+    end
+    math.randomseed(os.time() * 1000 + id)
+end
+function request()
+    return requests[math.random(#requests)]
+end
+LUA
+}
+
+start_nginx() {
+    local dir="$1" port="$2"
+    cat > "$dir/nginx.conf" <<CONF
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=4000 inactive=60s;
+    client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp; uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
+    server { listen 127.0.0.1:$port; root $dir/www; location / { expires 1d; etag on; } }
+}
+CONF
+    mkdir -p "$dir/tmp"
+    nginx -c "$dir/nginx.conf" -e "$dir/nginx-error.log"
+    NGINX_STARTED=1
+}
+
+# Polls $1 until it answers 200, for up to 10 seconds.
+wait_for() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        curl -fs -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "bench: $1 did not answer 200" >&2
+    return 1
+}
+
+# wrk figures in fixed units: latency in ms, transfer in MB/s (wrk prints us/ms/s, KB/MB/GB).
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/) n *= 1000; printf "%.2f", n }'; }
+to_mb() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /KB$/) n /= 1024; else if (v ~ /GB$/) n *= 1024; else if (v ~ /[0-9]B$/) n /= 1048576; printf "%.1f", n }'; }
+
+# Prints "req/s|MB/s|p50 ms|p99 ms" for one wrk run of $5 seconds; any error or non-2xx answer
+# fails the run (the figures would be meaningless).
+measure() {
+    local url="$1" connections="$2" paths="$3" dir="$4" seconds="$5" out
+    local threads=$((connections < 2 ? connections : 2))
+    out="$(PATHS_FILE="$paths" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$dir/paths.lua" "$url")" \
+        || { echo "bench: wrk failed against $url" >&2; return 1; }
+    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
+        echo "bench: errors from $url with $connections connections:" >&2
+        echo "$out" >&2
+        return 1
+    fi
+    local rps mbs p50 p99
+    rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
+    mbs="$(awk '/Transfer\/sec/ {print $2}' <<<"$out")"
+    p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
+    p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+    [[ -n "$rps" && -n "$mbs" && -n "$p50" && -n "$p99" ]] \
+        || { echo "bench: cannot read wrk's output:" >&2; echo "$out" >&2; return 1; }
+    echo "$rps|$(to_mb "$mbs")|$(to_ms "$p50")|$(to_ms "$p99")"
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ -n "$GATEWAY_PID" ]]; then
+        kill "$GATEWAY_PID" 2>/dev/null || true
+        wait "$GATEWAY_PID" 2>/dev/null || true
+    fi
+    if [[ -n "$NGINX_STARTED" && -f "$BENCH_DIR/nginx.pid" ]]; then
+        local pid; pid="$(cat "$BENCH_DIR/nginx.pid")"
+        kill -QUIT "$pid" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    if [[ -n "$DATABASE" ]]; then
+        mariadb_client -e "DROP DATABASE IF EXISTS \`$DATABASE\`" \
+            || echo "bench: could not drop the database $DATABASE" >&2
+    fi
+    [[ -n "$BENCH_DIR" ]] && rm -rf "$BENCH_DIR"
+    exit "$status"
+}
+
+run() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    cargo build --release --locked -q -p index-image -p ezdb-tools
+    BENCH_DIR="$(mktemp -d /tmp/ezdb-bench.XXXXXX)"
+    chmod 755 "$BENCH_DIR"   # nginx's workers run as another user and must read the files
+    local dir="$BENCH_DIR"
+    echo "bench: writing 2,000 files" >&2
+    make_corpus "$dir"
+    DATABASE="ezdb_bench_gateway_$$"
+    mariadb_client -e "DROP DATABASE IF EXISTS \`$DATABASE\`; CREATE DATABASE \`$DATABASE\`"
+    local url="${EZDB_TEST_URL%/}/$DATABASE"
+    echo "bench: importing them into $DATABASE" >&2
+    target/release/ezdb --url="$url" schema install >/dev/null
+    target/release/ezdb --url="$url" import "$dir/www" >/dev/null
+    local nginx_port gateway_port
+    nginx_port="$(free_port 28080)"
+    start_nginx "$dir" "$nginx_port"
+    gateway_port="$(free_port 29090)"
+    # As deployed: default settings and log level (no RUST_LOG).
+    env -u RUST_LOG target/release/index_image --database-url="$url" --listen="127.0.0.1:$gateway_port" \
+        >/dev/null 2>"$dir/index_image.log" &
+    GATEWAY_PID=$!
+    local first; first="$(head -n 1 "$dir/hot.txt")"
+    wait_for "http://127.0.0.1:$nginx_port$first"
+    wait_for "http://127.0.0.1:$gateway_port/healthz"
+    wait_for "http://127.0.0.1:$gateway_port$first"
+
+    echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM;" \
+        "wrk, index_image, nginx and MariaDB $(mariadb_client -N -e 'SELECT VERSION()') share them. ${SECONDS_PER_RUN} s per measurement."
+    local max_file="${INDEX_IMAGE_CACHE_MAX_FILE:-1048576}" cache="${INDEX_IMAGE_CACHE_BYTES:-67108864}" over
+    over="$(sed "s|^|$dir/www|" "$dir/hot.txt" | xargs stat -c %s | awk -v m="$max_file" '$1 > m { n++; b += $1 }
+        END { if (n) printf "%d hot file(s) (%.2f MB) are larger, read from the database each time", n, b / 1e6;
+              else printf "every hot file fits" }')"
+    echo "Note: hot = 20 files, cold = any of the 2,000 (292 MB); index_image's memory cache holds $((cache >> 20)) MiB," \
+        "files up to $((max_file >> 10)) KiB: $over; nginx reads the files from disk (in the page cache)."
+    echo
+    echo "| files | connections | index_image req/s | MB/s | p50 ms | p99 ms | nginx (disk) req/s | MB/s | p50 ms | p99 ms | index_image / nginx |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local mode connections ours theirs
+    for mode in hot cold; do
+        for connections in 1 16 64; do
+            measure "http://127.0.0.1:$gateway_port" "$connections" "$dir/$mode.txt" "$dir" "$WARMUP_SECONDS" >/dev/null
+            ours="$(measure "http://127.0.0.1:$gateway_port" "$connections" "$dir/$mode.txt" "$dir" "$SECONDS_PER_RUN")"
+            measure "http://127.0.0.1:$nginx_port" "$connections" "$dir/$mode.txt" "$dir" "$WARMUP_SECONDS" >/dev/null
+            theirs="$(measure "http://127.0.0.1:$nginx_port" "$connections" "$dir/$mode.txt" "$dir" "$SECONDS_PER_RUN")"
+            awk -v mode="$mode" -v c="$connections" -v o="$ours" -v t="$theirs" 'BEGIN {
+                split(o, a, "|"); split(t, b, "|");
+                printf "| %s | %d | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.2f |\n", mode, c, a[1], a[2], a[3], a[4], b[1], b[2], b[3], b[4], a[1] / b[1] }'
+        done
+    done
+}
+
+# The mariadb client on the server of EZDB_TEST_URL (mysql://user[:pass]@host:port).
+mariadb_client() {
+    local rest="${EZDB_TEST_URL#mysql://}" auth="root" hostport
+    rest="${rest%%/*}"
+    [[ "$rest" == *@* ]] && auth="${rest%@*}"
+    hostport="${rest##*@}"
+    local host="${hostport%%:*}" port=3306
+    [[ "$hostport" == *:* ]] && port="${hostport##*:}"
+    MYSQL_PWD="$([[ "$auth" == *:* ]] && echo "${auth#*:}" || true)" \
+        mariadb --no-defaults --protocol=TCP -u "${auth%%:*}" -h "$host" -P "$port" "$@"
+}
+
+if [[ "${1:-}" == "--inner" ]]; then
+    run
+else
+    install_tools
+    exec scripts/with-db.sh bash scripts/bench-index-image.sh --inner
+fi
