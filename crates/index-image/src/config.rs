@@ -48,8 +48,9 @@ pub struct Config {
     /// Bytes of hot files kept in memory (0 turns the cache off).
     #[arg(long, env = "INDEX_IMAGE_CACHE_BYTES", default_value_t = 64 << 20)]
     pub cache_bytes: usize,
-    /// Largest file kept in the memory cache, in bytes.
-    #[arg(long, env = "INDEX_IMAGE_CACHE_MAX_FILE", default_value_t = 1 << 20)]
+    /// Largest file kept in the memory cache, in bytes (4 MiB: large originals of the hot
+    /// images fit, while 64 MiB still holds at least 16 of them).
+    #[arg(long, env = "INDEX_IMAGE_CACHE_MAX_FILE", default_value_t = 4 << 20)]
     pub cache_max_file: usize,
     /// Seconds a cached file is served before it is re-checked against the database (the
     /// longest a changed or deleted file can still be served from memory).
