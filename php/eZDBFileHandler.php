@@ -486,7 +486,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 break;
             }
             if (!$noCache && !$this->useStaleCache && $this->lock === null) {
-                $started = $this->lockForGeneration($ttl, $expiry, $seenMtime);
+                $started = $this->lockForGeneration($retrieveCallback === null ? null : self::recheck($ttl, $expiry, $seenMtime));
                 if ($started === 'fresh') {
                     $this->freshElsewhere = true;
                     continue;
@@ -598,22 +598,25 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     }
 
     /**
-     * Takes the generation lock, re-checking the row on a separate connection: true (held),
-     * 'fresh' (another process just published a version newer than $seenMtime: read it), the
-     * seconds until the holder's lock may be taken over, or false on error.
+     * Takes the generation lock; with $recheck (ttl, expiry) the row is re-read on a separate
+     * connection once the lock is ours. Returns true (held), 'fresh' (another process just
+     * published a version that satisfies $recheck: read it), the seconds until the holder's lock
+     * may be taken over, or false on error.
      */
-    private function lockForGeneration($ttl, $expiry, $seenMtime)
+    private function lockForGeneration($recheck)
     {
-        if ($seenMtime !== null) {
-            $expiry = max($expiry ?? -1, $seenMtime + 1);
-        }
-        $recheck = ['ttl' => $ttl, 'expiry' => $expiry];
         $started = self::attempt('startCacheGeneration', fn ($c) => $c->startGeneration($this->filePath, '', $recheck), false);
         if ($started instanceof Ezdb\GenerationLock) {
             $this->hold($started);
             return true;
         }
         return $started === null ? 'fresh' : $started;
+    }
+
+    /** What the recheck accepts: fresh for $ttl/$expiry, and newer than a row the caller rejected. */
+    private static function recheck($ttl, $expiry, $seenMtime)
+    {
+        return ['ttl' => $ttl, 'expiry' => $seenMtime === null ? $expiry : max($expiry ?? -1, $seenMtime + 1)];
     }
 
     private function callGenerate($generate, $noCache, $extraData)

@@ -64,6 +64,14 @@ final class ProcessCacheTest extends TestCase
         $this->assertSame('template-block', $handler->stat()['scope']);
     }
 
+    public function testWithoutRetrieveItAlwaysGenerates(): void
+    {
+        $handler = $this->handler('cache/noretrieve.cache');
+        $handler->storeContents('fresh already');
+        $this->assertSame('regenerated', $handler->processCache(null, $this->generate('regenerated')));
+        $this->assertSame('regenerated', $handler->fetchContents());
+    }
+
     public function testFreshEntryIsServedFromTheLocalCopy(): void
     {
         $handler = $this->handler('cache/b.cache');
