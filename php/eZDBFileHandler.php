@@ -86,7 +86,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     {
         $unknown = array_diff_key($settings, self::DEFAULTS);
         if ($unknown) {
-            throw new InvalidArgumentException('eZDBFileHandler::configure: unknown settings ' . implode(', ', array_keys($unknown)));
+            $names = implode(', ', array_keys($unknown));
+            throw new InvalidArgumentException("eZDBFileHandler::configure: unknown settings $names");
         }
         self::$configured = $settings;
         self::$settings = null;
@@ -173,8 +174,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
             } catch (Ezdb\Exception $e) {
                 if ($attempt <= 1) {
                     $password = str_repeat('*', strlen((string) $s['DBPassword']));
-                    throw new Ezdb\Exception("eZDBFileHandler: cannot connect to the cluster database "
-                        . "(host {$s['DBHost']}, user {$s['DBUser']}, password '$password'): " . $e->getMessage(), $e->getCode(), $e);
+                    $where = "host {$s['DBHost']}, user {$s['DBUser']}, password '$password'";
+                    $message = "eZDBFileHandler: cannot connect to the cluster database ($where): " . $e->getMessage();
+                    throw new Ezdb\Exception($message, $e->getCode(), $e);
                 }
             }
         }
@@ -421,7 +423,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         }
         $end = $length === false ? $this->info->size : min($this->info->size, $offset + $length);
         for ($at = (int) $offset; $at < $end; $at += strlen($piece)) {
-            $piece = self::attempt('passthrough', fn ($c) => $c->fetchRange($this->filePath, $at, min(self::PASSTHROUGH_PIECE, $end - $at)), null);
+            $size = min(self::PASSTHROUGH_PIECE, $end - $at);
+            $piece = self::attempt('passthrough', fn ($c) => $c->fetchRange($this->filePath, $at, $size), null);
             if ($piece === null || $piece === '') {
                 return false;
             }
@@ -478,7 +481,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 if ($failure->errno() == 3) {
                     $noCache = true;
                 } elseif ($failure->errno() != 1) {
-                    self::log('error', "processCache: the retrieve callback failed with code {$failure->errno()} for '$this->filePath'");
+                    $code = $failure->errno();
+                    self::log('error', "processCache: the retrieve callback failed with code $code for '$this->filePath'");
                     return null;
                 }
             }

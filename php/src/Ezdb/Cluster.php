@@ -42,7 +42,8 @@ final class Cluster
     /**
      * Records the settings; each process connects on its first call (fork-safe).
      * @param string $url mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path
-     * @param array{chunk_size?:int, generation_timeout?:int, max_attempts?:int, connect_timeout_ms?:int, library?:string} $options
+     * @param array{chunk_size?:int, generation_timeout?:int, max_attempts?:int, connect_timeout_ms?:int,
+     *     library?:string} $options
      */
     public static function open(string $url, array $options = []): self
     {
@@ -140,7 +141,8 @@ final class Cluster
     /** @return array{0:string, 1:FileInfo}|null content and metadata of one snapshot */
     public function fetchWithInfo(string $name, bool $includeDeleted = false): ?array
     {
-        $status = $this->invoke("fetch $name", [Exception::NOT_FOUND], 'ezdb_fetch', $name, strlen($name), self::flags($includeDeleted),
+        $status = $this->invoke("fetch $name", [Exception::NOT_FOUND], 'ezdb_fetch', $name, strlen($name),
+            self::flags($includeDeleted),
             FFI::addr($this->data), FFI::addr($this->len), FFI::addr($this->info));
         if ($status === Exception::NOT_FOUND) {
             return null;
@@ -151,7 +153,8 @@ final class Cluster
     /** $length bytes from $offset ($length 0: to the end), deleted files included; null when no row. */
     public function fetchRange(string $name, int $offset, int $length = 0): ?string
     {
-        $status = $this->invoke("fetch range of $name", [Exception::NOT_FOUND], 'ezdb_fetch_range', $name, strlen($name), $offset, $length,
+        $status = $this->invoke("fetch range of $name", [Exception::NOT_FOUND], 'ezdb_fetch_range', $name, strlen($name),
+            $offset, $length,
             FFI::addr($this->data), FFI::addr($this->len), null);
         return $status === Exception::NOT_FOUND ? null : $this->takeBytes();
     }
@@ -159,7 +162,8 @@ final class Cluster
     /** Writes the content to $path atomically (temporary name, then rename); null when no row. */
     public function fetchToFile(string $name, string $path, bool $includeDeleted = false): ?FileInfo
     {
-        $status = $this->invoke("fetch $name to $path", [Exception::NOT_FOUND], 'ezdb_fetch_to_file', $name, strlen($name), $path, strlen($path),
+        $status = $this->invoke("fetch $name to $path", [Exception::NOT_FOUND], 'ezdb_fetch_to_file', $name, strlen($name),
+            $path, strlen($path),
             self::flags($includeDeleted), FFI::addr($this->info));
         return $status === Exception::NOT_FOUND ? null : $this->fileInfo($name);
     }
@@ -236,18 +240,21 @@ final class Cluster
     /** Copies a file server-side; false when $src has no row. */
     public function copy(string $src, string $dst): bool
     {
-        return $this->invoke("copy $src to $dst", [Exception::NOT_FOUND], 'ezdb_copy', $src, strlen($src), $dst, strlen($dst)) === 0;
+        return $this->invoke("copy $src to $dst", [Exception::NOT_FOUND], 'ezdb_copy',
+            $src, strlen($src), $dst, strlen($dst)) === 0;
     }
 
     public function linkCopy(string $src, string $dst): bool
     {
-        return $this->invoke("link $src to $dst", [Exception::NOT_FOUND], 'ezdb_link_copy', $src, strlen($src), $dst, strlen($dst)) === 0;
+        return $this->invoke("link $src to $dst", [Exception::NOT_FOUND], 'ezdb_link_copy',
+            $src, strlen($src), $dst, strlen($dst)) === 0;
     }
 
     /** Renames a file (replacing $dst); false when $src has no row. */
     public function move(string $src, string $dst): bool
     {
-        return $this->invoke("move $src to $dst", [Exception::NOT_FOUND], 'ezdb_move', $src, strlen($src), $dst, strlen($dst)) === 0;
+        return $this->invoke("move $src to $dst", [Exception::NOT_FOUND], 'ezdb_move',
+            $src, strlen($src), $dst, strlen($dst)) === 0;
     }
 
     /** @return list<string> names of every row, or of the rows in (or, $exclude, not in) $scopes */
@@ -279,7 +286,8 @@ final class Cluster
     {
         $fresh = $recheck === null ? null
             : FFI::addr($this->freshness($recheck['ttl'] ?? null, $recheck['expiry'] ?? null, $recheck['now'] ?? 0));
-        $status = $this->invoke("start generation of $name", [Exception::BUSY, Exception::FRESH], 'ezdb_generation_start', $name, strlen($name),
+        $status = $this->invoke("start generation of $name", [Exception::BUSY, Exception::FRESH], 'ezdb_generation_start',
+            $name, strlen($name),
             $scope, strlen($scope), $fresh, FFI::addr($this->lockOut), FFI::addr($this->int64));
         return match ($status) {
             Exception::BUSY => max(0, $this->int64->cdata),

@@ -104,6 +104,7 @@ final class GenerationLock
 
     private function held(): CData
     {
-        return $this->lock ?? throw new Exception("generation of $this->name: the lock was already released", Exception::INVALID_ARGUMENT);
+        return $this->lock
+            ?? throw new Exception("generation of $this->name: the lock was already released", Exception::INVALID_ARGUMENT);
     }
 }

@@ -108,7 +108,8 @@ final class Library
         $path = self::headerPath();
         $text = @file_get_contents($path);
         if ($text === false) {
-            throw new Exception("cannot read the libezdb header $path; build ezdb-ffi or call Library::setHeader()", Exception::CONFIG);
+            $hint = 'build ezdb-ffi or call Library::setHeader()';
+            throw new Exception("cannot read the libezdb header $path; $hint", Exception::CONFIG);
         }
         return preg_replace('/^\s*#.*$/m', '', $text);
     }
