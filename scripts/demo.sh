@@ -49,7 +49,8 @@ serve_images() {
 #    index_image then serves.
 php_side() {
     section "PHP: eZDBFileHandler through FFI"
-    EZDB_LIBRARY="$ROOT/target/release/libezdb.so" php php/examples/demo.php "$URL" "$WORK/site"
+    # Like eZ Publish, the handler keeps local copies of caches relative to the site root.
+    (cd "$WORK/site" && EZDB_LIBRARY="$ROOT/target/release/libezdb.so" php "$ROOT/php/examples/demo.php" "$URL" .)
     local image="/var/demo/storage/images/10/2/eng-GB/from-php.txt"
     echo "index_image serves the file PHP stored: $(curl -s "$GATEWAY$image")"
 }
