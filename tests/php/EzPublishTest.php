@@ -1,0 +1,58 @@
+<?php
+// eZDBFileHandler inside (stand-ins of) eZ Publish, in a PHP process of its own: it implements
+// the legacy interfaces with compatible signatures and takes its settings from eZINI.
+
+final class EzPublishTest extends TestCase
+{
+    public function testInsideEzPublish(): void
+    {
+        $parts = TestDb::parse(getenv('EZDB_TEST_URL') ?: 'mysql://root@127.0.0.1:3306');
+        $script = <<<'PHP'
+            require getenv('EZDB_TESTS') . '/fixtures/ezpublish-stubs.php';
+            [$host, $port, $user, $pass, $db, $name] = json_decode(getenv('EZDB_SETTINGS'), true);
+            eZINI::$values = [
+                'file.ini' => ['ClusteringSettings' => ['FileHandler' => 'eZDBFileHandler', 'DBHost' => $host, 'DBPort' => $port,
+                    'DBUser' => $user, 'DBPassword' => $pass, 'DBName' => $db,
+                    'NonExistantStaleCacheHandling' => ['viewcache' => 'wait', 'cacheblock' => 'wait', 'misc' => 'generate']]],
+                'site.ini' => ['ContentSettings' => ['CacheGenerationTimeout' => '7'], 'FileSettings' => ['StorageFilePermissions' => '0640']],
+            ];
+            require getenv('EZDB_PHP') . '/autoload.php';
+            $handler = new eZDBFileHandler($name);
+            $out = [
+                $handler instanceof eZClusterFileHandlerInterface, $handler instanceof ezpDatabaseBasedClusterFileHandler,
+                $handler->startCacheGeneration(), count(eZClusterFileHandler::$generating),
+                (new eZDBFileHandler($name))->startCacheGeneration(),
+                (new eZDBFileHandler($name))->processCache(fn () => 'stale?', fn () => 'private copy'),
+            ];
+            $handler->storeContents('published');
+            $out[] = $handler->endCacheGeneration();
+            $out[] = count(eZClusterFileHandler::$generating);
+            $out[] = $handler->fileFetch($name) === $name ? sprintf('%o', fileperms($name) & 0777) : 'not fetched';
+            $out[] = (new eZDBFileHandler())->fileStoreContents("bad\0", 'x');
+            $out[] = count(eZDebug::$messages);
+            echo json_encode($out);
+            PHP;
+        $settings = json_encode([$parts['host'], $parts['port'], $parts['user'], $parts['pass'], self::$db->name, $this->path('ez.cache')]);
+        $output = $this->php($script, ['EZDB_SETTINGS' => $settings, 'EZDB_TESTS' => __DIR__, 'EZDB_PHP' => dirname(__DIR__, 2) . '/php']);
+        $this->assertSame([true, true, true, 1, 7, 'private copy', true, 0, '640', false, 1], json_decode($output, true), $output);
+    }
+
+    public function testWithoutEzPublishTheStandInsAreUsed(): void
+    {
+        $script = 'require getenv("EZDB_PHP") . "/autoload.php"; class_exists("eZDBFileHandler");'
+            . 'echo json_encode([interface_exists("eZClusterFileHandlerInterface"), class_exists("eZClusterFileFailure"),'
+            . '(new eZClusterFileFailure(2, "m"))->errno(), class_implements("eZDBFileHandler")]);';
+        $output = $this->php($script, ['EZDB_PHP' => dirname(__DIR__, 2) . '/php']);
+        $this->assertSame([false, true, 2, ['Ezdb\Compat\NoClusterFileHandlerInterface' => 'Ezdb\Compat\NoClusterFileHandlerInterface',
+            'Ezdb\Compat\NoDatabaseBasedClusterFileHandler' => 'Ezdb\Compat\NoDatabaseBasedClusterFileHandler']], json_decode($output, true), $output);
+    }
+
+    private function php(string $code, array $env): string
+    {
+        $process = proc_open([PHP_BINARY, '-r', $code], [1 => ['pipe', 'w'], 2 => ['redirect', 1]], $pipes, $this->dir, $env + getenv());
+        $output = trim(stream_get_contents($pipes[1]));
+        fclose($pipes[1]);
+        $this->assertSame(0, proc_close($process), $output);
+        return $output;
+    }
+}
