@@ -24,6 +24,7 @@ pub async fn run(cluster: &Cluster, raw: &Raw, url: &str) -> Vec<ToolRow> {
     let batches = Batches {
         size: 1000,
         pause: Duration::ZERO,
+        max_batches: None,
     };
     let started = Instant::now();
     cluster

@@ -114,6 +114,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let batches = Batches {
         size: 100,
         pause: Duration::ZERO,
+        max_batches: None,
     };
     let purged = cluster
         .purge_matching(

@@ -82,7 +82,14 @@ impl ClusterConfig {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the settings without connecting: chunk sizes, attempts, pool size, URL scheme.
+    pub fn validate(&self) -> Result<()> {
+        if !self.url.starts_with("mysql://") {
+            return Err(Error::Config(format!(
+                "{} is not a MySQL/MariaDB URL; write mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path",
+                redact_url(&self.url)
+            )));
+        }
         if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
             return Err(Error::Config(format!(
                 "chunk size {} is outside 1..=65535; the legacy BLOB column holds at most 65535 bytes per chunk",

@@ -36,6 +36,7 @@ impl Cluster {
         let batches = Batches {
             size: self.config().batch_size,
             pause: std::time::Duration::ZERO,
+            max_batches: None,
         };
         self.in_batches(
             Op::Delete,

@@ -113,6 +113,9 @@ impl Selector {
 pub struct Batches {
     pub size: u32,
     pub pause: Duration,
+    /// Stop after this many statements even if rows remain (the caller calls again later);
+    /// `None`: until nothing matches.
+    pub max_batches: Option<u32>,
 }
 
 /// What a batch does to the rows it picked.
@@ -138,7 +141,7 @@ impl Cluster {
     ) -> Result<u64> {
         let mut total = 0;
         let action = &action;
-        loop {
+        for batch in 1.. {
             let changed = self
                 .inner
                 .db
@@ -153,13 +156,14 @@ impl Cluster {
             if changed.0 > 0 {
                 progress(changed.0);
             }
-            if changed.1 < batches.size as usize {
+            if changed.1 < batches.size as usize || batches.max_batches.is_some_and(|max| batch >= max) {
                 return Ok(total);
             }
             if !batches.pause.is_zero() {
                 tokio::time::sleep(batches.pause).await;
             }
         }
+        Ok(total)
     }
 }
 

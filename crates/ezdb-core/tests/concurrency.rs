@@ -38,7 +38,7 @@ async fn thirty_two_callers_on_an_expired_entry_generate_once() {
         cluster.delete(NAME).await.unwrap();
         let calls = Arc::new(AtomicU32::new(0));
         let mut tasks = Vec::new();
-        for node in nodes.clone() {
+        for node in nodes.iter().map(Clone::clone) {
             let calls = calls.clone();
             tasks.push(tokio::spawn(async move {
                 let policy = CachePolicy {
@@ -112,7 +112,7 @@ async fn readers_racing_writers_always_see_one_whole_version() {
         }));
     }
     let mut readers = Vec::new();
-    for node in nodes[2..].to_vec() {
+    for node in nodes[2..].iter().map(Clone::clone) {
         let (versions, stop) = (versions.clone(), stop.clone());
         readers.push(tokio::spawn(async move {
             let mut reads = 0;

@@ -186,6 +186,7 @@ async fn purge_by_age_and_batches_leave_live_rows_alone() {
     let batches = Batches {
         size: 3,
         pause: Duration::from_millis(1),
+        max_batches: None,
     };
     let n = cluster
         .purge_matching(&Selector::Prefix("set".into()), PurgeFilter::Expired, batches, |c| {

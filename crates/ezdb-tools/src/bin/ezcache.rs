@@ -120,6 +120,7 @@ async fn run(args: Args) -> Result<(), String> {
     let batches = Batches {
         size: args.iteration_limit,
         pause: Duration::from_secs_f64(args.iteration_sleep),
+        max_batches: None,
     };
     if let Some(scopes) = args.scope.as_deref().filter(|_| args.purge) {
         purge_scopes(
