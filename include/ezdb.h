@@ -93,8 +93,9 @@ typedef enum ezdb_fetch_flags {
 /*
  An opened cluster. Opaque; created by `ezdb_open`, freed by `ezdb_close`.
 
- One call at a time runs on a handle (others on the same handle wait); open one handle per
- thread for parallel work. Do not fork while another thread is inside a call on it.
+ Handles opened with the same URL and options share one connection per process, kept after
+ `ezdb_close` (like PHP's persistent connections) until `ezdb_disconnect` or the process
+ ends; calls through them run one at a time. Do not fork while another thread is in a call.
  */
 typedef struct ezdb_cluster ezdb_cluster;
 
@@ -189,11 +190,12 @@ void ezdb_options_init(struct ezdb_options *out);
 
 /*
  Records the settings of a cluster and returns its handle in `*out`; connects on first use,
- in each process (fork-safe).
+ in each process (fork-safe). Handles with the same URL and options share that connection,
+ which stays open after `ezdb_close`, so the next PHP request reuses it.
 
  `url`: `mysql://user:pass@host:port/db` or `mysql://user@localhost/db?socket=/path`.
- `options` may be NULL (defaults); it is copied. The handle is owned by the caller and must
- be released with `ezdb_close`.
+ `options` may be NULL (defaults); it is copied. Invalid settings give `EZDB_CONFIG`. The
+ handle is owned by the caller and must be released with `ezdb_close`.
  */
 enum ezdb_status ezdb_open(const char *url,
                            size_t url_len,
@@ -207,12 +209,14 @@ enum ezdb_status ezdb_open(const char *url,
 enum ezdb_status ezdb_connect(struct ezdb_cluster *cluster);
 
 /*
- Closes this process's connections politely; the next call reconnects. The handle stays open.
+ Closes this process's connections for the handle's settings (shared with other handles
+ opened with the same settings); the next call reconnects. The handle stays open.
  */
 enum ezdb_status ezdb_disconnect(struct ezdb_cluster *cluster);
 
 /*
- Closes the connections and frees the handle. NULL is a no-op; the pointer is invalid after.
+ Frees the handle; the process's connection for its settings stays open for the next
+ `ezdb_open` (see `ezdb_disconnect`). NULL is a no-op; the pointer is invalid after.
  */
 void ezdb_close(struct ezdb_cluster *cluster);
 
@@ -560,13 +564,16 @@ enum ezdb_status ezdb_purge(struct ezdb_cluster *cluster,
 
 /*
  Legacy handler `purge()`: removes `path` itself and every name under `path/` selected as in
- `ezdb_purge`, `batch` rows per short transaction (0: 1000). Safe to interrupt and re-run.
+ `ezdb_purge`, `batch` rows per short transaction (0: 1000), at most `max_batches`
+ transactions in this call (0: until none is left; call again while `*out_count` > 0 to
+ report or pause between calls). Safe to interrupt and re-run.
  */
 enum ezdb_status ezdb_purge_prefix(struct ezdb_cluster *cluster,
                                    const char *path,
                                    size_t path_len,
                                    int64_t older_than,
                                    uint32_t batch,
+                                   uint32_t max_batches,
                                    uint64_t *out_count);
 
 #ifdef __cplusplus

@@ -22,11 +22,12 @@ pub unsafe extern "C" fn ezdb_options_init(out: *mut ezdb_options) {
 }
 
 /// Records the settings of a cluster and returns its handle in `*out`; connects on first use,
-/// in each process (fork-safe).
+/// in each process (fork-safe). Handles with the same URL and options share that connection,
+/// which stays open after `ezdb_close`, so the next PHP request reuses it.
 ///
 /// `url`: `mysql://user:pass@host:port/db` or `mysql://user@localhost/db?socket=/path`.
-/// `options` may be NULL (defaults); it is copied. The handle is owned by the caller and must
-/// be released with `ezdb_close`.
+/// `options` may be NULL (defaults); it is copied. Invalid settings give `EZDB_CONFIG`. The
+/// handle is owned by the caller and must be released with `ezdb_close`.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_open(
     url: *const c_char,
@@ -38,7 +39,7 @@ pub unsafe extern "C" fn ezdb_open(
         let out = args::out(out, "out (the handle)")?;
         let url = args::text(url, url_len, "url")?;
         let options = options.as_ref().copied().unwrap_or_default();
-        *out = CLUSTERS.give(ezdb_cluster::new(url, &options));
+        *out = CLUSTERS.give(ezdb_cluster::open(url, &options)?);
         Ok(())
     })
 }
@@ -50,7 +51,8 @@ pub unsafe extern "C" fn ezdb_connect(cluster: *mut ezdb_cluster) -> ezdb_status
     guarded_ok(|| CLUSTERS.get(cluster)?.run(|_| async { Ok(()) }))
 }
 
-/// Closes this process's connections politely; the next call reconnects. The handle stays open.
+/// Closes this process's connections for the handle's settings (shared with other handles
+/// opened with the same settings); the next call reconnects. The handle stays open.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_disconnect(cluster: *mut ezdb_cluster) -> ezdb_status {
     guarded_ok(|| {
@@ -59,7 +61,8 @@ pub unsafe extern "C" fn ezdb_disconnect(cluster: *mut ezdb_cluster) -> ezdb_sta
     })
 }
 
-/// Closes the connections and frees the handle. NULL is a no-op; the pointer is invalid after.
+/// Frees the handle; the process's connection for its settings stays open for the next
+/// `ezdb_open` (see `ezdb_disconnect`). NULL is a no-op; the pointer is invalid after.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_close(cluster: *mut ezdb_cluster) {
     if cluster.is_null() {

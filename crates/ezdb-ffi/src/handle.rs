@@ -1,19 +1,24 @@
-// The cluster handle: settings recorded by ezdb_open, and per process a runtime and dedicated
-// connections created on first use and rebuilt (never dropped) when a fork changed the pid.
+// The cluster handle: settings recorded by ezdb_open, shared by every handle with the same
+// settings, and per process a runtime and connections built on first use, rebuilt after fork.
 
 use crate::registry::Registry;
 use crate::status::Failure;
 use ezdb_core::{Cluster, ClusterConfig};
 use parking_lot::Mutex;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
 pub(crate) static CLUSTERS: Registry = Registry::new("cluster handle (ezdb_cluster*)");
 
+/// The connection states of this process, one per distinct (URL, options). They outlive the
+/// handles, so a PHP request that opens a handle reuses the previous request's connection.
+static SHARED: Mutex<Vec<(String, Arc<Shared>)>> = Mutex::new(Vec::new());
+
 /// Settings of `ezdb_open`; zero means "the default". Fill with `ezdb_options_init`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ezdb_options {
     /// `DBChunkSize`: bytes per stored chunk, 1..=65535 (default 65535).
     pub chunk_size: u32,
@@ -27,9 +32,15 @@ pub struct ezdb_options {
 
 /// An opened cluster. Opaque; created by `ezdb_open`, freed by `ezdb_close`.
 ///
-/// One call at a time runs on a handle (others on the same handle wait); open one handle per
-/// thread for parallel work. Do not fork while another thread is inside a call on it.
+/// Handles opened with the same URL and options share one connection per process, kept after
+/// `ezdb_close` (like PHP's persistent connections) until `ezdb_disconnect` or the process
+/// ends; calls through them run one at a time. Do not fork while another thread is in a call.
 pub struct ezdb_cluster {
+    shared: Arc<Shared>,
+}
+
+/// Settings and this process's connection state, shared by the handles opened with them.
+struct Shared {
     config: ClusterConfig,
     process: Mutex<Option<ProcessState>>,
 }
@@ -42,28 +53,56 @@ struct ProcessState {
 }
 
 impl ezdb_cluster {
-    pub(crate) fn new(url: &str, options: &ezdb_options) -> ezdb_cluster {
-        let mut config = ClusterConfig::new(url).dedicated();
-        if options.chunk_size > 0 {
-            config.chunk_size = options.chunk_size as usize;
+    /// A handle on the shared state for these settings, created on first use in the process.
+    pub(crate) fn open(url: &str, options: &ezdb_options) -> Result<ezdb_cluster, Failure> {
+        let key = format!("{url}\0{options:?}");
+        let mut shared = SHARED.lock();
+        if let Some((_, state)) = shared.iter().find(|(k, _)| *k == key) {
+            return Ok(ezdb_cluster { shared: state.clone() });
         }
-        if options.generation_timeout_secs > 0 {
-            config.generation_timeout = Duration::from_secs(options.generation_timeout_secs.into());
-        }
-        if options.max_attempts > 0 {
-            config.max_attempts = options.max_attempts;
-        }
-        if options.connect_timeout_ms > 0 {
-            config.connect_timeout = Duration::from_millis(options.connect_timeout_ms.into());
-        }
-        ezdb_cluster {
+        let config = config(url, options);
+        config.validate()?;
+        let state = Arc::new(Shared {
             config,
             process: Mutex::new(None),
-        }
+        });
+        shared.push((key, state.clone()));
+        Ok(ezdb_cluster { shared: state })
     }
 
-    /// Runs `operation` on this process's connections, connecting first when needed.
     pub(crate) fn run<T, F, Fut>(&self, operation: F) -> Result<T, Failure>
+    where
+        F: FnOnce(Cluster) -> Fut,
+        Fut: Future<Output = ezdb_core::Result<T>>,
+    {
+        self.shared.run(operation)
+    }
+
+    pub(crate) fn disconnect(&self) {
+        self.shared.disconnect();
+    }
+}
+
+fn config(url: &str, options: &ezdb_options) -> ClusterConfig {
+    let mut config = ClusterConfig::new(url).dedicated();
+    if options.chunk_size > 0 {
+        config.chunk_size = options.chunk_size as usize;
+    }
+    if options.generation_timeout_secs > 0 {
+        config.generation_timeout = Duration::from_secs(options.generation_timeout_secs.into());
+    }
+    if options.max_attempts > 0 {
+        config.max_attempts = options.max_attempts;
+    }
+    if options.connect_timeout_ms > 0 {
+        config.connect_timeout = Duration::from_millis(options.connect_timeout_ms.into());
+    }
+    config
+}
+
+impl Shared {
+    /// Runs `operation` on this process's connections, connecting first when needed.
+    fn run<T, F, Fut>(&self, operation: F) -> Result<T, Failure>
     where
         F: FnOnce(Cluster) -> Fut,
         Fut: Future<Output = ezdb_core::Result<T>>,
@@ -86,7 +125,7 @@ impl ezdb_cluster {
     }
 
     /// Closes this process's connections; the next call opens new ones.
-    pub(crate) fn disconnect(&self) {
+    fn disconnect(&self) {
         let mut process = self.process.lock();
         match process.take() {
             Some(state) if state.pid == std::process::id() => {
@@ -94,12 +133,6 @@ impl ezdb_cluster {
             }
             inherited => std::mem::forget(inherited),
         }
-    }
-}
-
-impl Drop for ezdb_cluster {
-    fn drop(&mut self) {
-        self.disconnect();
     }
 }
 

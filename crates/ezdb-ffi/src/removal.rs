@@ -129,7 +129,9 @@ pub unsafe extern "C" fn ezdb_purge(
 }
 
 /// Legacy handler `purge()`: removes `path` itself and every name under `path/` selected as in
-/// `ezdb_purge`, `batch` rows per short transaction (0: 1000). Safe to interrupt and re-run.
+/// `ezdb_purge`, `batch` rows per short transaction (0: 1000), at most `max_batches`
+/// transactions in this call (0: until none is left; call again while `*out_count` > 0 to
+/// report or pause between calls). Safe to interrupt and re-run.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_purge_prefix(
     cluster: *mut ezdb_cluster,
@@ -137,6 +139,7 @@ pub unsafe extern "C" fn ezdb_purge_prefix(
     path_len: usize,
     older_than: i64,
     batch: u32,
+    max_batches: u32,
     out_count: *mut u64,
 ) -> ezdb_status {
     guarded_ok(|| {
@@ -145,6 +148,7 @@ pub unsafe extern "C" fn ezdb_purge_prefix(
         let batches = Batches {
             size: if batch == 0 { 1000 } else { batch },
             pause: Duration::ZERO,
+            max_batches: (max_batches > 0).then_some(max_batches),
         };
         let count = cluster.run(|c| async move {
             let filter = purge_filter(older_than);

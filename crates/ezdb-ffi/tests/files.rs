@@ -186,10 +186,15 @@ fn pattern_deletes_and_prefix_purge_count_what_they_touch() {
     );
     assert_eq!(count, 2, "c/a/x%2 and c/b/x");
     assert_eq!(
-        unsafe { ezdb_purge_prefix(f.cluster, "c".as_ptr().cast(), 1, -1, 2, &mut count) },
+        unsafe { ezdb_purge_prefix(f.cluster, "c".as_ptr().cast(), 1, -1, 2, 1, &mut count) },
         ezdb_status::EZDB_OK
     );
-    assert_eq!(count, 4, "every expired row under c/ goes, in batches of 2");
+    assert_eq!(count, 2, "one batch of 2 in this call");
+    assert_eq!(
+        unsafe { ezdb_purge_prefix(f.cluster, "c".as_ptr().cast(), 1, -1, 2, 0, &mut count) },
+        ezdb_status::EZDB_OK
+    );
+    assert_eq!(count, 2, "the rest in the next call, without a batch limit");
     assert!(exists(f.cluster, "c/a/y") && exists(f.cluster, "c/bz.cache"));
 }
 

@@ -32,7 +32,8 @@ fn php_header_is_up_to_date() {
 #[test]
 fn c_header_compiles_as_c_and_cpp() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let source = "#include \"ezdb.h\"\nint main(void) { ezdb_options o; ezdb_options_init(&o); return (int)EZDB_OK; }\n";
+    let source =
+        "#include \"ezdb.h\"\nint main(void) { ezdb_options o; ezdb_options_init(&o); return (int)EZDB_OK; }\n";
     for (compiler, language) in [("cc", "c"), ("c++", "c++")] {
         let output = std::process::Command::new(compiler)
             .args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-x", language, "-I"])

@@ -136,31 +136,29 @@ fn unreachable_servers_and_bad_urls_report_the_cause() {
     );
     unsafe { ezdb_close(cluster) };
 
-    let not_a_url = "postgres://elsewhere";
-    assert_eq!(
-        unsafe { ezdb_open(not_a_url.as_ptr().cast(), not_a_url.len(), ptr::null(), &mut cluster) },
-        ezdb_status::EZDB_OK
-    );
-    assert_eq!(
-        unsafe { ezdb_connect(cluster) },
-        ezdb_status::EZDB_CONNECT,
-        "{}",
-        last_error()
-    );
-    unsafe { ezdb_close(cluster) };
-
-    let bad_chunk = ezdb_options {
-        chunk_size: 70_000,
-        ..Default::default()
-    };
-    let url = ezdb_testdb::server_url();
-    assert_eq!(
-        unsafe { ezdb_open(url.as_ptr().cast(), url.len(), &bad_chunk, &mut cluster) },
-        ezdb_status::EZDB_OK
-    );
-    assert_eq!(unsafe { ezdb_connect(cluster) }, ezdb_status::EZDB_CONFIG);
-    assert!(last_error().contains("65535"), "{}", last_error());
-    unsafe { ezdb_close(cluster) };
+    for (url, options, expected) in [
+        (
+            "postgres://elsewhere".to_string(),
+            ezdb_options::default(),
+            "not a MySQL/MariaDB URL",
+        ),
+        (
+            ezdb_testdb::server_url(),
+            ezdb_options {
+                chunk_size: 70_000,
+                ..Default::default()
+            },
+            "65535",
+        ),
+    ] {
+        let status = unsafe { ezdb_open(url.as_ptr().cast(), url.len(), &options, &mut cluster) };
+        assert_eq!(
+            status,
+            ezdb_status::EZDB_CONFIG,
+            "settings are checked when the handle is opened"
+        );
+        assert!(last_error().contains(expected), "{}", last_error());
+    }
 }
 
 fn exists_status_ok(cluster: *mut ezdb_cluster) -> bool {

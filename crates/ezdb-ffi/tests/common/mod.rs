@@ -30,7 +30,10 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        unsafe { ezdb_close(self.cluster) };
+        unsafe {
+            ezdb_disconnect(self.cluster);
+            ezdb_close(self.cluster);
+        }
     }
 }
 
