@@ -816,10 +816,17 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
             return false;
         }
         $olderThan = $expiry === false || $expiry === null ? null : (int) $expiry;
-        $count = self::attempt('purge', fn ($c) => $c->purgePrefix($this->filePath, $olderThan, (int) $max ?: 100), false);
-        if ($printCallback && $count !== false) {
-            call_user_func_array($printCallback, [$this->filePath, $count]);
-        }
+        $batch = (int) $max ?: 100;
+        do {
+            // One batch per call, so the callback reports each and $microsleep paces them.
+            $count = self::attempt('purge', fn ($c) => $c->purgePrefix($this->filePath, $olderThan, $batch, 1), false);
+            if ($printCallback && $count !== false) {
+                call_user_func_array($printCallback, [$this->filePath, $count]);
+            }
+            if ($count && $microsleep) {
+                usleep((int) $microsleep);
+            }
+        } while ($count);
         self::removeLocalTree($this->filePath);
         self::removeEmptyParents(dirname($this->filePath));
         $this->info = null;

@@ -30,6 +30,21 @@ final class ClusterApiTest extends TestCase
         $this->assertTrue(abs($c->now() - time()) < 5, 'database clock:');
     }
 
+    public function testEachRequestReusesTheProcesssConnection(): void
+    {
+        $sessions = fn () => (int) self::$db->query(
+            'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ?', [self::$db->name])[0]['n'];
+        $this->open()->exists($this->path('api/warm'));
+        $before = $sessions();
+        for ($request = 0; $request < 5; $request++) {
+            // PHP-FPM drops every object between requests; the library keeps the connection.
+            $c = $this->open();
+            $c->exists($this->path('api/x'));
+            $c->close();
+        }
+        $this->assertSame($before, $sessions(), 'no new connection per request:');
+    }
+
     public function testChunkSizeOption(): void
     {
         $c = $this->open();
@@ -151,7 +166,7 @@ final class ClusterApiTest extends TestCase
         $this->configure(['URL' => null, 'DBHost' => '127.0.0.1', 'DBPort' => 1, 'DBUser' => 'someone', 'DBPassword' => 'secret', 'DBConnectRetries' => 2]);
         $e = $this->assertThrowsEzdb(Exception::CONNECT, fn () => new eZDBFileHandler('x'));
         $this->assertTrue(str_contains($e->getMessage(), "user someone, password '******'") && !str_contains($e->getMessage(), 'secret'), $e->getMessage());
-        $this->assertThrowsEzdb(Exception::CONNECT, fn () => Cluster::open('postgres://x')->connect());
+        $this->assertThrowsEzdb(Exception::CONFIG, fn () => Cluster::open('postgres://x'));
         try {
             eZDBFileHandler::configure(['DBHots' => 'typo']);
             $this->fail('unknown settings are refused');

@@ -31,7 +31,8 @@ final class PurgeTest extends TestCase
         $this->handler('dir/set1')->purge(function ($path, $count) use (&$reported) {
             $reported[] = [$path, $count];
         });
-        $this->assertSame([[$this->path('dir/set1'), 10]], $reported);
+        $this->assertSame([[$this->path('dir/set1'), 10], [$this->path('dir/set1'), 0]], $reported,
+            'a report per pass, the last one empty, as legacy:');
         for ($i = 0; $i < 10; $i++) {
             $this->assertNull($this->legacy()->row($this->path("dir/set1/$i")));
         }
@@ -63,7 +64,7 @@ final class PurgeTest extends TestCase
         $this->handler('b')->purge(function ($path, $count) use (&$counts) {
             $counts[] = $count;
         }, 1000, 3);
-        $this->assertSame(10, array_sum($counts));
+        $this->assertSame([3, 3, 3, 1, 0], $counts, 'one report per batch of $max:');
         $left = self::$db->query('SELECT COUNT(*) AS n FROM ezdbfile_data d LEFT JOIN ezdbfile f ON f.name_hash = d.name_hash WHERE f.name_hash IS NULL');
         $this->assertSame(0, (int) $left[0]['n'], 'no chunk left behind:');
         $this->assertSame(0, (int) self::$db->query('SELECT COUNT(*) AS n FROM ezdbfile WHERE name LIKE ?', [$this->path('b/%')])[0]['n']);

@@ -229,11 +229,14 @@ final class Cluster
         return $this->int32->cdata !== 0;
     }
 
-    /** Purges $path and everything under "$path/" in batches; returns the rows removed. */
-    public function purgePrefix(string $path, ?int $olderThan = null, int $batch = 0): int
+    /**
+     * Purges $path and everything under "$path/", $batch rows per transaction (0: 1000), at most
+     * $maxBatches transactions in this call (0: until none is left); returns the rows removed.
+     */
+    public function purgePrefix(string $path, ?int $olderThan = null, int $batch = 0, int $maxBatches = 0): int
     {
         $this->call("purge $path", 'ezdb_purge_prefix', $path, strlen($path), $olderThan ?? -1, $batch,
-            FFI::addr($this->uint64));
+            $maxBatches, FFI::addr($this->uint64));
         return $this->uint64->cdata;
     }
 
