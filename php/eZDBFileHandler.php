@@ -490,7 +490,11 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 break;
             }
             if (!$noCache && !$this->useStaleCache && $this->lock === null) {
-                $started = $this->lockForGeneration($retrieveCallback === null ? null : self::recheck($ttl, $expiry, $seenMtime));
+                // After a recheck found a fresh row this pass could not use (broken, or its
+                // retrieve failed), lock without recheck so that row gets regenerated.
+                $recheck = $retrieveCallback === null || $this->freshElsewhere
+                    ? null : self::recheck($ttl, $expiry, $seenMtime);
+                $started = $this->lockForGeneration($recheck);
                 if ($started === 'fresh') {
                     $this->freshElsewhere = true;
                     continue;

@@ -27,6 +27,16 @@ final class ProcessCacheTest extends TestCase
         return count(array_filter($this->calls, fn ($c) => $c[0] === $kind));
     }
 
+    public function testABrokenStoredCopyIsRegenerated(): void
+    {
+        $this->handler()->fileStoreContents($this->path('cache/broken.cache'), str_repeat('x', 500));
+        self::$db->query('DELETE FROM ezdbfile_data WHERE name_hash = ?', [md5($this->path('cache/broken.cache'))]);
+        $value = $this->handler('cache/broken.cache')->processCache($this->retrieve(), $this->generate('repaired'), 3600);
+        $this->assertSame('repaired', $value);
+        $this->assertSame(1, $this->count('generate'));
+        $this->assertSame('repaired', $this->handler()->fileFetchContents($this->path('cache/broken.cache')));
+    }
+
     public function testGeneratesOnceThenDelete(): void
     {
         $handler = $this->handler('cache/a.cache');

@@ -62,10 +62,6 @@ pub(crate) async fn write_chunks(
     chunk_size: usize,
     per_statement: usize,
 ) -> Attempt<u64> {
-    sqlx::query("DELETE FROM ezdbfile_data WHERE name_hash = ?")
-        .bind(hash)
-        .execute(&mut *conn)
-        .await?;
     let mut offset: u64 = 0;
     loop {
         let chunks = match read_chunks(reader, chunk_size, per_statement).await {
@@ -89,7 +85,25 @@ pub(crate) async fn write_chunks(
             break;
         }
     }
+    remove_leftover_chunks(conn, hash, offset, chunk_size).await?;
     Ok(offset)
+}
+
+/// Deletes the previous version's chunks that the new one did not overwrite: those past its
+/// end, and those of another chunk size (a legacy layout). An empty file keeps its empty chunk.
+async fn remove_leftover_chunks(
+    conn: &mut MySqlConnection,
+    hash: &str,
+    size: u64,
+    chunk_size: usize,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ezdbfile_data WHERE name_hash = ? AND (`offset` >= ? OR `offset` % ? != 0)")
+        .bind(hash)
+        .bind(size.max(1))
+        .bind(chunk_size as u64)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 async fn insert_chunks(
@@ -99,7 +113,11 @@ async fn insert_chunks(
     chunks: Vec<Vec<u8>>,
 ) -> std::result::Result<u64, sqlx::Error> {
     let placeholders = vec!["(?, ?, ?)"; chunks.len()].join(", ");
-    let sql = format!("INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) VALUES {placeholders}");
+    // Overwriting in place is cheaper for InnoDB than deleting the old rows first.
+    let sql = format!(
+        "INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) VALUES {placeholders} \
+         ON DUPLICATE KEY UPDATE filedata = VALUES(filedata)"
+    );
     let mut query = sqlx::query(&sql);
     for chunk in chunks {
         let len = chunk.len() as u64;

@@ -50,6 +50,15 @@ pub enum Regeneration {
     Fresh(FileMeta),
 }
 
+impl From<Generation> for Regeneration {
+    fn from(generation: Generation) -> Regeneration {
+        match generation {
+            Generation::Acquired(lock) => Regeneration::Acquired(lock),
+            Generation::Busy { remaining_secs } => Regeneration::Busy { remaining_secs },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CacheEntry {
     pub content: Vec<u8>,
@@ -72,20 +81,28 @@ impl Cluster {
         // Lock ages are whole seconds: one more than the timeout lets an abandoned lock be taken over.
         let deadline = Instant::now() + self.config().generation_timeout + std::time::Duration::from_secs(2);
         let mut generate = Some(generate);
+        // Set when the re-check saw a fresh row that then did not read whole (broken chunks):
+        // the next lock is taken without re-check, so that row gets regenerated.
+        let mut fresh_but_unreadable = false;
         loop {
             let current = self.read_optional(&file).await?;
             if let Some(data) = current.as_ref().filter(|d| policy.freshness.accepts(&d.meta, now)) {
                 return Ok(entry(data.clone(), CacheSource::Hit));
             }
-            match self
-                .start_regeneration(file.as_str(), policy.store.scope.as_deref(), &policy.freshness, now)
-                .await?
-            {
+            let scope = policy.store.scope.as_deref();
+            let outcome = if fresh_but_unreadable {
+                self.start_generation(file.as_str(), scope).await?.into()
+            } else {
+                self.start_regeneration(file.as_str(), scope, &policy.freshness, now)
+                    .await?
+            };
+            match outcome {
                 Regeneration::Fresh(fresh) => {
                     // Published by another process since our read: serve it if it reads whole.
                     if let Some(data) = self.read_optional(&file).await?.filter(|d| d.meta == fresh) {
                         return Ok(entry(data, CacheSource::Rechecked));
                     }
+                    fresh_but_unreadable = true;
                 }
                 Regeneration::Acquired(lock) => {
                     let content = match run(&file, generate.take()).await {

@@ -8,7 +8,7 @@ use crate::handle::{ezdb_cluster, CLUSTERS};
 use crate::info::{ezdb_file_info, ezdb_freshness, fill};
 use crate::registry::Registry;
 use crate::status::{ezdb_status, Failure};
-use ezdb_core::{Generation, GenerationLock, Regeneration, StoreOptions};
+use ezdb_core::{GenerationLock, Regeneration, StoreOptions};
 use std::ffi::{c_char, CString};
 
 static LOCKS: Registry = Registry::new("generation lock (ezdb_lock*)");
@@ -67,10 +67,7 @@ pub unsafe extern "C" fn ezdb_generation_start(
         let recheck = recheck.as_ref().copied();
         let outcome = cluster.run(|c| async move {
             match recheck {
-                None => Ok(match c.start_generation(name, scope).await? {
-                    Generation::Acquired(lock) => Regeneration::Acquired(lock),
-                    Generation::Busy { remaining_secs } => Regeneration::Busy { remaining_secs },
-                }),
+                None => Ok(c.start_generation(name, scope).await?.into()),
                 Some(freshness) => {
                     let now = if freshness.now > 0 { freshness.now } else { c.now() };
                     c.start_regeneration(name, scope, &freshness.rule(), now).await
