@@ -7,6 +7,7 @@ set -euo pipefail
 # Steps in order, as "name|command"; the first failing step stops the run. Append new ones here.
 TEST_STEPS=(
     "format check|cargo fmt --all -- --check"
+    "lints|cargo clippy --workspace --all-targets --locked -- -D warnings"
     "build|cargo build --workspace --all-targets --locked"
     "tests|cargo test --workspace --locked -- --test-threads=4"
     "php tests|bash scripts/test-php.sh"
