@@ -3,12 +3,13 @@
 # wrk at 1, 16 and 64 connections, hot (20 files) and cold (random files); prints a table.
 # BENCH_SECONDS sets the length of each measurement (default 5); index_image runs with its
 # defaults, or with the INDEX_IMAGE_* variables set in the environment (for example
-# INDEX_IMAGE_CACHE_MAX_FILE=4194304). Everything it starts or creates (nginx, index_image,
+# INDEX_IMAGE_CACHE_MAX_FILE=1048576). Everything it starts or creates (nginx, index_image,
 # the temporary directory, the database) is removed on exit, whether the run succeeds, fails
 # or is interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+source scripts/lib/common.sh
 
 SECONDS_PER_RUN="${BENCH_SECONDS:-5}"
 WARMUP_SECONDS=$((SECONDS_PER_RUN < 2 ? SECONDS_PER_RUN : 2))
@@ -25,15 +26,6 @@ install_tools() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q nginx-light wrk curl >/dev/null 2>&1 \
         || { apt-get update -q >/dev/null && apt-get install -y -q nginx-light wrk curl >/dev/null; }
-}
-
-# A TCP port from $1 on that nothing on 127.0.0.1 accepts connections on.
-free_port() {
-    local port
-    for port in $(seq "$1" $(($1 + 500))); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
-    done
-    return 1
 }
 
 # 2,000 files (292 MB), 60 % thumbnails of 2-20 KB, 30 % of 20-200 KB, 10 % of
@@ -97,17 +89,6 @@ CONF
     mkdir -p "$dir/tmp"
     nginx -c "$dir/nginx.conf" -e "$dir/nginx-error.log"
     NGINX_STARTED=1
-}
-
-# Polls $1 until it answers 200, for up to 10 seconds.
-wait_for() {
-    local i
-    for ((i = 0; i < 100; i++)); do
-        curl -fs -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "bench: $1 did not answer 200" >&2
-    return 1
 }
 
 # wrk figures in fixed units: latency in ms, transfer in MB/s (wrk prints us/ms/s, KB/MB/GB).
@@ -183,13 +164,13 @@ run() {
         >/dev/null 2>"$dir/index_image.log" &
     GATEWAY_PID=$!
     local first; first="$(head -n 1 "$dir/hot.txt")"
-    wait_for "http://127.0.0.1:$nginx_port$first"
-    wait_for "http://127.0.0.1:$gateway_port/healthz"
-    wait_for "http://127.0.0.1:$gateway_port$first"
+    wait_for_http "http://127.0.0.1:$nginx_port$first"
+    wait_for_http "http://127.0.0.1:$gateway_port/healthz"
+    wait_for_http "http://127.0.0.1:$gateway_port$first"
 
     echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM;" \
         "wrk, index_image, nginx and MariaDB $(mariadb_client -N -e 'SELECT VERSION()') share them. ${SECONDS_PER_RUN} s per measurement."
-    local max_file="${INDEX_IMAGE_CACHE_MAX_FILE:-1048576}" cache="${INDEX_IMAGE_CACHE_BYTES:-67108864}" over
+    local max_file="${INDEX_IMAGE_CACHE_MAX_FILE:-4194304}" cache="${INDEX_IMAGE_CACHE_BYTES:-67108864}" over
     over="$(sed "s|^|$dir/www|" "$dir/hot.txt" | xargs stat -c %s | awk -v m="$max_file" '$1 > m { n++; b += $1 }
         END { if (n) printf "%d hot file(s) (%.2f MB) are larger, read from the database each time", n, b / 1e6;
               else printf "every hot file fits" }')"
@@ -210,18 +191,6 @@ run() {
                 printf "| %s | %d | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.2f |\n", mode, c, a[1], a[2], a[3], a[4], b[1], b[2], b[3], b[4], a[1] / b[1] }'
         done
     done
-}
-
-# The mariadb client on the server of EZDB_TEST_URL (mysql://user[:pass]@host:port).
-mariadb_client() {
-    local rest="${EZDB_TEST_URL#mysql://}" auth="root" hostport
-    rest="${rest%%/*}"
-    [[ "$rest" == *@* ]] && auth="${rest%@*}"
-    hostport="${rest##*@}"
-    local host="${hostport%%:*}" port=3306
-    [[ "$hostport" == *:* ]] && port="${hostport##*:}"
-    MYSQL_PWD="$([[ "$auth" == *:* ]] && echo "${auth#*:}" || true)" \
-        mariadb --no-defaults --protocol=TCP -u "${auth%%:*}" -h "$host" -P "$port" "$@"
 }
 
 if [[ "${1:-}" == "--inner" ]]; then

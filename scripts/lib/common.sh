@@ -44,7 +44,7 @@ mariadb_client() {
     if [[ -n "$socket" ]]; then args+=(--socket="$socket")
     else args+=(--protocol=TCP -h "${hostport%%:*}"); [[ "$hostport" == *:* ]] && args+=(-P "${hostport##*:}"); fi
     local client; client="$(command -v mariadb || command -v mysql)"
-    MYSQL_PWD="$( [[ "$auth" == *:* ]] && echo "${auth#*:}" )" "$client" "${args[@]}" "$@"
+    MYSQL_PWD="$( [[ "$auth" == *:* ]] && echo "${auth#*:}" )" "$client" --no-defaults "${args[@]}" "$@"
 }
 
 # Installs PHP 8.2 CLI with FFI, pcntl and mysqli (Debian packages) when `php` is missing.
