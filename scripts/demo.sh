@@ -58,7 +58,8 @@ php_side() {
 run() {
     WORK="$(mktemp -d /tmp/ezdb-demo.XXXXXX)"
     trap cleanup EXIT
-    cargo build --release --locked --workspace --examples
+    cargo build --release --locked --workspace # libraries (libezdb.so) and binaries
+    cargo build --release --locked -p ezdb-core --example demo
     core_tour
     mariadb_client -e "DROP DATABASE IF EXISTS $DATABASE; CREATE DATABASE $DATABASE"
     URL="$(database_url "$DATABASE")"
