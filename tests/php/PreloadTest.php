@@ -31,7 +31,7 @@ final class PreloadTest extends TestCase
             }
             echo implode(' ', $parts);
             PHP;
-        $output = $this->php(['-d', "ffi.preload=$header", '-d', 'opcache.enable_cli=1', '-d', "opcache.preload=$repo/php/preload.php",
+        $output = $this->php(['-d', 'ffi.enable=preload', '-d', "ffi.preload=$header", '-d', 'opcache.enable_cli=1', '-d', "opcache.preload=$repo/php/preload.php",
             '-d', 'opcache.preload_user=' . posix_getpwuid(posix_geteuid())['name'], '-r', $worker], $this->dir, [
             'EZDB_PHP' => "$repo/php", 'EZDB_URL' => self::$db->url, 'EZDB_NAME' => $this->prefix, 'EZDB_LIBRARY' => '/nonexistent/libezdb.so',
         ]);
