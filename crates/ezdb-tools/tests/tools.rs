@@ -74,9 +74,17 @@ async fn clear_moves_the_key_and_purge_removes_only_older_entries() {
     let out = ok(&tool(
         "ezcache",
         &db,
-        &["--cache-dir=var/site/cache", "--clear-id=content"],
+        &["--cache-dir=var/site/cache", "--clear-id=content", "--json"],
     ));
-    assert!(out.contains("content-view-cache"), "{out}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let action = &report["actions"][0];
+    assert_eq!(
+        (&action["item"], &action["action"]),
+        (&"content".into(), &"clear".into()),
+        "{report}"
+    );
+    assert_eq!(action["expiry_key"], "content-view-cache", "{report}");
+    assert!(action["expiry"].as_i64().unwrap() >= now, "{report}");
     assert!(
         !c.exists(&view("3-recent")).await.unwrap(),
         "cleared on every server at once"
@@ -185,7 +193,15 @@ async fn scope_purge_removes_only_expired_rows_and_dry_run_changes_nothing() {
         "{dry}"
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM ezdbfile").await, 4);
-    ok(&tool("ezcache", &db, &["--purge", "--scope=image", "--expiry=-2 days"]));
+    let purged = ok(&tool(
+        "ezcache",
+        &db,
+        &["--purge", "--scope=image", "--expiry=-2 days", "--json"],
+    ));
+    let report: serde_json::Value = serde_json::from_str(purged.trim()).unwrap();
+    assert_eq!(report["dry_run"], false, "{report}");
+    assert_eq!(report["actions"][0]["files"], 1, "{report}");
+    assert_eq!(report["actions"][0]["scopes"][0], "image", "{report}");
     assert!(c.stat("img/old-deleted").await.unwrap().is_none());
     assert!(
         c.stat("img/new-deleted").await.unwrap().is_some(),

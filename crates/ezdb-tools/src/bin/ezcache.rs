@@ -8,6 +8,8 @@ use ezdb_tools::cache_items::{self, CacheItem, Clear, Resolved};
 use ezdb_tools::connect::{connect, URL_HELP};
 use ezdb_tools::emit;
 use ezdb_tools::progress::Progress;
+use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -20,6 +22,7 @@ use std::time::Duration;
   ezcache --clear-id=content --purge --expiry='-2 days'
   ezcache --purge --scope=viewcache,template-block --expiry='-30 days' --iteration-limit=500 --iteration-sleep=0.2
   ezcache --purge --scope=image --dry-run          # list what would go
+  ezcache --clear-all --json                       # one JSON document for scripts
   ezcache --list
 
 Clearing never deletes rows: it moves the item's global expiry key (every server sees it at
@@ -63,6 +66,31 @@ struct Args {
     /// List the cache ids and tags, then exit.
     #[arg(long, aliases = ["list-ids", "list-tags"])]
     list: bool,
+    /// Print one JSON document with what was done (or would be, with --dry-run).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where results go: a line per action for people, or one JSON document (--json) for scripts.
+struct Output {
+    json: bool,
+    actions: RefCell<Vec<Value>>,
+}
+
+impl Output {
+    fn report(&self, text: impl FnOnce() -> String, action: Value) {
+        if self.json {
+            self.actions.borrow_mut().push(action);
+        } else {
+            emit!("{}", text());
+        }
+    }
+
+    fn finish(&self, dry_run: bool) {
+        if self.json {
+            emit!("{}", json!({"dry_run": dry_run, "actions": *self.actions.borrow()}));
+        }
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -72,9 +100,17 @@ async fn main() {
         list();
         return;
     }
-    if let Err(message) = run(args).await {
-        eprintln!("ezcache: error: {message}");
-        std::process::exit(1);
+    let output = Output {
+        json: args.json,
+        actions: RefCell::default(),
+    };
+    let dry_run = args.dry_run;
+    match run(args, &output).await {
+        Ok(()) => output.finish(dry_run),
+        Err(message) => {
+            eprintln!("ezcache: error: {message}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -94,11 +130,11 @@ fn list() {
     );
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: Args, output: &Output) -> Result<(), String> {
     if args.iteration_limit == 0 || !(0.0..=3600.0).contains(&args.iteration_sleep) {
         return Err("--iteration-limit must be at least 1 and --iteration-sleep between 0 and 3600 seconds".into());
     }
-    let selection = selection(&args)?;
+    let selection = selection(&args, output)?;
     if selection.is_none() && !(args.purge && args.scope.is_some()) {
         return Err(
             "nothing to do: give --clear-id=ID, --clear-tag=TAG or --clear-all (with or without --purge), \
@@ -123,14 +159,8 @@ async fn run(args: Args) -> Result<(), String> {
         max_batches: None,
     };
     if let Some(scopes) = args.scope.as_deref().filter(|_| args.purge) {
-        purge_scopes(
-            &cluster,
-            scopes,
-            expiry.unwrap_or_else(|| cluster.now()),
-            batches,
-            args.dry_run,
-        )
-        .await?;
+        let before = expiry.unwrap_or_else(|| cluster.now());
+        purge_scopes(&cluster, scopes, before, batches, args.dry_run, output).await?;
     }
     if let Some(items) = selection {
         for item in items {
@@ -139,6 +169,7 @@ async fn run(args: Args) -> Result<(), String> {
                 item,
                 cache_dir: args.cache_dir.trim_end_matches('/'),
                 dry_run: args.dry_run,
+                output,
             };
             if args.purge {
                 target.purge(expiry, batches).await?;
@@ -151,7 +182,7 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 /// The items named by --clear-id / --clear-tag / --clear-all; unknown ones are an error.
-fn selection(args: &Args) -> Result<Option<Vec<&'static CacheItem>>, String> {
+fn selection(args: &Args, output: &Output) -> Result<Option<Vec<&'static CacheItem>>, String> {
     let resolved: Resolved = match (&args.clear_id, &args.clear_tag, args.clear_all) {
         (None, None, false) => return Ok(None),
         (Some(ids), None, false) => cache_items::by_ids(ids),
@@ -166,7 +197,14 @@ fn selection(args: &Args) -> Result<Option<Vec<&'static CacheItem>>, String> {
         ));
     }
     for id in &resolved.local_only {
-        emit!("{id}: kept on each web server's disk, not in the cluster; clear it there with bin/php/ezcache.php");
+        output.report(
+            || {
+                format!(
+                    "{id}: kept on each web server's disk, not in the cluster; clear it there with bin/php/ezcache.php"
+                )
+            },
+            json!({"item": id, "action": "skipped", "reason": "kept on each web server's disk, not in the cluster"}),
+        );
     }
     Ok(Some(resolved.items))
 }
@@ -176,6 +214,7 @@ struct Target<'a> {
     item: &'a CacheItem,
     cache_dir: &'a str,
     dry_run: bool,
+    output: &'a Output,
 }
 
 impl Target<'_> {
@@ -190,16 +229,20 @@ impl Target<'_> {
     async fn clear(&self) -> Result<(), String> {
         let item = self.item;
         match (item.clear, item.expiry_key) {
-            (Clear::Key, Some(key)) if self.dry_run => {
-                emit!("Clearing {}: would move expiry key {key} to now", item.name)
-            }
+            (Clear::Key, Some(key)) if self.dry_run => self.output.report(
+                || format!("Clearing {}: would move expiry key {key} to now", item.name),
+                json!({"item": item.id, "action": "clear", "expiry_key": key}),
+            ),
             (Clear::Key, Some(key)) => {
                 let at = self
                     .cluster
                     .set_global_expiry(key, None)
                     .await
                     .map_err(|e| e.to_string())?;
-                emit!("Clearing {}: expiry key {key} set to {at}; no row changed", item.name);
+                self.output.report(
+                    || format!("Clearing {}: expiry key {key} set to {at}; no row changed", item.name),
+                    json!({"item": item.id, "action": "clear", "expiry_key": key, "expiry": at}),
+                );
             }
             _ => {
                 let mut total = 0;
@@ -220,7 +263,10 @@ impl Target<'_> {
                     }
                 }
                 let verb = if self.dry_run { "would mark at most" } else { "marked" };
-                emit!("Clearing {}: {verb} {total} file(s) expired", item.name);
+                self.output.report(
+                    || format!("Clearing {}: {verb} {total} file(s) expired", item.name),
+                    json!({"item": item.id, "action": "clear", "files": total}),
+                );
             }
         }
         Ok(())
@@ -237,26 +283,37 @@ impl Target<'_> {
             (Some(e), None) => e,
             (None, _) => self.cluster.now(),
         };
-        if self.item.prefixes.is_empty() {
-            emit!(
-                "Purging {}: nothing to purge in the cluster (its files are regenerated on use)",
-                self.item.name
+        let item = self.item;
+        if item.prefixes.is_empty() {
+            self.output.report(
+                || {
+                    format!(
+                        "Purging {}: nothing to purge in the cluster (its files are regenerated on use)",
+                        item.name
+                    )
+                },
+                json!({"item": item.id, "action": "purge", "files": 0, "before": before}),
             );
             return Ok(());
         }
-        let mut total = 0;
+        let (mut total, mut names) = (0, Vec::new());
         for selector in self.selectors() {
-            total += purge(
-                self.cluster,
-                &selector,
-                PurgeFilter::OlderThan(before),
-                batches,
-                self.dry_run,
-            )
-            .await?;
+            let filter = PurgeFilter::OlderThan(before);
+            let (count, listed) = purge(self.cluster, &selector, filter, batches, self.dry_run).await?;
+            total += count;
+            names.extend(listed);
         }
         let verb = if self.dry_run { "would remove" } else { "removed" };
-        emit!("Purging {}: {verb} {total} file(s) older than {before}", self.item.name);
+        self.output.report(
+            || {
+                format!(
+                    "Purging {}: {verb} {total} file(s) older than {before}{}",
+                    item.name,
+                    listing(&names, total)
+                )
+            },
+            json!({"item": item.id, "action": "purge", "files": total, "before": before, "names": names}),
+        );
         Ok(())
     }
 }
@@ -267,6 +324,7 @@ async fn purge_scopes(
     before: i64,
     batches: Batches,
     dry_run: bool,
+    output: &Output,
 ) -> Result<(), String> {
     let scopes: Vec<String> = scopes
         .split(',')
@@ -275,36 +333,34 @@ async fn purge_scopes(
         .map(str::to_owned)
         .collect();
     let selector = Selector::Scopes(scopes.clone());
-    let total = purge(cluster, &selector, PurgeFilter::ExpiredBefore(before), batches, dry_run).await?;
+    let (total, names) = purge(cluster, &selector, PurgeFilter::ExpiredBefore(before), batches, dry_run).await?;
     let verb = if dry_run { "would remove" } else { "removed" };
-    emit!(
-        "Purging expired files of {}: {verb} {total} file(s) last modified before {before}",
-        scopes.join(",")
+    output.report(
+        || {
+            let scopes = scopes.join(",");
+            let names = listing(&names, total);
+            format!("Purging expired files of {scopes}: {verb} {total} file(s) last modified before {before}{names}")
+        },
+        json!({"scopes": scopes, "action": "purge", "files": total, "before": before, "names": names}),
     );
     Ok(())
 }
 
-/// Purges with a progress bar (or log lines), or lists what would go in a dry run.
+/// Purges with a progress bar (or log lines); in a dry run, counts and names (up to 1000) what
+/// would go instead.
 async fn purge(
     cluster: &Cluster,
     selector: &Selector,
     filter: PurgeFilter,
     batches: Batches,
     dry_run: bool,
-) -> Result<u64, String> {
+) -> Result<(u64, Vec<String>), String> {
     let (count, names) = cluster
         .preview_purge(selector, filter, if dry_run { 1000 } else { 0 })
         .await
         .map_err(|e| e.to_string())?;
-    if dry_run {
-        names.iter().for_each(|n| emit!("- {n}"));
-        if count > names.len() as u64 {
-            emit!("  ... and {} more", count - names.len() as u64);
-        }
-        return Ok(count);
-    }
-    if count == 0 {
-        return Ok(0);
+    if dry_run || count == 0 {
+        return Ok((count, names));
     }
     let mut progress = Progress::new("purging", Some(count));
     let removed = cluster
@@ -312,5 +368,14 @@ async fn purge(
         .await
         .map_err(|e| e.to_string());
     progress.finish();
-    removed
+    Ok((removed?, Vec::new()))
+}
+
+/// The names a dry run listed, one per line after the summary, and how many more there are.
+fn listing(names: &[String], total: u64) -> String {
+    let mut text: String = names.iter().map(|n| format!("\n- {n}")).collect();
+    if total > names.len() as u64 {
+        text += &format!("\n  ... and {} more", total - names.len() as u64);
+    }
+    text
 }
