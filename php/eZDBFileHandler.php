@@ -202,10 +202,16 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         return substr($path, -1) === '/' ? substr($path, 0, -1) : $path;
     }
 
+    /** Whether the handler names a file: legacy treats any false-like path (false, null, '') as none. */
+    private function hasPath()
+    {
+        return !in_array($this->filePath, [false, null, ''], true);
+    }
+
     /** Loads the row of the handler's path once (again with $force); a missing row is remembered. */
     public function loadMetaData($force = false)
     {
-        if ($this->filePath === false || ($this->info !== null && !$force)) {
+        if (!$this->hasPath() || ($this->info !== null && !$force)) {
             return;
         }
         $this->info = self::attempt('stat', fn ($c) => $c->stat($this->filePath) ?? false, false);
@@ -315,7 +321,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function storeContents($contents, $scope = false, $datatype = false, $storeLocally = false)
     {
-        if ($this->filePath === false) {
+        if (!$this->hasPath()) {
             return false;
         }
         $contents = (string) $contents;
@@ -362,7 +368,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function fetch($noLocalCache = false)
     {
-        if ($this->filePath === false) {
+        if (!$this->hasPath()) {
             return false;
         }
         if ($noLocalCache && $this->localCopyIsCurrent()) {
@@ -382,7 +388,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Downloads to a new unique name beside the file (".<pid><random>tmp" before the extension). */
     public function fetchUnique()
     {
-        if ($this->filePath === false) {
+        if (!$this->hasPath()) {
             return false;
         }
         $unique = self::uniqueName($this->filePath);
@@ -408,7 +414,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     public function fetchContents()
     {
-        return $this->filePath === false ? false : $this->fileFetchContents($this->filePath);
+        return !$this->hasPath() ? false : $this->fileFetchContents($this->filePath);
     }
 
     /**
@@ -466,7 +472,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         for ($pass = 0; $pass < self::MAX_PASSES; $pass++) {
             $failure = null;
             $seenMtime = null;
-            if ($retrieveCallback !== null && $this->filePath !== false) {
+            if ($retrieveCallback !== null && $this->hasPath()) {
                 [$next, $value] = $this->readCache($retrieveCallback, $ttl, $expiry, $curtime, $extraData);
                 if ($next === 'return') {
                     return $value;
@@ -486,7 +492,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                     return null;
                 }
             }
-            if ($generateCallback === false || $this->filePath === false) {
+            if ($generateCallback === false || !$this->hasPath()) {
                 break;
             }
             if (!$noCache && !$this->useStaleCache && $this->lock === null) {
@@ -756,7 +762,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     public function exists()
     {
-        return $this->filePath !== false && $this->fileExists($this->filePath);
+        return $this->hasPath() && $this->fileExists($this->filePath);
     }
 
     /**
@@ -774,7 +780,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     public function delete()
     {
-        return $this->filePath !== false && $this->fileDelete($this->filePath);
+        return $this->hasPath() && $this->fileDelete($this->filePath);
     }
 
     /** Soft-deletes the files matching a glob (*, ?, {a,b}; a dot is literal). */
@@ -804,7 +810,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     public function deleteLocal()
     {
-        if ($this->filePath !== false) {
+        if ($this->hasPath()) {
             $this->fileDeleteLocal($this->filePath);
         }
     }
@@ -816,7 +822,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function purge($printCallback = false, $microsleep = false, $max = false, $expiry = false)
     {
-        if ($this->filePath === false) {
+        if (!$this->hasPath()) {
             return false;
         }
         $olderThan = $expiry === false || $expiry === null ? null : (int) $expiry;
@@ -878,7 +884,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Moves the handler's file; the handler then refers to $dstPath (fixed). */
     public function move($dstPath)
     {
-        if ($this->filePath === false || !$this->fileMove($this->filePath, $dstPath)) {
+        if (!$this->hasPath() || !$this->fileMove($this->filePath, $dstPath)) {
             return false;
         }
         $this->filePath = self::cleanPath($dstPath);
@@ -919,7 +925,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         if ($this->lock !== null) {
             return true;
         }
-        if ($this->filePath === false) {
+        if (!$this->hasPath()) {
             return false;
         }
         $started = self::attempt('startCacheGeneration', fn ($c) => $c->startGeneration($this->filePath), false);

@@ -74,6 +74,24 @@ final class ProcessCacheTest extends TestCase
         $this->assertSame('template-block', $handler->stat()['scope']);
     }
 
+    public function testHandlerWithoutAPathNeitherWaitsNorThrows(): void
+    {
+        // Legacy treats any false-like path as "no file": processCache returns failure 2 at once.
+        foreach (['empty' => '', 'null' => null] as $how => $path) {
+            $handler = new eZDBFileHandler($path);
+            $started = microtime(true);
+            $failure = $handler->processCache($this->retrieve(), $this->generate('x'));
+            $this->assertTrue(microtime(true) - $started < 2, "$how, no wait for a lock that cannot exist:");
+            $this->assertInstanceOf(eZClusterFileFailure::class, $failure, "$how:");
+            $this->assertSame(2, $failure->errno(), "$how:");
+            $this->assertSame([], $this->calls, "$how, no callback:");
+            $this->assertFalse($handler->exists(), "$how:");
+            $this->assertFalse($handler->stat(), "$how:");
+            $this->assertFalse($handler->fetchContents(), "$how:");
+            $this->assertFalse($handler->startCacheGeneration(), "$how:");
+        }
+    }
+
     public function testWithoutRetrieveItAlwaysGenerates(): void
     {
         $handler = $this->handler('cache/noretrieve.cache');
