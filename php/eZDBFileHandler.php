@@ -773,7 +773,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     {
         $path = self::cleanPath($path);
         $deleted = self::attempt('fileDelete', fn ($c) => $fnamePart === false
-            ? $c->delete($path) : $c->deletePrefix($path, (string) $fnamePart), false);
+            ? $c->delete($path) : $c->deletePrefix($path, (string) self::cleanPath($fnamePart)), false);
         $this->info = null;
         return $deleted !== false;
     }
@@ -794,8 +794,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Soft-deletes "$commonPath/$dir/$commonSuffix*" for each dir (by name_trunk under caches). */
     public function fileDeleteByDirList($dirList, $commonPath, $commonSuffix)
     {
-        $deleted = self::attempt('fileDeleteByDirList', fn ($c) => $c->deleteByDirList(array_map('strval', (array) $dirList),
-            (string) $commonPath, (string) $commonSuffix), false);
+        $clean = fn ($path) => (string) self::cleanPath((string) $path);
+        $deleted = self::attempt('fileDeleteByDirList', fn ($c) => $c->deleteByDirList(array_map($clean, (array) $dirList),
+            $clean($commonPath), $clean($commonSuffix)), false);
         $this->info = null;
         return $deleted !== false;
     }

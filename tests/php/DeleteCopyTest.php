@@ -106,6 +106,20 @@ final class DeleteCopyTest extends TestCase
         $this->assertTrue($this->handler()->fileExists($this->path('w/aXtxt')), 'the dot is literal:');
     }
 
+    public function testBulkDeletesCleanTheirPaths(): void
+    {
+        // Legacy cleans the wildcard, the dir list, the common path and suffix, and the name part.
+        foreach (['w/a.txt', 'd/sub/file-1.txt', 'p/sub/file-1.txt'] as $name) {
+            $this->handler()->fileStoreContents($this->path($name), $name);
+        }
+        $this->handler()->fileDeleteByWildcard($this->prefix . '//w\\*.txt');
+        $this->assertFalse($this->handler()->fileExists($this->path('w/a.txt')), 'wildcard:');
+        $this->handler()->fileDeleteByDirList(['sub/'], $this->prefix . '/d/', 'file');
+        $this->assertFalse($this->handler()->fileExists($this->path('d/sub/file-1.txt')), 'dir list:');
+        $this->handler()->fileDelete($this->path('p'), 'sub//file');
+        $this->assertFalse($this->handler()->fileExists($this->path('p/sub/file-1.txt')), 'name part:');
+    }
+
     public function testDeletingAMissingPathCreatesNothing(): void
     {
         $this->assertTrue($this->handler()->fileDelete($this->path('never.txt')));
