@@ -379,7 +379,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     private function localCopyIsCurrent()
     {
-        $this->loadMetaData();
+        // As legacy: compared with the row as it is now, not as this handler last saw it.
+        $this->loadMetaData(true);
         $mtime = self::localMtime($this->filePath);
         return $this->info && $mtime !== false && is_readable($this->filePath)
             && $mtime >= $this->info->mtime && filesize($this->filePath) === $this->info->size;

@@ -170,6 +170,18 @@ final class StoreFetchTest extends TestCase
         $this->assertFileContent('in the database', $this->path('o.txt'), 'older:');
     }
 
+    public function testFetchWithLocalCacheAsksTheDatabase(): void
+    {
+        // Legacy fetch(true) compares the local copy with the row as it is now, not as this
+        // handler last saw it.
+        $handler = $this->handler('q.txt');
+        $handler->storeContents('version 1');
+        $handler->fetch();
+        $this->cluster()->store($this->path('q.txt'), 'version 2', '', '', time() + 100);
+        $handler->fetch(true);
+        $this->assertFileContent('version 2', $this->path('q.txt'), 'a newer row is downloaded:');
+    }
+
     public function testFetchUnique(): void
     {
         $handler = $this->handler('p.jpg');
