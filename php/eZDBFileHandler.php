@@ -202,6 +202,12 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         return substr($path, -1) === '/' ? substr($path, 0, -1) : $path;
     }
 
+    /** cleanPath() as a string: a missing path (null, false) becomes '', which the library refuses. */
+    private static function nameOf($path)
+    {
+        return (string) self::cleanPath($path);
+    }
+
     /** Whether the handler names a file: legacy treats any false-like path (false, null, '') as none. */
     private function hasPath()
     {
@@ -289,7 +295,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function fileStore($filePath, $scope = false, $delete = false, $datatype = false)
     {
-        $filePath = self::cleanPath($filePath);
+        $filePath = self::nameOf($filePath);
         clearstatcache(true, $filePath);
         if (!is_file($filePath) || !is_readable($filePath)) {
             self::log('error', "fileStore: cannot read the local file '$filePath'; nothing stored");
@@ -307,7 +313,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Stores $contents under $filePath (mtime: the database clock). Returns true/false. */
     public function fileStoreContents($filePath, $contents, $scope = false, $datatype = false)
     {
-        $filePath = self::cleanPath($filePath);
+        $filePath = self::nameOf($filePath);
         $stored = self::attempt('fileStoreContents', fn ($c) => $c->store($filePath, (string) $contents,
             self::scopeOrDefault($scope), self::datatypeOrDefault($datatype)), false);
         $this->forget($filePath);
@@ -358,7 +364,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function fileFetch($filePath)
     {
-        $filePath = self::cleanPath($filePath);
+        $filePath = self::nameOf($filePath);
         return self::download($filePath, $filePath) ? $filePath : false;
     }
 
@@ -409,7 +415,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** The bytes (deleted rows too, as legacy), or false when there is no row or on error. */
     public function fileFetchContents($filePath)
     {
-        $filePath = self::cleanPath($filePath);
+        $filePath = self::nameOf($filePath);
         return self::attempt('fileFetchContents', fn ($c) => $c->fetch($filePath, true) ?? false, false);
     }
 
@@ -757,7 +763,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** True when a live row exists (a deleted or globally expired file does not exist). */
     public function fileExists($path)
     {
-        $path = self::cleanPath($path);
+        $path = self::nameOf($path);
         return (bool) self::attempt('fileExists', fn ($c) => $c->exists($path), false);
     }
 
@@ -772,7 +778,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function fileDelete($path, $fnamePart = false)
     {
-        $path = self::cleanPath($path);
+        $path = self::nameOf($path);
         $deleted = self::attempt('fileDelete', fn ($c) => $fnamePart === false
             ? $c->delete($path) : $c->deletePrefix($path, (string) self::cleanPath($fnamePart)), false);
         $this->info = null;
@@ -805,7 +811,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Removes the local copy and the parent directories it leaves empty; the database is untouched. */
     public function fileDeleteLocal($path)
     {
-        $path = self::cleanPath($path);
+        $path = self::nameOf($path);
         @unlink($path);
         self::removeEmptyParents(dirname($path));
     }
@@ -861,7 +867,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     private function copyWith($method, $srcPath, $dstPath)
     {
-        [$src, $dst] = [self::cleanPath($srcPath), self::cleanPath($dstPath)];
+        [$src, $dst] = [self::nameOf($srcPath), self::nameOf($dstPath)];
         $copied = self::attempt($method, fn ($c) => $c->$method($src, $dst), false);
         if (!$copied) {
             self::log('error', "$method: cannot copy '$src' to '$dst' (no such file, or an error above)");
@@ -873,7 +879,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Renames a file, replacing the destination; false when the source has no row. */
     public function fileMove($srcPath, $dstPath)
     {
-        [$src, $dst] = [self::cleanPath($srcPath), self::cleanPath($dstPath)];
+        [$src, $dst] = [self::nameOf($srcPath), self::nameOf($dstPath)];
         if ($src === $dst) {
             return true;
         }

@@ -159,6 +159,22 @@ final class ClusterApiTest extends TestCase
         $this->assertTrue(str_contains($this->logs[0], 'NUL'), $this->logs[0]);
     }
 
+    public function testHandlerReportsNullPathsAsFalseNotTypeErrors(): void
+    {
+        // Legacy file* methods given null (a missing path) answer false or nothing; never a TypeError.
+        $handler = $this->handler();
+        $this->assertFalse($handler->fileExists(null));
+        $this->assertFalse($handler->fileFetchContents(null));
+        $this->assertFalse($handler->fileFetch(null));
+        $this->assertFalse($handler->fileStoreContents(null, 'x'));
+        $this->assertFalse($handler->fileStore(null));
+        $this->assertFalse($handler->fileDelete(null));
+        $this->assertFalse($handler->fileCopy(null, $this->path('copy')));
+        $this->assertFalse($handler->fileMove(null, $this->path('moved')));
+        $handler->fileDeleteLocal(null);
+        $this->assertFalse($handler->fileExists($this->path('copy')) || $handler->fileExists($this->path('moved')));
+    }
+
     public function testUnreachableServerAndBadSettings(): void
     {
         $unreachable = Cluster::open('mysql://root@127.0.0.1:1/nothing', ['connect_timeout_ms' => 2000]);
