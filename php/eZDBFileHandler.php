@@ -986,11 +986,12 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     private function hold(Ezdb\GenerationLock $lock)
     {
+        // Registered while filePath is still the real path: eZ Publish keys its list by it.
+        self::register($this);
         $this->lock = $lock;
         $this->realFilePath = $this->filePath;
         $this->filePath = $lock->lockName();
         $this->info = null;
-        self::register($this);
     }
 
     private function releaseLockState()
