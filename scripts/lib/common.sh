@@ -47,14 +47,30 @@ mariadb_client() {
     MYSQL_PWD="$( [[ "$auth" == *:* ]] && echo "${auth#*:}" )" "$client" --no-defaults "${args[@]}" "$@"
 }
 
-# Installs PHP 8.2 CLI with FFI, pcntl and mysqli (Debian packages) when `php` is missing.
+# PHP 8.2 as the demo and the PHP tests need it: the CLI with FFI, pcntl, posix and mysqli, and
+# PHP-FPM with a FastCGI client for the FPM test.
+php_ready() {
+    command -v php >/dev/null 2>&1 && command -v php-fpm8.2 >/dev/null 2>&1 && command -v cgi-fcgi >/dev/null 2>&1 \
+        && php -r 'exit(extension_loaded("ffi") && extension_loaded("mysqli") && function_exists("pcntl_fork")
+            && function_exists("posix_kill") ? 0 : 1);'
+}
+
+# Installs the Debian packages of PHP 8.2 when php_ready fails; fails naming them if it cannot.
 ensure_php() {
-    if command -v php >/dev/null && php -m | grep -qx FFI && php -m | grep -qx mysqli; then
-        return 0
-    fi
-    echo "installing Debian packages php8.2-cli php8.2-mysql (PHP with FFI, pcntl, mysqli)" >&2
-    local sudo=""; [[ "$(id -u)" != 0 ]] && sudo="sudo"
+    php_ready && return 0
+    local packages=(php8.2-cli php8.2-mysql php8.2-fpm libfcgi-bin) sudo="" log
+    echo "installing Debian packages ${packages[*]} (PHP with FFI, pcntl, mysqli; PHP-FPM)" >&2
+    [[ "$(id -u)" != 0 ]] && sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -q php8.2-cli php8.2-mysql >/dev/null 2>&1 \
-        || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q php8.2-cli php8.2-mysql >/dev/null; }
+    log="$(mktemp)"
+    $sudo apt-get install -y -q "${packages[@]}" >"$log" 2>&1 \
+        || { $sudo apt-get update -q >>"$log" 2>&1; $sudo apt-get install -y -q "${packages[@]}" >>"$log" 2>&1; } \
+        || true
+    php_ready || {
+        tail -n 15 "$log" >&2
+        echo "ERROR: need PHP 8.2 with FFI, pcntl, posix and mysqli, php-fpm8.2 and cgi-fcgi (Debian: ${packages[*]})" >&2
+        rm -f "$log"
+        return 1
+    }
+    rm -f "$log"
 }
