@@ -604,6 +604,11 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         if (is_array($handling) && ($handling[$type] ?? 'wait') === 'generate') {
             return ['generate', [null, null]];
         }
+        if ($this->remainingCacheGenerationTime === false) {
+            // Taking the lock failed with an error (logged), so no one is known to generate:
+            // generate for this caller (not stored) instead of waiting (legacy: forever).
+            return ['generate', [null, null]];
+        }
         $remaining = is_int($this->remainingCacheGenerationTime)
             ? $this->remainingCacheGenerationTime : (int) self::settings()['CacheGenerationTimeout'];
         for ($i = 0; $i <= $remaining; $i++) {

@@ -92,6 +92,21 @@ final class ProcessCacheTest extends TestCase
         }
     }
 
+    public function testALockThatCannotBeTakenDoesNotMakeCallersWait(): void
+    {
+        // A ".generating" name cannot be locked (its lock would be "x.generating.generating"):
+        // taking the lock fails with an error, not "busy". Nobody generates, so waiting
+        // (legacy: forever) is pointless: the content is generated for this caller, not stored.
+        $name = 'cache/a.cache.generating';
+        $handler = $this->handler($name);
+        $started = microtime(true);
+        $value = $handler->processCache($this->retrieve(), $this->generate('private copy'), 3600);
+        $this->assertTrue(microtime(true) - $started < 2, 'no wait for a generation nobody runs:');
+        $this->assertSame('private copy', $value);
+        $this->assertSame(1, $this->count('generate'));
+        $this->assertFalse($handler->exists(), 'not stored without the lock: ' . implode(' / ', $this->logs));
+    }
+
     public function testWithoutRetrieveItAlwaysGenerates(): void
     {
         $handler = $this->handler('cache/noretrieve.cache');
