@@ -213,7 +213,7 @@ pub struct ByteRange {
 
 impl ByteRange {
     pub fn len(&self) -> u64 {
-        self.end - self.start + 1
+        (self.end - self.start).saturating_add(1)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -91,7 +91,10 @@ impl Cluster {
         self.inner
             .db
             .retrying(Op::Fetch, name.as_str(), |mut conn| async move {
-                let mut sink = VecSink::default();
+                let mut sink = VecSink {
+                    bytes: Vec::new(),
+                    range_len: range.map(|r| r.len()),
+                };
                 let read = read_rows(&mut conn, name, visibility, range, &mut sink).await;
                 done(
                     conn,
@@ -231,8 +234,9 @@ async fn read_rows(
     let (range_sql, low, high) = match range {
         Some(r) => (
             " AND d.`offset` > ? AND d.`offset` <= ?",
-            r.start as i64 - 65_535,
-            r.end as i64,
+            r.start.min(i64::MAX as u64) as i64 - 65_535,
+            // An end past the file ("to the end" as u64::MAX) must not wrap to a negative bind.
+            r.end.min(i64::MAX as u64) as i64,
         ),
         None => ("", 0, 0),
     };
@@ -337,14 +341,16 @@ pub(crate) async fn stat_committed(cluster: &Cluster, name: &FileName) -> Result
         .map_err(|e| Error::db(Op::Generation, name.as_str(), e))
 }
 
-#[derive(Default)]
 struct VecSink {
     bytes: Vec<u8>,
+    /// Length of the range read, when it is one: the buffer needs at most that much.
+    range_len: Option<u64>,
 }
 
 impl ChunkSink for VecSink {
     async fn meta(&mut self, meta: &FileMeta) -> bool {
-        self.bytes = Vec::with_capacity(meta.size as usize);
+        let needed = self.range_len.map_or(meta.size, |len| len.min(meta.size));
+        self.bytes = Vec::with_capacity(needed as usize);
         true
     }
 

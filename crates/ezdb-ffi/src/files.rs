@@ -168,13 +168,13 @@ pub unsafe extern "C" fn ezdb_fetch_range(
         let cluster = CLUSTERS.get(cluster)?;
         let name = args::text(name, name_len, "name")?;
         let (out_data, out_len) = (args::out(out_data, "out_data")?, args::out(out_len, "out_len")?);
-        let data = cluster.run(|c| async move {
-            let end = match length {
-                0 => c.stat(name).await?.map_or(0, |meta| meta.size).saturating_sub(1),
-                n => offset.saturating_add(n - 1),
-            };
-            c.fetch_range(name, ByteRange { start: offset, end }).await
-        })?;
+        // The core cuts a range at the end of the file, so "to the end" needs no size first.
+        let end = match length {
+            0 => u64::MAX,
+            n => offset.saturating_add(n - 1),
+        };
+        let range = ByteRange { start: offset, end };
+        let data = cluster.run(|c| async move { c.fetch_range(name, range).await })?;
         fill(args::optional_out(out_info), &data.meta);
         give(data.bytes, out_data, out_len);
         Ok(())

@@ -71,6 +71,29 @@ fn every_byte_value_round_trips_through_each_read() {
         &content[65_530..65_540]
     );
     unsafe { ezdb_bytes_free(data, len) };
+    let status = unsafe {
+        ezdb_fetch_range(
+            f.cluster,
+            name.as_ptr().cast(),
+            name.len(),
+            0,
+            0,
+            &mut data,
+            &mut len,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(
+        status,
+        ezdb_status::EZDB_OK,
+        "length 0 reads to the end: {}",
+        last_error()
+    );
+    assert_eq!(
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) },
+        &content[..]
+    );
+    unsafe { ezdb_bytes_free(data, len) };
 
     let dir = std::env::temp_dir().join(format!("ezdb-ffi-{}", std::process::id()));
     let path = dir.join("deep/copy.bin");
