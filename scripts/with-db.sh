@@ -9,6 +9,7 @@ PRIVATE_DIR=""   # the private server's data, tmp, socket and logs; removed on e
 PRIVATE_PID=""
 TRIED=()         # what was attempted, for the final error message
 
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 say() { echo "with-db: $*" >&2; }
 
 # The URL with any password replaced by ***, for messages.
@@ -21,33 +22,6 @@ redacted() {
     echo "$scheme$auth@${rest#*@}"
 }
 
-# Percent-decodes a URL component (user names and passwords may be encoded).
-url_decode() {
-    local s="${1//\\/\\\\}"
-    printf '%b' "${s//%/\\x}"
-}
-
-# Splits mysql://user:pass@host:port/db?socket=/path into DB_USER DB_PASS DB_HOST DB_PORT DB_SOCKET.
-parse_url() {
-    local rest="${1#*://}" auth="root" hostport query="" param
-    if [[ "$rest" == *\?* ]]; then query="${rest#*\?}"; rest="${rest%%\?*}"; fi
-    rest="${rest%%/*}"
-    hostport="${rest##*@}"
-    [[ "$rest" == *@* ]] && auth="${rest%@*}"
-    DB_USER="$(url_decode "${auth%%:*}")"; DB_PASS=""
-    [[ "$auth" == *:* ]] && DB_PASS="$(url_decode "${auth#*:}")"
-    DB_HOST="${hostport%%:*}"; DB_PORT=3306
-    [[ "$hostport" == *:* ]] && DB_PORT="${hostport##*:}"
-    [[ -n "$DB_HOST" ]] || DB_HOST=127.0.0.1
-    DB_SOCKET=""
-    local IFS='&'
-    for param in $query; do
-        [[ "$param" == socket=* ]] && DB_SOCKET="$(url_decode "${param#socket=}")"
-    done
-    return 0
-}
-
-client() { command -v mariadb || command -v mysql || true; }
 server_binary() {
     local bin
     for bin in mariadbd mysqld /usr/sbin/mariadbd /usr/sbin/mysqld; do
@@ -60,7 +34,7 @@ admin_binary() { command -v mariadb-admin || command -v mysqladmin || true; }
 
 # Step 1: the client and the server binaries, from Debian packages when missing.
 install_packages() {
-    [[ -n "$(client)" && -n "$(server_binary)" ]] && return 0
+    [[ -n "$(db_client)" && -n "$(server_binary)" ]] && return 0
     local pkgs=(mariadb-server mariadb-client) log
     say "installing Debian packages ${pkgs[*]} (client or server missing)"
     TRIED+=("installing ${pkgs[*]} with apt-get")
@@ -75,14 +49,10 @@ install_packages() {
     rm -f "$log"
 }
 
-# True when `SELECT 1` succeeds on the server in DB_*; the password goes through the
-# environment, never the command line.
+# True when `SELECT 1` succeeds on the server in DB_*.
 reachable() {
-    local bin args=(-u "$DB_USER" --connect-timeout=3 -e "SELECT 1")
-    bin="$(client)"; [[ -n "$bin" ]] || return 1
-    if [[ -n "$DB_SOCKET" ]]; then args+=(--protocol=SOCKET --socket="$DB_SOCKET")
-    else args+=(--protocol=TCP -h "$DB_HOST" -P "$DB_PORT"); fi
-    MYSQL_PWD="$DB_PASS" "$bin" --no-defaults "${args[@]}" </dev/null >/dev/null 2>&1
+    [[ -n "$(db_client)" ]] || return 1
+    db_run --connect-timeout=3 -e "SELECT 1" </dev/null >/dev/null 2>&1
 }
 
 # Polls reachable() for up to $1 seconds; gives up early when the command in $2... (the
@@ -116,17 +86,6 @@ start_system_server() {
         || { say "the system MariaDB did not come up (see its error log or journal)"; return 1; }
 }
 
-# A TCP port in 23306-23999 that nothing on 127.0.0.1 accepts connections on; the scan starts
-# at a random offset so that concurrent runs rarely pick the same one.
-free_port() {
-    local i port offset=$((RANDOM % 694))
-    for ((i = 0; i < 694; i++)); do
-        port=$((23306 + (offset + i) % 694))
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
-    done
-    return 1
-}
-
 # True while process $1 exists and is not a zombie.
 alive() {
     local state
@@ -156,7 +115,7 @@ start_private_server() {
     local port bin install_db user_args=()
     bin="$(server_binary)"; install_db="$(install_db_binary)"
     [[ -n "$bin" && -n "$install_db" ]] || return 1
-    port="$(free_port)" || { say "no free port in 23306-23999"; return 1; }
+    port="$(free_port 23306 694)" || return 1
     say "nothing answers at $(redacted "$URL"); starting a private MariaDB"
     TRIED+=("starting a private server on 127.0.0.1:$port")
     local base="${TMPDIR:-/tmp}"
@@ -201,7 +160,7 @@ main() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     install_packages || say "could not install the MariaDB packages; trying what is there"
-    [[ -n "$(client)" ]] || { say "no mariadb or mysql client program"; fail; }
+    [[ -n "$(db_client)" ]] || { say "no mariadb or mysql client program"; fail; }
     parse_url "$URL"
     TRIED+=("connecting to $(redacted "$URL")")
     if reachable; then

@@ -5,13 +5,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 section() { printf '\n== %s\n' "$*"; }
 
-# The first TCP port from $1 on that nothing listens on.
+# A TCP port in $1..$1+$2-1 (default 500 ports) that nothing on 127.0.0.1 accepts connections
+# on; the scan starts at a random offset so that concurrent runs rarely pick the same one.
 free_port() {
-    local port
-    for port in $(seq "$1" $(($1 + 500))); do
+    local first="$1" count="${2:-500}" i port offset=$((RANDOM % ${2:-500}))
+    for ((i = 0; i < count; i++)); do
+        port=$((first + (offset + i) % count))
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
     done
-    echo "no free port in $1..$(($1 + 500))" >&2
+    echo "no free port in $first..$((first + count - 1))" >&2
     return 1
 }
 
@@ -33,18 +35,48 @@ database_url() {
     echo "$server/$1$query"
 }
 
-# The mariadb/mysql client on the server named by EZDB_TEST_URL.
-mariadb_client() {
-    local rest="${EZDB_TEST_URL#*://}" auth hostport socket=""
-    [[ "$rest" == *\?socket=* ]] && socket="${rest#*\?socket=}"
-    rest="${rest%%\?*}"; rest="${rest%%/*}"
-    auth="root"; [[ "$rest" == *@* ]] && auth="${rest%@*}"
+# Percent-decodes a URL component (user names and passwords may be encoded).
+url_decode() {
+    local s="${1//\\/\\\\}"
+    printf '%b' "${s//%/\\x}"
+}
+
+# Splits mysql://user:pass@host:port/db?socket=/path into DB_USER DB_PASS DB_HOST DB_PORT DB_SOCKET.
+parse_url() {
+    local rest="${1#*://}" auth="root" hostport query="" param
+    if [[ "$rest" == *\?* ]]; then query="${rest#*\?}"; rest="${rest%%\?*}"; fi
+    rest="${rest%%/*}"
     hostport="${rest##*@}"
-    local args=(-u "${auth%%:*}")
-    if [[ -n "$socket" ]]; then args+=(--socket="$socket")
-    else args+=(--protocol=TCP -h "${hostport%%:*}"); [[ "$hostport" == *:* ]] && args+=(-P "${hostport##*:}"); fi
-    local client; client="$(command -v mariadb || command -v mysql)"
-    MYSQL_PWD="$( [[ "$auth" == *:* ]] && echo "${auth#*:}" )" "$client" --no-defaults "${args[@]}" "$@"
+    [[ "$rest" == *@* ]] && auth="${rest%@*}"
+    DB_USER="$(url_decode "${auth%%:*}")"; DB_PASS=""
+    [[ "$auth" == *:* ]] && DB_PASS="$(url_decode "${auth#*:}")"
+    DB_HOST="${hostport%%:*}"; DB_PORT=3306
+    [[ "$hostport" == *:* ]] && DB_PORT="${hostport##*:}"
+    [[ -n "$DB_HOST" ]] || DB_HOST=127.0.0.1
+    DB_SOCKET=""
+    local IFS='&'
+    for param in $query; do
+        [[ "$param" == socket=* ]] && DB_SOCKET="$(url_decode "${param#socket=}")"
+    done
+    return 0
+}
+
+# The mariadb (or mysql) client program, empty when neither is installed.
+db_client() { command -v mariadb || command -v mysql || true; }
+
+# Runs the client on the server in DB_* (see parse_url); the password goes through the
+# environment, never the command line.
+db_run() {
+    local args=(-u "$DB_USER")
+    if [[ -n "$DB_SOCKET" ]]; then args+=(--protocol=SOCKET --socket="$DB_SOCKET")
+    else args+=(--protocol=TCP -h "$DB_HOST" -P "$DB_PORT"); fi
+    MYSQL_PWD="$DB_PASS" "$(db_client)" --no-defaults "${args[@]}" "$@"
+}
+
+# The client on the server named by EZDB_TEST_URL (set by with-db.sh).
+mariadb_client() {
+    parse_url "$EZDB_TEST_URL"
+    db_run "$@"
 }
 
 # PHP 8.2 as the demo and the PHP tests need it: the CLI with FFI, pcntl, posix and mysqli, and
