@@ -226,7 +226,8 @@ impl Cluster {
                         let bytes: Option<Vec<u8>> = row.try_get_unchecked(column)?;
                         Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
                     };
-                    let rows: Option<u64> = row.try_get_unchecked("rows")?;
+                    // EXPLAIN's columns arrive as text whatever their declared types.
+                    let rows = text("rows")?.and_then(|r| r.parse().ok());
                     Ok(QueryPlan {
                         access: text("type")?.unwrap_or_default(),
                         key: text("key")?,
