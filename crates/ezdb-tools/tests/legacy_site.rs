@@ -99,6 +99,17 @@ async fn clears_and_purges_on_a_legacy_database_meet_legacy_nodes_in_expiry_php(
         "imagealias moves the key legacy reads: {php}"
     );
     assert!(php.contains("'content-view-cache' => "), "earlier keys kept: {php}");
+    ezcache(&db, &["--clear-all"]);
+    ezcache(&db, &["--clear-all", "--purge"]);
+    let php = legacy_expiry_php(&db).await;
+    assert!(
+        php.contains("'user-info-cache' => "),
+        "--clear-all keeps the file of clears: {php}"
+    );
+    assert!(
+        c.exists(EXPIRY_FILE).await.unwrap(),
+        "expiry.php is neither expired nor purged"
+    );
 
     // A legacy node clears the template-block cache; a purge made with ezcache honours it.
     let block = |n: &str| format!("var/site/cache/template-block/subtree/1/cache/{n}.cache");

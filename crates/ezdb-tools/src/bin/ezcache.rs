@@ -122,6 +122,7 @@ fn list() {
         let clear = match (item.clear, item.expiry_key) {
             (Clear::Key, Some(key)) => format!("moves global expiry key {key} (in expiry.php)"),
             (Clear::Expire, Some(key)) => format!("moves global expiry key {key} (in expiry.php) and {files}"),
+            (Clear::Keep, _) => KEPT.to_owned(),
             _ => files,
         };
         emit!("  {}: {} [{}] -> {clear}", item.id, item.name, item.tags.join(","));
@@ -216,6 +217,9 @@ fn selection(args: &Args, output: &Output) -> Result<Option<Vec<&'static CacheIt
     Ok(Some(resolved.items))
 }
 
+/// Why the expiry file is never cleared or purged.
+const KEPT: &str = "kept: it holds the clears themselves (removing it would make every cleared cache valid again)";
+
 struct Target<'a> {
     cluster: &'a Cluster,
     item: &'a CacheItem,
@@ -257,6 +261,10 @@ impl Target<'_> {
         }
         match item.clear {
             Clear::Key => {}
+            Clear::Keep => self.output.report(
+                || format!("Clearing {}: {KEPT}", item.name),
+                json!({"item": item.id, "action": "kept", "reason": KEPT}),
+            ),
             Clear::Expire => {
                 let mut total = 0;
                 for selector in self.selectors() {
@@ -297,6 +305,13 @@ impl Target<'_> {
             (None, _) => self.cluster.now(),
         };
         let item = self.item;
+        if item.clear == Clear::Keep {
+            self.output.report(
+                || format!("Purging {}: {KEPT}", item.name),
+                json!({"item": item.id, "action": "kept", "reason": KEPT}),
+            );
+            return Ok(());
+        }
         if item.prefixes.is_empty() {
             self.output.report(
                 || {
