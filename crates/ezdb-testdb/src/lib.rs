@@ -1,6 +1,10 @@
 // Test support: a uniquely named database per test on the server named by EZDB_TEST_URL, with
 // the cluster schema installed, dropped when the guard goes out of scope, even after a panic.
 
+mod private_server;
+
+pub use private_server::PrivateServer;
+
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -89,6 +93,20 @@ impl Drop for TestDb {
             eprintln!("warning: could not drop test database {}", self.name);
         }
     }
+}
+
+/// Runs `future` to completion on a fresh current-thread runtime in its own thread, so sync
+/// fixtures work both outside and inside a test's runtime.
+pub(crate) fn block_on<T: Send + 'static>(future: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    })
+    .join()
+    .expect("fixture thread panicked")
 }
 
 #[cfg(test)]
