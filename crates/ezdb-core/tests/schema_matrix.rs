@@ -13,13 +13,23 @@ use ezdb_testdb::Schema;
 use sqlx::Executor;
 use std::time::Duration;
 
+thread_local! {
+    /// The server `site` creates databases on, when not the one under test.
+    static SERVER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 const EXPIRY_FILE: &str = "var/site/cache/expiry.php";
 const VIEW: &str = "var/site/cache/content/site/2-abc.cache";
 
 /// A database with `schema` exactly as a site has it, and a node configured as a site would
-/// configure it: with the legacy expiry file, nothing installed.
+/// configure it: with the legacy expiry file, nothing installed. On the server under test, or
+/// on the private one of `SERVER` when a test set it.
 async fn site(schema: Schema) -> (TestDb, Cluster) {
-    let db = TestDb::create_with(schema).await;
+    let server = SERVER.with(|s| s.borrow().clone());
+    let db = match server {
+        Some(url) => TestDb::create_on(&url, schema).await,
+        None => TestDb::create_with(schema).await,
+    };
     let config = ClusterConfig {
         legacy_expiry_file: Some(EXPIRY_FILE.into()),
         ..ClusterConfig::new(&db.url)
@@ -433,4 +443,62 @@ async fn legacy_store(db: &TestDb, name: &str, data: &[u8], scope: &str, mtime: 
         .await
         .unwrap();
     conn.execute("COMMIT").await.unwrap();
+}
+
+/// A server with `max_allowed_packet = 1M`, still common on managed databases: every scenario of
+/// the matrix on the legacy DDL, a 20 MB file stored and read back, and a chunk size that cannot
+/// fit refused at connect with the fix.
+#[tokio::test(flavor = "current_thread")]
+async fn a_one_megabyte_packet_server_runs_every_scenario() {
+    let server = ezdb_testdb::PrivateServer::start("packet-1m", &["--max-allowed-packet=1M"])
+        .unwrap_or_else(|e| panic!("the 1 MB max_allowed_packet scenarios need a private MariaDB: {e}"));
+    SERVER.with(|s| *s.borrow_mut() = Some(server.url()));
+    // A server with no configuration defaults to latin1, as the servers eZDB was written for.
+    let schema = Schema::LegacyLatin1;
+    files_round_trip(schema).await;
+    what_does_not_fit_is_refused_cleanly(schema).await;
+    caches_generate_and_hit(schema).await;
+    clears_reach_legacy_nodes_and_back(schema).await;
+    matching_is_byte_exact(schema).await;
+
+    let (db, c) = site(schema).await;
+    let big = bytes(20 << 20, 20);
+    let name = "var/site/storage/original/video/twenty.mp4";
+    c.store(name, &big, &labels("mediafile", "video/mp4")).await.unwrap();
+    assert!(
+        c.fetch(name).await.unwrap() == big,
+        "20 MB read back byte-exact through 1 MB packets"
+    );
+    let mut stream = c.open_stream(name, Visibility::Live, None).await.unwrap();
+    let mut streamed = 0;
+    while let Some(chunk) = stream.next_chunk().await {
+        streamed += chunk.unwrap().len();
+    }
+    assert_eq!(streamed, big.len());
+
+    // The server is this test's own: shrinking its packet limit touches no one else.
+    raw(&db)
+        .await
+        .execute("SET GLOBAL max_allowed_packet = 32768")
+        .await
+        .unwrap();
+    let Err(refused) = Cluster::connect(ClusterConfig::new(&db.url)).await else {
+        panic!("a 64 KiB chunk cannot fit a 32 KiB packet: connect must refuse it");
+    };
+    let message = refused.to_string();
+    assert!(
+        matches!(refused, Error::Config(_)) && message.contains("max_allowed_packet"),
+        "{message}"
+    );
+    let small_chunks = Cluster::connect(ClusterConfig::new(&db.url).with_chunk_size(8192))
+        .await
+        .unwrap();
+    small_chunks
+        .store(name, &big[..100_000], &labels("mediafile", "video/mp4"))
+        .await
+        .unwrap();
+    assert!(small_chunks.fetch(name).await.unwrap() == big[..100_000]);
+    SERVER.with(|s| *s.borrow_mut() = None);
+    drop((c, small_chunks, db));
+    server.stop();
 }
