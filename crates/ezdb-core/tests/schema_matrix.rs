@@ -9,7 +9,7 @@ use ezdb_core::{
     Batches, CachePolicy, CacheSource, Cluster, ClusterConfig, Error, PurgeFilter, ScopeFilter, Selector, StoreOptions,
     Visibility,
 };
-use ezdb_testdb::Schema;
+use ezdb_testdb::{LegacyNode, Schema};
 use sqlx::Executor;
 use std::time::Duration;
 
@@ -202,9 +202,12 @@ async fn clears_reach_legacy_nodes_and_back(schema: Schema) {
         .await
         .unwrap();
     assert!(!c.exists(VIEW).await.unwrap(), "our own clear is honoured");
-    let php = legacy_read(&db, EXPIRY_FILE)
+    let legacy = LegacyNode::new(&db.url);
+    let php = legacy
+        .fetch_contents(EXPIRY_FILE)
         .await
         .expect("expiry.php written for legacy nodes");
+    let php = String::from_utf8(php).unwrap();
     assert!(php.contains(&format!("'content-view-cache' => {at}")), "{php}");
 
     // A legacy node clears the template-block cache: it rewrites the whole expiry.php.
@@ -230,7 +233,9 @@ async fn clears_reach_legacy_nodes_and_back(schema: Schema) {
     let rewritten = format!(
         "<?php\n$Timestamps = array( 'content-view-cache' => {at},\n'global-template-block-cache' => {legacy_clear} );\n?>\n"
     );
-    legacy_store(&db, EXPIRY_FILE, rewritten.as_bytes(), "expirycache", c.now() + 1).await;
+    legacy
+        .store_contents(EXPIRY_FILE, rewritten.as_bytes(), "expirycache", c.now() + 1)
+        .await;
     assert!(!c.exists(block).await.unwrap(), "a legacy clear is seen at once");
     assert!(!other.exists(block).await.unwrap());
     assert_eq!(
@@ -239,7 +244,7 @@ async fn clears_reach_legacy_nodes_and_back(schema: Schema) {
     );
     // Our next clear keeps the legacy node's key.
     c.set_global_expiry("user-info-cache", None).await.unwrap();
-    let php = legacy_read(&db, EXPIRY_FILE).await.unwrap();
+    let php = String::from_utf8(legacy.fetch_contents(EXPIRY_FILE).await.unwrap()).unwrap();
     assert!(
         php.contains(&format!("'global-template-block-cache' => {legacy_clear}")),
         "{php}"
@@ -388,61 +393,6 @@ async fn a_clear_with_nowhere_to_go_names_the_fix() {
     // Everything else works on the two legacy tables alone.
     c.store(VIEW, b"v", &labels("viewcache", "php")).await.unwrap();
     assert!(c.exists(VIEW).await.unwrap());
-}
-
-/// The bytes of a file read with the legacy statements (two SELECTs, MD5 in SQL).
-async fn legacy_read(db: &TestDb, name: &str) -> Option<String> {
-    let mut conn = raw(db).await;
-    let row: Option<(i64,)> = sqlx::query_as("SELECT CAST(mtime AS SIGNED) FROM ezdbfile WHERE name_hash = MD5(?)")
-        .bind(name)
-        .fetch_optional(&mut conn)
-        .await
-        .unwrap();
-    row.filter(|(mtime,)| *mtime > 0)?;
-    let chunks: Vec<(Vec<u8>,)> =
-        sqlx::query_as("SELECT filedata FROM ezdbfile_data WHERE name_hash = MD5(?) ORDER BY `offset`")
-            .bind(name)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    Some(String::from_utf8(chunks.into_iter().flat_map(|c| c.0).collect()).unwrap())
-}
-
-/// Stores a small file with the legacy statements (`storeContents`: upsert, one chunk, leftovers).
-async fn legacy_store(db: &TestDb, name: &str, data: &[u8], scope: &str, mtime: i64) {
-    let mut conn = raw(db).await;
-    conn.execute("BEGIN").await.unwrap();
-    sqlx::query(
-        "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
-         VALUES ('misc', ?, ?, MD5(?), ?, ?, ?, 0)
-         ON DUPLICATE KEY UPDATE datatype = VALUES(datatype), scope = VALUES(scope), size = VALUES(size),
-           mtime = VALUES(mtime), expired = VALUES(expired), name_trunk = VALUES(name_trunk)",
-    )
-    .bind(name)
-    .bind(name)
-    .bind(name)
-    .bind(scope)
-    .bind(data.len() as u64)
-    .bind(mtime)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) VALUES (MD5(?), 0, ?)
-         ON DUPLICATE KEY UPDATE filedata = VALUES(filedata)",
-    )
-    .bind(name)
-    .bind(data)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    sqlx::query("DELETE FROM ezdbfile_data WHERE name_hash = MD5(?) AND (`offset` % 65535 != 0 OR `offset` > ?)")
-        .bind(name)
-        .bind(data.len() as u64)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.execute("COMMIT").await.unwrap();
 }
 
 /// A server with `max_allowed_packet = 1M`, still common on managed databases: every scenario of

@@ -2,8 +2,10 @@
 //! dropped when the guard goes out of scope, even after a panic; optionally created with one of
 //! the schemas real sites have ([`Schema`]), for the schema matrix.
 
+mod legacy_node;
 mod private_server;
 
+pub use legacy_node::{LegacyNode, LEGACY_CHUNK_SIZE};
 pub use private_server::PrivateServer;
 
 use sqlx::mysql::MySqlConnection;

@@ -3,8 +3,7 @@
 // nodes read, imagealias included, and purges honour the keys legacy nodes wrote there.
 
 use ezdb_core::{Cluster, ClusterConfig, StoreOptions};
-use ezdb_testdb::{Schema, TestDb};
-use sqlx::{Connection, Executor};
+use ezdb_testdb::{LegacyNode, Schema, TestDb};
 use std::process::Command;
 
 const EXPIRY_FILE: &str = "var/site/cache/expiry.php";
@@ -25,45 +24,15 @@ fn ezcache(db: &TestDb, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// expiry.php as a legacy node reads it: `SELECT ... WHERE name_hash = MD5(...)`, chunks in order.
+/// expiry.php as a legacy node reads it.
 async fn legacy_expiry_php(db: &TestDb) -> String {
-    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
-    let chunks: Vec<(Vec<u8>,)> =
-        sqlx::query_as("SELECT filedata FROM ezdbfile_data WHERE name_hash = MD5(?) ORDER BY `offset`")
-            .bind(EXPIRY_FILE)
-            .fetch_all(&mut conn)
+    String::from_utf8(
+        LegacyNode::new(&db.url)
+            .fetch_contents(EXPIRY_FILE)
             .await
-            .unwrap();
-    String::from_utf8(chunks.into_iter().flat_map(|c| c.0).collect()).unwrap()
-}
-
-/// A legacy node's clear: eZExpiryHandler rewrites the whole file with storeContents.
-async fn legacy_node_writes_expiry_php(db: &TestDb, php: &str, mtime: i64) {
-    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
-    conn.execute("BEGIN").await.unwrap();
-    sqlx::query(
-        "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
-         VALUES ('misc', ?, ?, MD5(?), 'expirycache', ?, ?, 0)
-         ON DUPLICATE KEY UPDATE size = VALUES(size), mtime = VALUES(mtime), expired = 0",
+            .unwrap_or_default(),
     )
-    .bind(EXPIRY_FILE)
-    .bind(EXPIRY_FILE)
-    .bind(EXPIRY_FILE)
-    .bind(php.len() as u64)
-    .bind(mtime)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) VALUES (MD5(?), 0, ?)
-         ON DUPLICATE KEY UPDATE filedata = VALUES(filedata)",
-    )
-    .bind(EXPIRY_FILE)
-    .bind(php.as_bytes())
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    conn.execute("COMMIT").await.unwrap();
+    .unwrap()
 }
 
 #[tokio::test]
@@ -121,12 +90,10 @@ async fn clears_and_purges_on_a_legacy_database_meet_legacy_nodes_in_expiry_php(
         c.store(&block(name), b"b", &options).await.unwrap();
     }
     let legacy_clear = now - 100;
-    legacy_node_writes_expiry_php(
-        &db,
-        &format!("<?php\n$Timestamps = array( 'global-template-block-cache' => {legacy_clear} );\n?>\n"),
-        now + 5,
-    )
-    .await;
+    let php = format!("<?php\n$Timestamps = array( 'global-template-block-cache' => {legacy_clear} );\n?>\n");
+    LegacyNode::new(&db.url)
+        .store_contents(EXPIRY_FILE, php.as_bytes(), "expirycache", now + 5)
+        .await;
     ezcache(&db, &["--clear-id=template-block", "--purge", "--expiry=-2 days"]);
     assert!(
         c.stat(&block("old")).await.unwrap().is_none(),
