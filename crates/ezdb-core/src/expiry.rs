@@ -85,6 +85,15 @@ impl<'a> ExpirySql<'a> {
         }
     }
 
+    /// A condition for `WHERE`: the table's key (when the table exists) does not expire the file.
+    pub(crate) fn table_condition(&self) -> &'static str {
+        if self.table {
+            " AND (e.expiry IS NULL OR f.mtime >= e.expiry)"
+        } else {
+            ""
+        }
+    }
+
     pub(crate) fn bind<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
         match self.file {
             Some(file) => query.bind(file.hash().to_owned()),

@@ -6,7 +6,7 @@ use crate::content::{ByteRange, ChunkCheck};
 use crate::db::{done, Attempt, AttemptError};
 use crate::error::{Error, Op, Result};
 use crate::expiry::{cached_global_expiry, reload_expiry_file, resolve_global_expiry, ExpiryColumns, ExpirySql};
-use crate::meta::{is_deleted, is_expired, FileMeta, META_COLUMNS};
+use crate::meta::{is_expired, FileMeta, META_COLUMNS};
 use crate::name::FileName;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -377,14 +377,27 @@ async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) ->
 }
 
 /// Whether a live (not deleted, not globally expired) row exists: one statement on the primary
-/// key, reading only the columns that decide it.
+/// key. The server decides what it can (soft delete, the table's key); only a configured legacy
+/// expiry file's key is applied here, from the columns the statement returns.
 async fn live_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) -> Result<bool, sqlx::Error> {
     let expiry = ExpirySql::of(inner);
+    let live = format!(
+        "FROM ezdbfile f{} WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0{}",
+        expiry.joins(),
+        expiry.table_condition()
+    );
+    if inner.expiry_file.is_none() {
+        let sql = format!("SELECT 1 {live}");
+        let row = expiry
+            .bind(sqlx::query(&sql))
+            .bind(name.hash())
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Ok(row.is_some());
+    }
     let sql = format!(
-        "SELECT CAST(f.mtime AS SIGNED) AS mtime, CAST(f.expired AS SIGNED) AS expired, \
-         CAST(f.scope AS CHAR) AS scope{} FROM ezdbfile f{} WHERE f.name_hash = ?",
-        expiry.columns(),
-        expiry.joins()
+        "SELECT CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope{} {live}",
+        expiry.columns()
     );
     let row = expiry
         .bind(sqlx::query(&sql))
@@ -392,10 +405,9 @@ async fn live_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) ->
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else { return Ok(false) };
-    let (mtime, expired): (i64, i64) = (row.try_get("mtime")?, row.try_get("expired")?);
-    let scope: String = row.try_get("scope")?;
+    let (mtime, scope): (i64, String) = (row.try_get("mtime")?, row.try_get("scope")?);
     let global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &scope).await?;
-    Ok(!is_expired(mtime, is_deleted(mtime, expired != 0), global_expiry))
+    Ok(!is_expired(mtime, false, global_expiry))
 }
 
 /// Stat on the re-check connection: sees the last committed row, outside any transaction of ours.
