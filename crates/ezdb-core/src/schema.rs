@@ -7,8 +7,7 @@ mod observe;
 mod upgrade;
 
 pub use findings::{
-    Finding, FindingKind, Fix, Severity, ONLINE_DDL, OPTIONAL_TABLES, REQUIRED_TABLES, TARGET_CHARSET,
-    TARGET_COLLATION,
+    Finding, FindingKind, Fix, Severity, ONLINE_DDL, OPTIONAL_TABLES, REQUIRED_TABLES, TARGET_CHARSET, TARGET_COLLATION,
 };
 pub use upgrade::{StepOutcome, UpgradeOptions, UpgradeReport, UpgradeStep};
 
@@ -40,11 +39,19 @@ pub fn table_ddl(table: &str) -> Option<String> {
     statements().find(|s| s.starts_with(&head))
 }
 
+/// Creates the tables that are missing, with the statements the check gives for them; never
+/// changes an existing table.
 pub(crate) async fn install(conn: &mut MySqlConnection) -> Result<()> {
-    for statement in statements() {
-        conn.execute(statement.as_str())
-            .await
-            .map_err(|e| Error::db(Op::Schema, "schema install", e))?;
+    let missing = inspect(conn)
+        .await?
+        .into_iter()
+        .filter(|f| matches!(f.kind, FindingKind::MissingTable | FindingKind::OptionalTable));
+    for fix in missing.filter_map(|f| f.fix) {
+        for statement in &fix.statements {
+            conn.execute(statement.as_str())
+                .await
+                .map_err(|e| Error::db(Op::Schema, "schema install", e))?;
+        }
     }
     Ok(())
 }

@@ -190,19 +190,54 @@ const fn col(
 
 /// Every column of the schema, in table order.
 pub(crate) const COLUMNS: &[ColumnSpec] = &[
-    col("ezdbfile", "datatype", "VARCHAR(255)", "NOT NULL DEFAULT 'application/octet-stream'", true, true),
+    col(
+        "ezdbfile",
+        "datatype",
+        "VARCHAR(255)",
+        "NOT NULL DEFAULT 'application/octet-stream'",
+        true,
+        true,
+    ),
     col("ezdbfile", "name", "TEXT", "NOT NULL", true, false),
     col("ezdbfile", "name_trunk", "TEXT", "NOT NULL", true, true),
-    col("ezdbfile", "name_hash", "VARCHAR(34)", "NOT NULL DEFAULT ''", false, false),
+    col(
+        "ezdbfile",
+        "name_hash",
+        "VARCHAR(34)",
+        "NOT NULL DEFAULT ''",
+        false,
+        false,
+    ),
     col("ezdbfile", "scope", "VARCHAR(20)", "NOT NULL DEFAULT ''", true, true),
-    col("ezdbfile", "size", "BIGINT(20) UNSIGNED", "NOT NULL DEFAULT '0'", false, true),
+    col(
+        "ezdbfile",
+        "size",
+        "BIGINT(20) UNSIGNED",
+        "NOT NULL DEFAULT '0'",
+        false,
+        true,
+    ),
     col("ezdbfile", "mtime", "INT(11)", "NOT NULL DEFAULT '0'", false, true),
     col("ezdbfile", "expired", "BOOL", "NOT NULL DEFAULT '0'", false, true),
-    col("ezdbfile_data", "name_hash", "VARCHAR(34)", "NOT NULL DEFAULT ''", false, false),
+    col(
+        "ezdbfile_data",
+        "name_hash",
+        "VARCHAR(34)",
+        "NOT NULL DEFAULT ''",
+        false,
+        false,
+    ),
     col("ezdbfile_data", "offset", "INT(11) UNSIGNED", "NOT NULL", false, false),
     col("ezdbfile_data", "filedata", "BLOB", "NOT NULL", false, false),
     col("ezdbfile_expiry", "name", "VARCHAR(100)", "NOT NULL", false, false),
-    col("ezdbfile_expiry", "scope", "VARCHAR(20)", "NOT NULL DEFAULT ''", false, true),
+    col(
+        "ezdbfile_expiry",
+        "scope",
+        "VARCHAR(20)",
+        "NOT NULL DEFAULT ''",
+        false,
+        true,
+    ),
     col("ezdbfile_expiry", "expiry", "INT(11)", "NOT NULL", false, false),
 ];
 
@@ -227,14 +262,41 @@ const PRIMARY_KEYS: &[(&str, &[&str])] = &[
 
 /// Secondary indexes: (table, name, columns, definition, what is slow without it).
 const INDEXES: &[(&str, &str, &[&str], &str, &str)] = &[
-    ("ezdbfile", "ezdbfile_name", &["name"], "`name`(250)",
-     "deletes and lists by name prefix or wildcard read the whole table"),
-    ("ezdbfile", "ezdbfile_name_trunk", &["name_trunk"], "`name_trunk`(250)",
-     "view-cache clears by trunk (fileDeleteByDirList) read the whole table"),
-    ("ezdbfile", "ezdbfile_mtime", &["mtime"], "`mtime`", "purges and lists by age read the whole table"),
-    ("ezdbfile", "ezdbfile_expired_name", &["expired", "name"], "`expired`, `name`(250)",
-     "purges of expired files read the whole table"),
-    ("ezdbfile_expiry", "ezdbfile_expiry_scope", &["scope"], "`scope`", "clears by scope read the whole table"),
+    (
+        "ezdbfile",
+        "ezdbfile_name",
+        &["name"],
+        "`name`(250)",
+        "deletes and lists by name prefix or wildcard read the whole table",
+    ),
+    (
+        "ezdbfile",
+        "ezdbfile_name_trunk",
+        &["name_trunk"],
+        "`name_trunk`(250)",
+        "view-cache clears by trunk (fileDeleteByDirList) read the whole table",
+    ),
+    (
+        "ezdbfile",
+        "ezdbfile_mtime",
+        &["mtime"],
+        "`mtime`",
+        "purges and lists by age read the whole table",
+    ),
+    (
+        "ezdbfile",
+        "ezdbfile_expired_name",
+        &["expired", "name"],
+        "`expired`, `name`(250)",
+        "purges of expired files read the whole table",
+    ),
+    (
+        "ezdbfile_expiry",
+        "ezdbfile_expiry_scope",
+        &["scope"],
+        "`scope`",
+        "clears by scope read the whole table",
+    ),
 ];
 
 const INTEGERS: &[&str] = &["tinyint", "smallint", "mediumint", "int", "bigint"];
@@ -255,7 +317,7 @@ pub(crate) fn evaluate(observed: &Observed) -> Vec<Finding> {
                 subject: String::new(),
                 found: format!("table {table} is missing"),
                 breaks: "ezdb cannot store or read any file".to_owned(),
-                fix: Some(Fix::online(vec![create_table(table)], ONLINE_TABLE)),
+                fix: Some(Fix::online(vec![create_table(observed, table)], ONLINE_TABLE)),
             });
         }
     }
@@ -320,15 +382,26 @@ pub(crate) fn evaluate(observed: &Observed) -> Vec<Finding> {
                 subject: String::new(),
                 found: format!("table {table} is missing (optional)"),
                 breaks: adds.to_owned(),
-                fix: Some(Fix::online(vec![create_table(table)], ONLINE_TABLE)),
+                fix: Some(Fix::online(vec![create_table(observed, table)], ONLINE_TABLE)),
             });
         }
     }
     findings
 }
 
-fn create_table(table: &str) -> String {
-    table_ddl(table).unwrap_or_else(|| panic!("sql/mysql/schema.sql creates {table}"))
+/// The schema file's `CREATE TABLE`; a chunk table created beside an existing metadata table
+/// takes the character set of its `name_hash`, which the foreign key needs (error 150 otherwise).
+fn create_table(observed: &Observed, table: &str) -> String {
+    let ddl = table_ddl(table).unwrap_or_else(|| panic!("sql/mysql/schema.sql creates {table}"));
+    let parent_hash = observed.column("ezdbfile", "name_hash");
+    match parent_hash.and_then(|c| c.charset.as_deref().zip(c.collation.as_deref())) {
+        Some((charset, collation)) if table == "ezdbfile_data" && collation != TARGET_COLLATION => ddl.replacen(
+            "name_hash VARCHAR(34)",
+            &format!("name_hash VARCHAR(34) CHARACTER SET {charset} COLLATE {collation}"),
+            1,
+        ),
+        _ => ddl,
+    }
 }
 
 fn missing_column(observed: &Observed, spec: &ColumnSpec) -> Finding {
@@ -401,9 +474,7 @@ fn judge_column(observed: &Observed, spec: &ColumnSpec, facts: &ColumnFacts) -> 
             ),
             widen_datatype(observed, spec, facts),
         )),
-        ("ezdbfile", "datatype" | "scope") | ("ezdbfile_expiry", "name" | "scope")
-            if !is(STRINGS) && !is(TEXTS) =>
-        {
+        ("ezdbfile", "datatype" | "scope") | ("ezdbfile_expiry", "name" | "scope") if !is(STRINGS) && !is(TEXTS) => {
             Some(wrong_type("labels cannot be stored"))
         }
         (_, "name_hash") if !is(STRINGS) || facts.max_chars.unwrap_or(0) < 32 => {
@@ -431,9 +502,7 @@ fn judge_column(observed: &Observed, spec: &ColumnSpec, facts: &ColumnFacts) -> 
             })
         }
         ("ezdbfile_data", "offset") => Some(wrong_type("chunk offsets are integers")),
-        ("ezdbfile_data", "filedata") if !is(BLOBS) => {
-            Some(wrong_type("chunks of up to 65535 bytes do not fit"))
-        }
+        ("ezdbfile_data", "filedata") if !is(BLOBS) => Some(wrong_type("chunks of up to 65535 bytes do not fit")),
         _ => None,
     }
 }
@@ -495,32 +564,37 @@ fn text_encoding(observed: &Observed) -> Vec<Finding> {
         .collect();
     let fix = conversion(observed, &text_columns);
     let mut findings = Vec::new();
-    let mut group = |kind, value: &dyn Fn(&ColumnFacts) -> Option<String>, judge: &dyn Fn(&str) -> Option<(Severity, String)>| {
-        let mut seen: Vec<String> = Vec::new();
-        for (_, facts) in &text_columns {
-            let Some(v) = value(facts) else { continue };
-            if seen.contains(&v) {
-                continue;
+    let mut group =
+        |kind, value: &dyn Fn(&ColumnFacts) -> Option<String>, judge: &dyn Fn(&str) -> Option<(Severity, String)>| {
+            let mut seen: Vec<String> = Vec::new();
+            for (_, facts) in &text_columns {
+                let Some(v) = value(facts) else { continue };
+                if seen.contains(&v) {
+                    continue;
+                }
+                seen.push(v.clone());
+                let Some((severity, breaks)) = judge(&v) else { continue };
+                let columns: Vec<&str> = text_columns
+                    .iter()
+                    .filter(|(_, f)| value(f).as_deref() == Some(v.as_str()))
+                    .map(|(s, _)| s.name)
+                    .collect();
+                let what = if kind == FindingKind::Charset {
+                    "character set"
+                } else {
+                    "collation"
+                };
+                findings.push(Finding {
+                    kind,
+                    severity,
+                    table: "ezdbfile".to_owned(),
+                    subject: columns.join(", "),
+                    found: format!("{what} {v} (ezdbfile: {})", columns.join(", ")),
+                    breaks,
+                    fix: Some(fix.clone()),
+                });
             }
-            seen.push(v.clone());
-            let Some((severity, breaks)) = judge(&v) else { continue };
-            let columns: Vec<&str> = text_columns
-                .iter()
-                .filter(|(_, f)| value(f).as_deref() == Some(v.as_str()))
-                .map(|(s, _)| s.name)
-                .collect();
-            let what = if kind == FindingKind::Charset { "character set" } else { "collation" };
-            findings.push(Finding {
-                kind,
-                severity,
-                table: "ezdbfile".to_owned(),
-                subject: columns.join(", "),
-                found: format!("{what} {v} (ezdbfile: {})", columns.join(", ")),
-                breaks,
-                fix: Some(fix.clone()),
-            });
-        }
-    };
+        };
     group(FindingKind::Charset, &|f| f.charset.clone(), &charset_risk);
     group(FindingKind::Collation, &|f| f.collation.clone(), &collation_risk);
     findings
@@ -555,7 +629,9 @@ fn collation_risk(collation: &str) -> Option<(Severity, String)> {
             "{how}. ezdb matches names byte-exact anyway; legacy nodes still running match with the \
              collation: their prefix, wildcard and directory-list deletes also delete names that differ \
              in case or accents ('Abc' also deletes 'abc-1', 'é' deletes 'e-3'), and their scope lists \
-             include other cases. Converting to {TARGET_COLLATION} makes legacy nodes byte-exact too"
+             include other cases. Converting to {TARGET_COLLATION} makes legacy nodes byte-exact too (one \
+             server quirk remains, measured on MariaDB 10.11: an indexed LIKE 'dir/%' on {TARGET_COLLATION} \
+             misses names whose first character after the prefix is a 4-byte one, e.g. an emoji)"
         ),
     ))
 }
@@ -579,24 +655,23 @@ fn conversion(observed: &Observed, text_columns: &[(&ColumnSpec, &ColumnFacts)])
     let impact = "needs a maintenance window: converting indexed text columns rebuilds the table \
                   (ALGORITHM=COPY), writes wait until it ends (minutes per million rows); reads go on. \
                   Existing names are converted, not lost";
-    Fix::offline(
-        vec![format!("ALTER TABLE `ezdbfile` {}", clauses.join(", "))],
-        impact,
-    )
+    Fix::offline(vec![format!("ALTER TABLE `ezdbfile` {}", clauses.join(", "))], impact)
 }
 
 fn primary_key(observed: &Observed, table: &str, columns: &[&str]) -> Option<Finding> {
     let wanted = columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
     let existing = observed.primary_key(table);
     let matches = existing.is_some_and(|pk| {
-        pk.columns.len() == columns.len()
-            && pk.columns.iter().zip(columns).all(|(a, b)| a.eq_ignore_ascii_case(b))
+        pk.columns.len() == columns.len() && pk.columns.iter().zip(columns).all(|(a, b)| a.eq_ignore_ascii_case(b))
     });
     if matches || columns.iter().any(|c| observed.column(table, c).is_none()) {
         return None;
     }
     let (found, clauses) = match existing {
-        None => (format!("{table} has no PRIMARY KEY"), format!("ADD PRIMARY KEY ({wanted})")),
+        None => (
+            format!("{table} has no PRIMARY KEY"),
+            format!("ADD PRIMARY KEY ({wanted})"),
+        ),
         Some(pk) => (
             format!("{table} has PRIMARY KEY ({})", pk.columns.join(", ")),
             format!("DROP PRIMARY KEY, ADD PRIMARY KEY ({wanted})"),
@@ -627,11 +702,15 @@ fn foreign_key(observed: &Observed) -> Option<Finding> {
         .foreign_keys
         .iter()
         .find(|k| k.table == "ezdbfile_data" && k.referenced_table == "ezdbfile");
-    let add = "ADD CONSTRAINT `ezdbfile_fk1` FOREIGN KEY (`name_hash`) REFERENCES `ezdbfile` (`name_hash`) ON DELETE CASCADE";
+    let add =
+        "ADD CONSTRAINT `ezdbfile_fk1` FOREIGN KEY (`name_hash`) REFERENCES `ezdbfile` (`name_hash`) ON DELETE CASCADE";
     let (found, breaks, alters) = match existing {
         Some(k) if k.delete_rule.eq_ignore_ascii_case("CASCADE") => return None,
         Some(k) => (
-            format!("FOREIGN KEY {} from ezdbfile_data to ezdbfile is ON DELETE {}", k.name, k.delete_rule),
+            format!(
+                "FOREIGN KEY {} from ezdbfile_data to ezdbfile is ON DELETE {}",
+                k.name, k.delete_rule
+            ),
             "deleting a file's row fails while it has chunks (error 1451): purges and repairs fail".to_owned(),
             vec![format!("DROP FOREIGN KEY `{}`", k.name), add.to_owned()],
         ),
@@ -646,7 +725,11 @@ fn foreign_key(observed: &Observed) -> Option<Finding> {
     };
     let online = observed.is_innodb("ezdbfile") && observed.is_innodb("ezdbfile_data");
     let mut statements = vec![FOREIGN_KEY_CHECKS_OFF.to_owned()];
-    statements.extend(alters.iter().map(|a| format!("ALTER TABLE `ezdbfile_data` {a}{ONLINE_DDL}")));
+    statements.extend(
+        alters
+            .iter()
+            .map(|a| format!("ALTER TABLE `ezdbfile_data` {a}{ONLINE_DDL}")),
+    );
     statements.push(FOREIGN_KEY_CHECKS_ON.to_owned());
     let fix = Fix {
         statements,

@@ -64,7 +64,8 @@ impl Observed {
     }
 
     pub fn is_innodb(&self, table: &str) -> bool {
-        self.table(table).is_some_and(|t| t.engine.eq_ignore_ascii_case("innodb"))
+        self.table(table)
+            .is_some_and(|t| t.engine.eq_ignore_ascii_case("innodb"))
     }
 
     pub fn primary_key(&self, table: &str) -> Option<&IndexFacts> {
@@ -76,7 +77,10 @@ impl Observed {
         self.indexes.iter().any(|i| {
             i.table == table
                 && i.columns.len() >= columns.len()
-                && i.columns.iter().zip(columns).all(|(have, want)| have.eq_ignore_ascii_case(want))
+                && i.columns
+                    .iter()
+                    .zip(columns)
+                    .all(|(have, want)| have.eq_ignore_ascii_case(want))
         })
     }
 }

@@ -167,7 +167,11 @@ fn widening_datatype_is_online_only_while_the_length_prefix_stays_one_byte() {
 
 #[test]
 fn a_mediumint_offset_caps_files() {
-    for (ty, cap) in [("mediumint(8) unsigned", "16 MiB"), ("mediumint(9)", "8 MiB"), ("int(11)", "2 GiB")] {
+    for (ty, cap) in [
+        ("mediumint(8) unsigned", "16 MiB"),
+        ("mediumint(9)", "8 MiB"),
+        ("int(11)", "2 GiB"),
+    ] {
         let mut observed = ezdb_like("utf8mb4", "utf8mb4_bin");
         let offset = column(&mut observed, "ezdbfile_data", "offset");
         offset.data_type = ty.split('(').next().unwrap().to_owned();
@@ -230,12 +234,19 @@ fn a_missing_foreign_key_is_added_online_without_rechecking_rows() {
 fn what_breaks_ezdb_is_an_error() {
     let mut observed = ezdb_like("utf8mb4", "utf8mb4_bin");
     observed.tables.retain(|t| t.name != "ezdbfile_data");
-    observed.columns.retain(|c| !(c.table == "ezdbfile" && c.name == "name_trunk") && c.table != "ezdbfile_data");
+    observed
+        .columns
+        .retain(|c| !(c.table == "ezdbfile" && c.name == "name_trunk") && c.table != "ezdbfile_data");
     column(&mut observed, "ezdbfile", "mtime").column_type = "int(10) unsigned".to_owned();
-    observed.indexes.retain(|i| !(i.table == "ezdbfile" && i.name == "PRIMARY"));
+    observed
+        .indexes
+        .retain(|i| !(i.table == "ezdbfile" && i.name == "PRIMARY"));
     observed.foreign_keys.clear();
     let findings = evaluate(&observed);
-    let found: Vec<_> = findings.iter().map(|f| (f.kind, f.severity, f.subject.as_str())).collect();
+    let found: Vec<_> = findings
+        .iter()
+        .map(|f| (f.kind, f.severity, f.subject.as_str()))
+        .collect();
     assert_eq!(
         found,
         vec![
@@ -248,12 +259,16 @@ fn what_breaks_ezdb_is_an_error() {
     assert!(findings[0].fix.as_ref().unwrap().statements[0].starts_with("CREATE TABLE IF NOT EXISTS ezdbfile_data ("));
     assert_eq!(
         findings[1].fix.as_ref().unwrap().statements,
-        vec![format!("ALTER TABLE `ezdbfile` ADD COLUMN `name_trunk` TEXT NOT NULL{ONLINE_DDL}")]
+        vec![format!(
+            "ALTER TABLE `ezdbfile` ADD COLUMN `name_trunk` TEXT NOT NULL{ONLINE_DDL}"
+        )]
     );
     assert!(findings[2].breaks.contains("1264"));
     assert_eq!(
         findings[3].fix.as_ref().unwrap().statements,
-        vec![format!("ALTER TABLE `ezdbfile` ADD PRIMARY KEY (`name_hash`){ONLINE_DDL}")]
+        vec![format!(
+            "ALTER TABLE `ezdbfile` ADD PRIMARY KEY (`name_hash`){ONLINE_DDL}"
+        )]
     );
 }
 

@@ -36,9 +36,14 @@ pub enum StepOutcome {
     WouldApply,
     Applied,
     /// Not run: it blocks writes (or this server cannot do it online); `--allow-offline` runs it.
-    NeedsMaintenanceWindow { reason: String },
+    NeedsMaintenanceWindow {
+        reason: String,
+    },
     /// The server refused a statement; the table is as it was (each ALTER is atomic).
-    Failed { statement: String, error: String },
+    Failed {
+        statement: String,
+        error: String,
+    },
 }
 
 /// One fix and the findings it resolves.
@@ -159,7 +164,9 @@ async fn run_statements(conn: &mut MySqlConnection, fix: &Fix, allow_offline: bo
             _ => error,
         };
         let hint = match mysql_error_code(&error) {
-            Some(1205) => "; an open transaction holds the table: retry when it is quieter or raise --lock-wait-timeout",
+            Some(1205) => {
+                "; an open transaction holds the table: retry when it is quieter or raise --lock-wait-timeout"
+            }
             _ => "",
         };
         return StepOutcome::Failed {
