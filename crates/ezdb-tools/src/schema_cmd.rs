@@ -106,7 +106,7 @@ async fn upgrade(cluster: &Cluster, options: &UpgradeOptions, json: bool) -> Res
         return Ok(());
     }
     if let Some(failed) = report.steps.iter().find_map(|s| match &s.outcome {
-        StepOutcome::Failed { statement, error } => Some(format!("{statement}: {error}")),
+        StepOutcome::Failed { statement, error } => Some(format!("{}: {error}", one_line(statement))),
         _ => None,
     }) {
         return Err(format!("a fix failed, the table is as it was: {failed}"));
@@ -195,6 +195,10 @@ fn online_word(step: &UpgradeStep) -> &'static str {
     } else {
         "offline: writes waited"
     }
+}
+
+fn one_line(statement: &str) -> String {
+    statement.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn indent(statement: &str) -> String {

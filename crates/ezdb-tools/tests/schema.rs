@@ -552,3 +552,30 @@ async fn a_missing_table_breaks_ezdb_and_upgrade_or_install_create_it() {
         assert!(!kinds(&after).iter().any(|(k, _)| k == "missing-table"));
     }
 }
+
+#[tokio::test]
+async fn an_upgrade_behind_an_open_transaction_gives_up_at_its_deadline_instead_of_queueing_the_site() {
+    let db = TestDb::create_with(Schema::Ezdb).await;
+    exec(&db, "ALTER TABLE ezdbfile_data DROP FOREIGN KEY ezdbfile_fk1").await;
+    let mut legacy = connect(&db).await;
+    legacy.execute("BEGIN").await.unwrap();
+    legacy.execute("SELECT COUNT(*) FROM ezdbfile_data").await.unwrap();
+    let started = std::time::Instant::now();
+    let line = failed(&ezdb(&db, &["schema", "upgrade", "--lock-wait-timeout=1"]));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "gave up at its deadline"
+    );
+    assert!(
+        line.contains("--lock-wait-timeout") && line.contains("as it was"),
+        "{line}"
+    );
+    assert_eq!(
+        kinds(&check(&db).0),
+        pairs(&[("foreign-key", "warning")]),
+        "nothing changed"
+    );
+    legacy.execute("COMMIT").await.unwrap();
+    ok(&ezdb(&db, &["schema", "upgrade", "--lock-wait-timeout=1"]));
+    assert_eq!(kinds(&check(&db).0), vec![]);
+}
