@@ -158,8 +158,10 @@ fn render_upgrade(report: &UpgradeReport, options: &UpgradeOptions) {
     for step in &report.steps {
         let resolves: Vec<&str> = step.findings.iter().map(|f| f.found.as_str()).collect();
         let verdict = match &step.outcome {
-            StepOutcome::WouldApply => format!("would run ({})", online_word(step)),
-            StepOutcome::Applied => format!("applied ({})", online_word(step)),
+            StepOutcome::WouldApply if step.fix.online => "would run (online)".to_owned(),
+            StepOutcome::WouldApply => "would run (offline: writes wait while it runs)".to_owned(),
+            StepOutcome::Applied { online: true } => "applied (online)".to_owned(),
+            StepOutcome::Applied { online: false } => "applied (offline: writes waited while it ran)".to_owned(),
             StepOutcome::NeedsMaintenanceWindow { reason } => {
                 format!("not run, {reason}; run it with --allow-offline in a maintenance window")
             }
@@ -183,17 +185,9 @@ fn render_upgrade(report: &UpgradeReport, options: &UpgradeOptions) {
         };
         emit!(
             "{} fix(es) applied, {windows} need a maintenance window (--allow-offline), {} failed; {remaining}",
-            count(|o| *o == StepOutcome::Applied),
+            count(|o| matches!(o, StepOutcome::Applied { .. })),
             count(|o| matches!(o, StepOutcome::Failed { .. })),
         );
-    }
-}
-
-fn online_word(step: &UpgradeStep) -> &'static str {
-    if step.fix.online {
-        "online"
-    } else {
-        "offline: writes waited"
     }
 }
 
@@ -226,7 +220,7 @@ fn findings_json(findings: &[Finding]) -> Vec<Value> {
 fn step_json(step: &UpgradeStep) -> Value {
     let (outcome, detail) = match &step.outcome {
         StepOutcome::WouldApply => ("would-apply", Value::Null),
-        StepOutcome::Applied => ("applied", Value::Null),
+        StepOutcome::Applied { online } => ("applied", json!({"ran_online": online})),
         StepOutcome::NeedsMaintenanceWindow { reason } => ("needs-maintenance-window", json!(reason)),
         StepOutcome::Failed { statement, error } => ("failed", json!(format!("{statement}: {error}"))),
     };

@@ -474,6 +474,7 @@ async fn a_missing_foreign_key_is_added_online_and_purges_take_the_chunks_again(
     assert_eq!(report["findings"][0]["fix"]["online"], true);
     let upgrade = json(&ok(&ezdb(&db, &["schema", "upgrade", "--json"])));
     assert_eq!(upgrade["steps"][0]["outcome"], "applied", "{upgrade:#}");
+    assert_eq!(upgrade["steps"][0]["detail"]["ran_online"], true);
     assert_eq!(kinds(&check(&db).0), vec![]);
     let (stray,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ezdbfile_data")
         .fetch_one(&mut connect(&db).await)

@@ -34,16 +34,12 @@ impl Default for UpgradeOptions {
 pub enum StepOutcome {
     /// Dry run: would be run.
     WouldApply,
-    Applied,
+    /// Done; `online` when every statement ran online (reads and writes went on).
+    Applied { online: bool },
     /// Not run: it blocks writes (or this server cannot do it online); `--allow-offline` runs it.
-    NeedsMaintenanceWindow {
-        reason: String,
-    },
+    NeedsMaintenanceWindow { reason: String },
     /// The server refused a statement; the table is as it was (each ALTER is atomic).
-    Failed {
-        statement: String,
-        error: String,
-    },
+    Failed { statement: String, error: String },
 }
 
 /// One fix and the findings it resolves.
@@ -136,7 +132,7 @@ fn plan(findings: &[Finding], done: &[UpgradeStep]) -> Vec<(Fix, Vec<Finding>)> 
 /// 1845/1846) is run as a rebuild only when offline fixes are allowed.
 async fn apply(conn: &mut MySqlConnection, fix: &Fix, allow_offline: bool) -> StepOutcome {
     let outcome = run_statements(conn, fix, allow_offline).await;
-    if outcome != StepOutcome::Applied {
+    if !matches!(outcome, StepOutcome::Applied { .. }) {
         // A fix may have switched foreign key checks off for its session: switch them back.
         let _ = conn.execute("SET SESSION foreign_key_checks = 1").await;
     }
@@ -144,6 +140,11 @@ async fn apply(conn: &mut MySqlConnection, fix: &Fix, allow_offline: bool) -> St
 }
 
 async fn run_statements(conn: &mut MySqlConnection, fix: &Fix, allow_offline: bool) -> StepOutcome {
+    // Only an ALTER without the online clause (or run without it) blocks writes.
+    let mut online = !fix
+        .statements
+        .iter()
+        .any(|s| s.starts_with("ALTER TABLE") && !s.ends_with(ONLINE_DDL));
     for statement in &fix.statements {
         let error = match conn.execute(statement.as_str()).await {
             Ok(_) => continue,
@@ -158,7 +159,10 @@ async fn run_statements(conn: &mut MySqlConnection, fix: &Fix, allow_offline: bo
                 }
             }
             (true, Some(offline)) => match conn.execute(offline).await {
-                Ok(_) => continue,
+                Ok(_) => {
+                    online = false;
+                    continue;
+                }
                 Err(e) => e,
             },
             _ => error,
@@ -174,5 +178,5 @@ async fn run_statements(conn: &mut MySqlConnection, fix: &Fix, allow_offline: bo
             error: format!("{error}{hint}"),
         };
     }
-    StepOutcome::Applied
+    StepOutcome::Applied { online }
 }
