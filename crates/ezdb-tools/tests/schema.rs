@@ -137,10 +137,18 @@ fn expected_findings(schema: Schema, charset: &str, collation: &str) -> Vec<(Str
 }
 
 /// The statements a legacy node runs (spec sections 2.5, 2.6, 3.7, 3.9), as it runs them: MD5 in
-/// SQL, upserts, `offset` quoted. Asserts each does what legacy expects. With `exact`, the tables
-/// are byte-exact: an upper-case LIKE no longer deletes lower-case names.
+/// SQL, upserts, `offset` quoted, over a utf8mb4 connection. Asserts each does what legacy
+/// expects. With `exact`, the tables are byte-exact: an upper-case LIKE no longer deletes
+/// lower-case names.
 async fn legacy_node_works(db: &TestDb, dir: &str, name: &str, datatype: &str, exact: bool) {
+    legacy_node_works_over(db, "utf8mb4", dir, name, datatype, exact).await
+}
+
+/// [`legacy_node_works`] over a connection with `charset` (`SET NAMES`, as eZ Publish sets the
+/// site's charset: `utf8` for most sites).
+async fn legacy_node_works_over(db: &TestDb, charset: &str, dir: &str, name: &str, datatype: &str, exact: bool) {
     let mut conn = connect(db).await;
+    conn.execute(format!("SET NAMES {charset}").as_str()).await.unwrap();
     let path = format!("{dir}/{name}");
     let now = 1_900_000_000i64;
     for round in 0..2 {
@@ -336,6 +344,7 @@ async fn check_and_upgrade(db: &TestDb, expected: &[(String, String)]) {
     assert_eq!(kinds(&after), vec![], "{after:#}");
     assert!(ok(&ezdb(db, &["schema", "check"])).contains("compatible"));
     legacy_node_works(db, "var/site/storage/upgraded", HARD_NAME, DOCX, true).await;
+    legacy_node_works_over(db, "utf8", "var/site/storage/utf8", "Ünïcode-漢字.docx", DOCX, true).await;
     ezdb_node_works(db).await;
 }
 
