@@ -589,3 +589,91 @@ async fn an_upgrade_behind_an_open_transaction_gives_up_at_its_deadline_instead_
     ok(&ezdb(&db, &["schema", "upgrade", "--lock-wait-timeout=1"]));
     assert_eq!(kinds(&check(&db).0), vec![]);
 }
+
+#[tokio::test]
+async fn a_legacy_node_keeps_writing_while_the_online_upgrade_runs() {
+    let db = TestDb::create_with(Schema::Ezdb).await;
+    exec(&db, "ALTER TABLE ezdbfile_data DROP FOREIGN KEY ezdbfile_fk1").await;
+    exec(&db, "ALTER TABLE ezdbfile DROP INDEX ezdbfile_mtime").await;
+    exec(
+        &db,
+        "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, size, mtime)
+         SELECT CONCAT('var/site/cache/bulk/', seq), CONCAT('var/site/cache/bulk/', seq),
+                MD5(CONCAT('var/site/cache/bulk/', seq)), 'viewcache', 3, seq FROM seq_1_to_100000",
+    )
+    .await;
+    exec(
+        &db,
+        "INSERT INTO ezdbfile_data SELECT name_hash, 0, 'abc' FROM ezdbfile",
+    )
+    .await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (url, stop) = (db.url.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut conn = MySqlConnection::connect(&url).await.unwrap();
+            let mut written = 0u32;
+            while written < 5 || !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("var/site/storage/during/{written}.txt");
+                sqlx::query(
+                    "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
+                     VALUES ('text/plain', ?, ?, MD5(?), 'binaryfile', 3, 1900000000, 0)
+                     ON DUPLICATE KEY UPDATE size=VALUES(size), mtime=VALUES(mtime), expired=VALUES(expired)",
+                )
+                .bind(&name)
+                .bind(&name)
+                .bind(&name)
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("legacy store during the upgrade: {e}"));
+                sqlx::query(
+                    "INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) VALUES (MD5(?), 0, 'abc')
+                     ON DUPLICATE KEY UPDATE filedata=VALUES(filedata)",
+                )
+                .bind(&name)
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("legacy chunk during the upgrade: {e}"));
+                written += 1;
+            }
+            written
+        })
+    };
+    let url = db.url.clone();
+    let upgrade = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ezdb"))
+            .env("EZDB_URL", url)
+            .args(["schema", "upgrade", "--json"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = tokio::time::timeout(std::time::Duration::from_secs(30), writer)
+        .await
+        .expect("the legacy writer was never blocked for long")
+        .unwrap();
+    let report = json(&ok(&upgrade));
+    let outcomes: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["applied", "applied"],
+        "index and foreign key, online: {report:#}"
+    );
+    assert_eq!(kinds(&check(&db).0), vec![]);
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ezdbfile WHERE name LIKE 'var/site/storage/during/%'")
+        .fetch_one(&mut connect(&db).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        i64::from(written),
+        "every legacy write during the upgrade is there"
+    );
+}
