@@ -5,7 +5,7 @@ use crate::config::ClusterConfig;
 use crate::db::Db;
 use crate::error::{Error, Op, Result};
 use crate::expiry::{ExpiryFile, ExpiryFileCache};
-use crate::schema;
+use crate::schema::{self, Finding, UpgradeOptions, UpgradeReport};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -93,14 +93,36 @@ impl Cluster {
             .map_err(|e| Error::db(Op::Schema, "schema install", e))
     }
 
-    /// Lists every difference between the database and what the core needs; empty when fine.
+    /// Every finding of [`Cluster::inspect_schema`] as one line each; empty when the database is
+    /// exactly what `sql/mysql/schema.sql` creates.
     pub async fn check_schema(&self) -> Result<Vec<String>> {
+        Ok(self.inspect_schema().await?.iter().map(Finding::summary).collect())
+    }
+
+    /// Every risk of the database's cluster tables (character set, collation, column types,
+    /// engine, keys, missing tables), each with what it breaks and the statements that fix it.
+    pub async fn inspect_schema(&self) -> Result<Vec<Finding>> {
         let mut conn = self
             .inner
             .db
             .acquire()
             .await
             .map_err(|e| Error::db(Op::Schema, "schema check", e))?;
-        schema::check(&mut conn).await
+        schema::inspect(&mut conn).await
+    }
+
+    /// Applies the fixes of [`Cluster::inspect_schema`]: online ones, and with
+    /// `allow_offline` those that block writes while a table is rebuilt. Runs on a connection of
+    /// its own that is closed afterwards (it changes session settings).
+    pub async fn upgrade_schema(&self, options: &UpgradeOptions) -> Result<UpgradeReport> {
+        let mut conn = self
+            .inner
+            .db
+            .acquire()
+            .await
+            .map_err(|e| Error::db(Op::Schema, "schema upgrade", e))?;
+        let report = schema::upgrade(&mut conn, options).await;
+        conn.discard();
+        report
     }
 }

@@ -1,4 +1,4 @@
-// ezdb: administration of an ezdb cluster: schema install/check, import a site's var/ tree,
+// ezdb: administration of an ezdb cluster: schema install/check/upgrade, import a site's var/ tree,
 // export to disk, consistency check and repair, statistics. Exit 0 on success, 1 on error.
 
 use clap::{Parser, Subcommand};
@@ -7,6 +7,7 @@ use ezdb_tools::connect::{connect, URL_HELP};
 use ezdb_tools::emit;
 use ezdb_tools::files::{classify, export_path, read_spread_manifest, Layout, SPREAD_MANIFEST};
 use ezdb_tools::progress::Progress;
+use ezdb_tools::schema_cmd::{self, SchemaAction};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
     about = "Administer an ezdb cluster database",
     after_help = "Examples:
   ezdb --url=mysql://ez:pw@db/cluster schema install
-  ezdb schema check                     # is this (legacy) database compatible?
+  ezdb schema check                     # every risk of this (legacy) database, and its fix
+  ezdb schema upgrade --dry-run         # the statements upgrade would run
   ezdb import /var/www/site --dry-run   # what clusterize would store from /var/www/site/var
   ezdb export /srv/backup               # every live file back to disk
   ezdb check --verify --repair
@@ -36,10 +38,10 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the cluster tables (idempotent), or check an existing database.
+    /// Create the cluster tables (idempotent), check an existing database, or upgrade it.
     Schema {
-        #[arg(value_parser = ["install", "check"])]
-        action: String,
+        #[command(subcommand)]
+        action: SchemaAction,
     },
     /// Store every clustered file of a site's var/ tree (the legacy clusterize step).
     Import {
@@ -89,12 +91,7 @@ async fn main() {
 
 async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), String> {
     match command {
-        Command::Schema { action } if action == "install" => {
-            cluster.install_schema().await.map_err(|e| e.to_string())?;
-            emit!("schema installed (existing tables were kept)");
-            Ok(())
-        }
-        Command::Schema { .. } => schema_check(cluster).await,
+        Command::Schema { action } => schema_cmd::run(cluster, action, json).await,
         Command::Import { site, dry_run } => import(cluster, &site, dry_run, json).await,
         Command::Export {
             dir,
@@ -104,19 +101,6 @@ async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), Stri
         Command::Check { verify, repair } => check(cluster, verify, repair, json).await,
         Command::Stats => stats(cluster, json).await,
     }
-}
-
-async fn schema_check(cluster: &Cluster) -> Result<(), String> {
-    let problems = cluster.check_schema().await.map_err(|e| e.to_string())?;
-    if problems.is_empty() {
-        emit!("schema is compatible");
-        return Ok(());
-    }
-    problems.iter().for_each(|p| emit!("- {p}"));
-    Err(format!(
-        "{} schema difference(s); `ezdb schema install` adds what is missing",
-        problems.len()
-    ))
 }
 
 async fn import(cluster: &Cluster, site: &Path, dry_run: bool, json: bool) -> Result<(), String> {
