@@ -560,6 +560,150 @@ async fn a_repair_racing_uploads_of_the_rows_it_examines_never_removes_an_upload
 }
 
 #[tokio::test]
+async fn expiry_means_what_the_legacy_scripts_mean_and_never_the_future() {
+    let (db, c) = setup().await;
+    let now = c.now();
+    for (name, age_days) in [("img/40-days", 40), ("img/10-days", 10)] {
+        c.store(name, b"x", &at(now - age_days * 86_400, "image"))
+            .await
+            .unwrap();
+        c.delete(name).await.unwrap();
+    }
+    let view = "var/site/cache/content/site/2-a.cache";
+    c.store(view, b"v", &at(now - 3_600, "viewcache")).await.unwrap();
+    // clusterpurge.php: --expiry=30 is 30 days.
+    let purged = ok(&tool("ezcache", &db, &["--purge", "--scope=image", "--expiry=30"]));
+    assert!(purged.contains("removed 1 file(s)"), "{purged}");
+    assert!(c.stat("img/40-days").await.unwrap().is_none());
+    assert!(c.stat("img/10-days").await.unwrap().is_some(), "10 days < 30 days");
+    // Nothing an operator types means "the future" for a purge.
+    for args in [
+        &["--purge", "--scope=image", "--expiry=-3600"][..],
+        &["--purge", "--scope=image", "--expiry=+1 day"],
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=+1 hour",
+        ],
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=@9999999999",
+        ],
+    ] {
+        let line = failed(&tool("ezcache", &db, args));
+        assert!(line.contains("future"), "{args:?}: {line}");
+    }
+    // ezcache.php hands --expiry to strtotime: a bare number is refused, not guessed.
+    let line = failed(&tool(
+        "ezcache",
+        &db,
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=-3600",
+        ],
+    ));
+    assert!(line.contains("-3600 days") || line.contains("seconds ago"), "{line}");
+    assert!(c.exists(view).await.unwrap(), "no refused purge removed anything");
+    assert!(c.stat("img/10-days").await.unwrap().is_some());
+    // A purge or clear that matches nothing says so.
+    let nothing = ok(&tool("ezcache", &db, &["--purge", "--scope=binaryfile", "--expiry=30"]));
+    assert!(nothing.contains("nothing matched"), "{nothing}");
+    let nothing = ok(&tool(
+        "ezcache",
+        &db,
+        &["--cache-dir=var/site/cache", "--clear-id=rss_cache"],
+    ));
+    assert!(nothing.contains("nothing matched"), "{nothing}");
+    // A real purge lists no names and no "... and N more".
+    c.store(
+        "var/site/cache/content/site/3-b.cache",
+        b"v",
+        &at(now - 10 * 86_400, "viewcache"),
+    )
+    .await
+    .unwrap();
+    let purged = ok(&tool(
+        "ezcache",
+        &db,
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=-2 days",
+        ],
+    ));
+    assert!(purged.contains("removed 1") && !purged.contains("more"), "{purged}");
+}
+
+#[tokio::test]
+async fn cache_dir_is_found_or_a_wrong_one_is_named() {
+    let (db, c) = setup().await;
+    c.store("var/site/cache/rss/a.xml", b"x", &at(c.now() - 60, "rss"))
+        .await
+        .unwrap();
+    // Not given: the only cache directory of the cluster is used.
+    let out = tool("ezcache", &db, &["--clear-id=rss_cache"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cache-dir=var/site/cache"),
+        "{out:?}"
+    );
+    assert!(ok(&out).contains("marked 1 file(s)"));
+    // A wrong one warns, naming the directories the cluster holds.
+    let out = tool("ezcache", &db, &["--cache-dir=var/other/cache", "--clear-id=rss_cache"]);
+    let warning = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        warning.contains("warning") && warning.contains("var/site/cache"),
+        "{warning}"
+    );
+    assert!(ok(&out).contains("nothing matched"));
+    // Several sites: the choice is the operator's.
+    c.store("var/two/cache/rss/b.xml", b"x", &at(c.now() - 60, "rss"))
+        .await
+        .unwrap();
+    let line = failed(&tool("ezcache", &db, &["--clear-id=rss_cache"]));
+    assert!(
+        line.contains("var/site/cache") && line.contains("var/two/cache"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_are_one_line_and_exit_1_and_every_report_has_json() {
+    let (db, _c) = setup().await;
+    for (bin, args) in [
+        ("ezcache", &["--no-such-flag"][..]),
+        ("ezcache", &["--iteration-limit=abc", "--purge", "--scope=x"]),
+        ("ezdb", &[]),
+        ("ezdb", &["frobnicate"]),
+        ("ezdb", &["check", "--bogus"]),
+    ] {
+        let out = tool(bin, &db, args);
+        assert_eq!(out.status.code(), Some(1), "{bin} {args:?}: {out:?}");
+        let line = failed(&out);
+        assert!(line.contains("see --help"), "{line}");
+    }
+    let help = tool("ezdb", &db, &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Examples"));
+    let list: serde_json::Value =
+        serde_json::from_str(ok(&tool("ezcache", &db, &["--list", "--json"])).trim()).unwrap();
+    assert!(
+        list["clustered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == "content"),
+        "{list}"
+    );
+    assert!(list["local_only"].as_array().is_some());
+}
+
+#[tokio::test]
 async fn bad_arguments_get_one_clear_line_and_exit_non_zero() {
     let (db, _c) = setup().await;
     assert!(failed(&tool("ezcache", &db, &["--clear-id=nosuch"])).contains("nosuch"));

@@ -1,10 +1,12 @@
-// ezdb: administration of an ezdb cluster: schema install/check, import a site's var/ tree,
-// export to disk, consistency check and repair, statistics. Exit 0 on success, 1 on error.
+//! ezdb: administration of an ezdb cluster: schema install/check, import a site's var/ tree,
+//! export to disk, consistency check and repair, statistics. Exit 0 on success, 1 with one
+//! line on error (usage errors included).
 
 use clap::{Parser, Subcommand};
 use ezdb_core::{
     Cluster, FileMeta, Outcome, QuarantineItem, Restored, ScopeFilter, StoreOptions, Visibility, QUARANTINE_TABLE,
 };
+use ezdb_tools::cli::{fail, parse_or_exit};
 use ezdb_tools::connect::{connect, URL_HELP};
 use ezdb_tools::emit;
 use ezdb_tools::files::{classify, export_path, read_spread_manifest, Layout, SPREAD_MANIFEST};
@@ -91,14 +93,13 @@ enum Command {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let args = Args::parse();
+    let args: Args = parse_or_exit("ezdb");
     let outcome = match connect(args.url, |c| c).await {
         Ok(cluster) => run(&cluster, args.command, args.json).await,
         Err(e) => Err(e),
     };
     if let Err(message) = outcome {
-        eprintln!("ezdb: error: {message}");
-        std::process::exit(1);
+        fail("ezdb", &message);
     }
 }
 
