@@ -193,11 +193,7 @@ fn validate_labels<'o>(name: &FileName, options: &'o StoreOptions) -> Result<(&'
 }
 
 fn check_label(name: &FileName, what: &'static str, value: &str, max_chars: usize) -> Result<()> {
-    let reason = if value.chars().count() > max_chars {
-        format!("longer than {max_chars} characters, the size of the legacy column")
-    } else if value.contains('\0') {
-        "contains a NUL byte".to_owned()
-    } else {
+    let Some(reason) = label_refusal(value, max_chars) else {
         return Ok(());
     };
     Err(Error::InvalidArgument {
@@ -206,4 +202,26 @@ fn check_label(name: &FileName, what: &'static str, value: &str, max_chars: usiz
         value: value.to_owned(),
         reason,
     })
+}
+
+fn label_refusal(value: &str, max_chars: usize) -> Option<String> {
+    if value.chars().count() > max_chars {
+        Some(format!(
+            "longer than {max_chars} characters, the size of the legacy column"
+        ))
+    } else if value.contains('\0') {
+        Some("contains a NUL byte".to_owned())
+    } else {
+        None
+    }
+}
+
+/// Why a store would refuse this `scope` or `datatype` value, if it would (for `ezdb check`).
+pub(crate) fn refused_label(what: &str, value: &str) -> Option<String> {
+    let max_chars = if what == "scope" {
+        MAX_SCOPE_CHARS
+    } else {
+        MAX_DATATYPE_CHARS
+    };
+    label_refusal(value, max_chars)
 }
