@@ -385,6 +385,10 @@ fn settings_come_from_a_config_file_through_the_flag_parser_and_flags_win() {
     let bad = index_image::Config::parse_from(["index_image", "--config", config]).unwrap_err();
     assert!(bad.to_string().contains(":1: expected KEY = value"), "{bad}");
     std::fs::remove_dir_all(&dir).unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/index_image.conf");
+    let shipped = index_image::Config::parse_from(["index_image", "--database-url=mysql://u@h/d", "--config", shipped])
+        .unwrap_or_else(|e| panic!("deploy/index_image.conf: {e}"));
+    assert!(shipped.shutdown_timeout < 30.0, "below the unit's TimeoutStopSec");
 }
 
 /// The binary: settings from its config file, SIGTERM stops it cleanly.

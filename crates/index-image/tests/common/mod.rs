@@ -15,6 +15,8 @@ pub const IMG: &str = "var/site/storage/images/a/1-1-eng-GB/logo.png";
 /// index_image running in this process until dropped (or stopped).
 pub struct Server {
     pub address: String,
+    /// The spool directory this test created for the server; removed on drop.
+    spool: std::path::PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), RunError>>>,
 }
@@ -41,13 +43,26 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shutdown();
+        let _ = std::fs::remove_dir_all(&self.spool);
     }
 }
 
-/// The settings a test server gets: a free port, a fixed Served-by, a short shutdown.
+/// A new, empty directory of this test's own.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("index_image-test-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The settings a test server gets: a free port, a fixed Served-by, a short shutdown, a
+/// spool directory of its own.
 pub fn config(database_url: &str, extra: &[&str]) -> Config {
     let mut args = vec![
         "index_image".to_owned(),
+        format!("--spool-dir={}", temp_dir("spool").display()),
         "--listen=127.0.0.1:0".to_owned(),
         "--served-by=test-node".to_owned(),
         "--shutdown-timeout=5".to_owned(),
@@ -67,6 +82,7 @@ pub fn start_with(config: Config) -> Server {
 
 /// Starts the server; the error `run` returned at once, if it did.
 pub fn try_start(config: Config) -> Result<Server, RunError> {
+    let spool_dir = config.spool_dir.clone().expect("tests give a spool directory");
     let (address_tx, address_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -87,6 +103,7 @@ pub fn try_start(config: Config) -> Result<Server, RunError> {
     let address = address_rx.recv().expect("the server thread reports its address");
     let mut server = Server {
         address,
+        spool: spool_dir,
         stop: Some(stop),
         thread: Some(thread),
     };
