@@ -5,7 +5,7 @@
 
 use crate::config::{seconds, Config};
 use crate::headers::file_headers;
-use crate::hot_cache::{Cached, HotCache, Lookup};
+use crate::hot_cache::{Cached, HotCache, LoadSlot, Lookup};
 use crate::preconditions::{decide, is_conditional, Decision};
 use crate::request_name::{name_for, Refusal};
 use crate::server::RunError;
@@ -153,15 +153,18 @@ async fn answer(
     method: &Method,
     request: &HeaderMap,
 ) -> Result<Response, Failure> {
-    if let Some(file) = cached(state, cluster, name).await? {
-        let decision = decide(method, request, &file.meta);
-        let loaded = Loaded {
-            meta: file.meta,
-            content: Content::Memory(file.body),
-            covers: None,
-        };
-        return respond(state, method, loaded, decision).ok_or(Failure::Unstable);
-    }
+    let mut slot = match cached(state, cluster, name).await? {
+        Memory::Hit(file) => {
+            let decision = decide(method, request, &file.meta);
+            let loaded = Loaded {
+                meta: file.meta,
+                content: Content::Memory(file.body),
+                covers: None,
+            };
+            return respond(state, method, loaded, decision).ok_or(Failure::Unstable);
+        }
+        Memory::Miss(slot) => slot,
+    };
     // Metadata first when it may spare the read (304, 412, 416, HEAD) or narrow it (a range
     // of a large file); a plain GET reads metadata and content in one statement.
     let mut stat_first = method == Method::HEAD || is_conditional(request);
@@ -181,7 +184,7 @@ async fn answer(
                 part = Some(range).filter(|_| meta.size > state.memory_max_file());
             }
         }
-        let loaded = match load(state, cluster, name, part).await {
+        let loaded = match load(state, cluster, name, part, slot.take()).await {
             Ok(Some(loaded)) => loaded,
             Ok(None) => return Ok(not_found()),
             // The file shrank below the range since its metadata was read.
@@ -201,21 +204,28 @@ async fn answer(
     Err(Failure::Unstable)
 }
 
-/// A cached copy that may be served: fresh, or stale but confirmed unchanged by the database.
-async fn cached(state: &AppState, cluster: &Cluster, name: &str) -> Result<Option<Cached>, Error> {
-    let file = match state.cache.get(name) {
-        Lookup::Fresh(file) => return Ok(Some(file)),
-        Lookup::Stale(file) => file,
-        Lookup::Miss => return Ok(None),
-    };
-    match cluster.stat(name).await? {
-        Some(meta) if servable(state, &meta) && meta == file.meta => {
-            state.cache.confirm(name);
-            Ok(Some(file))
-        }
-        _ => {
-            state.cache.remove(name);
-            Ok(None)
+/// What the memory tier has for a request.
+enum Memory<'a> {
+    /// A copy that may be served: fresh, or stale but confirmed unchanged by the database.
+    Hit(Cached),
+    /// Not there; with a slot, this request loads it for the others waiting.
+    Miss(Option<LoadSlot<'a>>),
+}
+
+async fn cached<'a>(state: &'a AppState, cluster: &Cluster, name: &str) -> Result<Memory<'a>, Error> {
+    loop {
+        let file = match state.cache.lookup(name).await {
+            Lookup::Fresh(file) => return Ok(Memory::Hit(file)),
+            Lookup::Stale(file) => file,
+            Lookup::Miss(slot) => return Ok(Memory::Miss(slot)),
+        };
+        match cluster.stat(name).await? {
+            Some(meta) if servable(state, &meta) && meta == file.meta => {
+                state.cache.confirm(name);
+                return Ok(Memory::Hit(file));
+            }
+            // Changed or gone: forget it, and load it (once for everyone) like any miss.
+            _ => state.cache.remove(name),
         }
     }
 }
@@ -227,7 +237,10 @@ async fn load(
     cluster: &Cluster,
     name: &str,
     part: Option<ByteRange>,
+    slot: Option<LoadSlot<'_>>,
 ) -> Result<Option<Loaded>, Failure> {
+    // Only a whole file can fill the cache; the waiters load their part themselves.
+    let slot = slot.filter(|_| part.is_none());
     let mut stream = match cluster.open_stream(name, Visibility::Live, part).await {
         Ok(stream) => stream,
         Err(Error::NotFound { .. }) => return Ok(None),
@@ -237,6 +250,8 @@ async fn load(
         return Ok(None);
     }
     let meta = stream.meta.clone();
+    // Too large to cache: let the waiting requests go now rather than after the spool.
+    let slot = slot.filter(|_| state.cache.admits(name, meta.size, &meta));
     let covers = part.map(|r| ByteRange {
         start: r.start,
         end: r.end.min(meta.size.saturating_sub(1)),
@@ -244,14 +259,12 @@ async fn load(
     let len = covers.map_or(meta.size, |r| r.len());
     let content = if len <= state.memory_max_file() {
         let body = collect(&mut stream, len).await?;
-        if covers.is_none() {
-            state.cache.insert(
-                name,
-                Cached {
-                    meta: meta.clone(),
-                    body: body.clone(),
-                },
-            );
+        if let Some(slot) = slot {
+            let file = Cached {
+                meta: meta.clone(),
+                body: body.clone(),
+            };
+            slot.fill(name, file);
         }
         Content::Memory(body)
     } else {

@@ -231,6 +231,8 @@ pub enum Link {
 pub struct Proxy {
     pub address: String,
     link: std::sync::Arc<tokio::sync::watch::Sender<Link>>,
+    /// Bytes the database has sent through the forwarder so far.
+    from_database: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Proxy {
@@ -241,6 +243,8 @@ impl Proxy {
         let link = std::sync::Arc::new(link);
         let target = target.to_owned();
         let accepting = link.clone();
+        let from_database = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = from_database.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -252,6 +256,7 @@ impl Proxy {
                 }
                 let target = target.clone();
                 let link = accepting.clone();
+                let counted = counted.clone();
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
                         return;
@@ -259,13 +264,21 @@ impl Proxy {
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::select! {
-                        _ = forward(client_read, server_write, link.subscribe()) => {}
-                        _ = forward(server_read, client_write, link.subscribe()) => {}
+                        _ = forward(client_read, server_write, link.subscribe(), None) => {}
+                        _ = forward(server_read, client_write, link.subscribe(), Some(counted)) => {}
                     }
                 });
             }
         });
-        Proxy { address, link }
+        Proxy {
+            address,
+            link,
+            from_database,
+        }
+    }
+
+    pub fn bytes_from_database(&self) -> u64 {
+        self.from_database.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn set(&self, link: Link) {
@@ -289,6 +302,7 @@ async fn forward(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut link: tokio::sync::watch::Receiver<Link>,
+    counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buffer = vec![0; 64 << 10];
@@ -300,6 +314,9 @@ async fn forward(
             },
             _ = link.wait_for(|l| *l == Link::Down) => return,
         };
+        if let Some(counter) = &counter {
+            counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         let state = link.wait_for(|l| *l != Link::Hung).await.map(|l| *l);
         if !matches!(state, Ok(Link::Up)) || to.write_all(&buffer[..n]).await.is_err() {
             return;
