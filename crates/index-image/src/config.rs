@@ -87,6 +87,17 @@ pub struct Config {
     /// Bytes the spool directory may hold at once; a large file that does not fit gets 503.
     #[arg(long, env = "INDEX_IMAGE_SPOOL_BYTES", default_value_t = 4 << 30)]
     pub spool_bytes: u64,
+    /// Directory of the disk tier: files read from the database are kept there (written
+    /// atomically, kept across restarts, re-checked against the database before their first
+    /// use and then every --cache-revalidate seconds), like nginx's proxy_cache. Unset: off.
+    #[arg(long, env = "INDEX_IMAGE_DISK_CACHE_DIR", value_name = "DIR")]
+    pub disk_cache_dir: Option<std::path::PathBuf>,
+    /// Bytes the disk tier may hold (files and their headers).
+    #[arg(long, env = "INDEX_IMAGE_DISK_CACHE_BYTES", default_value_t = 1 << 30)]
+    pub disk_cache_bytes: u64,
+    /// Largest file kept in the disk tier, in bytes.
+    #[arg(long, env = "INDEX_IMAGE_DISK_CACHE_MAX_FILE", default_value_t = 64 << 20)]
+    pub disk_cache_max_file: u64,
     /// Value of the Served-by header (default: this host's name); empty turns it off.
     #[arg(long, env = "INDEX_IMAGE_SERVED_BY")]
     pub served_by: Option<String>,

@@ -4,6 +4,7 @@
 
 mod config;
 mod database;
+mod disk_cache;
 mod headers;
 mod hot_cache;
 mod http_range;

@@ -4,6 +4,7 @@
 //! (412, 304, 416, 206, 200) under RFC 9110.
 
 use crate::config::{seconds, Config};
+use crate::disk_cache::{DiskCache, DiskLookup};
 use crate::headers::file_headers;
 use crate::hot_cache::{Cached, HotCache, LoadSlot, Lookup};
 use crate::preconditions::{decide, is_conditional, Decision};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub served_by: Option<HeaderValue>,
     pub cache: HotCache,
     pub spool: Spool,
+    /// The disk tier, when a directory is set.
+    pub disk: Option<Arc<DiskCache>>,
     /// How long one request may wait on the database.
     pub database_timeout: Duration,
 }
@@ -38,8 +41,20 @@ impl AppState {
         let cache = HotCache::new(config.cache_bytes, config.cache_max_file, revalidate);
         let dir = config.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
         let spool = Spool::new(&dir, config.spool_bytes).map_err(|source| RunError::Spool { path: dir, source })?;
+        let disk = match &config.disk_cache_dir {
+            Some(dir) => Some(Arc::new(
+                DiskCache::open(dir, config.disk_cache_bytes, config.disk_cache_max_file, revalidate).map_err(
+                    |source| RunError::DiskCache {
+                        path: dir.clone(),
+                        source,
+                    },
+                )?,
+            )),
+            None => None,
+        };
         Ok(AppState {
             cluster: OnceCell::new(),
+            disk,
             database_timeout: seconds(config.database_timeout),
             config,
             served_by,
@@ -165,6 +180,11 @@ async fn answer(
         }
         Memory::Miss(slot) => slot,
     };
+    if let Some(disk) = &state.disk {
+        if let Some(response) = from_disk(state, disk, cluster, name, method, request, &mut slot).await? {
+            return Ok(response);
+        }
+    }
     // Metadata first when it may spare the read (304, 412, 416, HEAD) or narrow it (a range
     // of a large file); a plain GET reads metadata and content in one statement.
     let mut stat_first = method == Method::HEAD || is_conditional(request);
@@ -230,6 +250,70 @@ async fn cached<'a>(state: &'a AppState, cluster: &Cluster, name: &str) -> Resul
     }
 }
 
+/// Answers from the disk tier when it holds the current version; `None` sends the request on
+/// to the database.
+async fn from_disk(
+    state: &AppState,
+    disk: &DiskCache,
+    cluster: &Cluster,
+    name: &str,
+    method: &Method,
+    request: &HeaderMap,
+    slot: &mut Option<LoadSlot<'_>>,
+) -> Result<Option<Response>, Failure> {
+    let entry = match disk.lookup(name) {
+        DiskLookup::Fresh(entry) => entry,
+        DiskLookup::Stale(entry) => match cluster.stat(name).await? {
+            Some(meta) if servable(state, &meta) && meta == entry.meta => {
+                disk.confirm(&entry);
+                entry
+            }
+            _ => {
+                disk.remove(name);
+                return Ok(None);
+            }
+        },
+        DiskLookup::Miss => return Ok(None),
+    };
+    let meta = entry.meta.clone();
+    let decision = decide(method, request, &meta);
+    let (start, len, covers) = match decision {
+        Decision::Whole if method == Method::GET => (0, meta.size, None),
+        Decision::Part(range) => (range.start, range.len(), Some(range)),
+        _ => return Ok(Some(without_body(state, &meta, decision))),
+    };
+    let (content, covers) = if meta.size <= state.memory_max_file() {
+        match disk.read(&entry).await {
+            Ok(body) => {
+                if let Some(slot) = slot.take() {
+                    let file = Cached {
+                        meta: meta.clone(),
+                        body: body.clone(),
+                    };
+                    slot.fill(name, file);
+                }
+                (Content::Memory(body), None)
+            }
+            Err(e) => return Ok(disk_failed(disk, name, &e)),
+        }
+    } else {
+        match disk.open_part(&entry, start, len).await {
+            Ok(file) => (Content::Spooled(file), covers),
+            Err(e) => return Ok(disk_failed(disk, name, &e)),
+        }
+    };
+    let loaded = Loaded { meta, content, covers };
+    Ok(respond(state, method, loaded, decision))
+}
+
+/// A disk-tier file that cannot be read (evicted meanwhile, damaged) is dropped; the request
+/// goes on to the database.
+fn disk_failed(disk: &DiskCache, name: &str, e: &std::io::Error) -> Option<Response> {
+    tracing::debug!(%name, error = %e, "disk-tier file unreadable; reading the database");
+    disk.remove(name);
+    None
+}
+
 /// Reads the file (or `part` of it) with one statement, into memory or the spool; the database
 /// connection is free again when this returns. `None` when it is not there to serve.
 async fn load(
@@ -266,7 +350,14 @@ async fn load(
             };
             slot.fill(name, file);
         }
+        if let Some(disk) = state.disk.clone().filter(|d| covers.is_none() && d.admits(meta.size)) {
+            // In the background: the response need not wait for the local write.
+            let (name, meta, body) = (name.to_owned(), meta.clone(), body.clone());
+            tokio::spawn(async move { disk.keep_bytes(&name, &meta, body).await });
+        }
         Content::Memory(body)
+    } else if let Some(disk) = state.disk.as_ref().filter(|d| covers.is_none() && d.admits(meta.size)) {
+        Content::Spooled(disk.keep_stream(name, &mut stream).await.map_err(Failure::Spool)?)
     } else {
         Content::Spooled(state.spool.write(&mut stream, len).await.map_err(Failure::Spool)?)
     };

@@ -21,6 +21,13 @@ pub enum RunError {
     /// The database refused us for a reason that will not pass (URL, password, database name).
     #[error(transparent)]
     Database(#[from] ezdb_core::Error),
+    /// The disk tier's directory cannot be used.
+    #[error("disk cache directory {path}: {source}")]
+    DiskCache {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The spool directory cannot be used.
     #[error("spool directory {path}: {source}")]
     Spool {

@@ -33,11 +33,13 @@ pub enum SpoolError {
     Read(ezdb_core::Error),
 }
 
-/// A complete local copy, positioned at its start.
+/// A complete local copy (a spool file, or part of a disk-tier file), positioned where the
+/// bytes to send start.
 pub struct SpoolFile {
     file: tokio::fs::File,
     len: u64,
-    _space: OwnedSemaphorePermit,
+    /// The spool space this copy holds; disk-tier files are bounded by their own index.
+    _space: Option<OwnedSemaphorePermit>,
 }
 
 impl Spool {
@@ -69,28 +71,26 @@ impl Spool {
         let (file, path) = create_unique(&self.dir).map_err(SpoolError::Io)?;
         std::fs::remove_file(&path).map_err(SpoolError::Io)?;
         let mut file = tokio::fs::File::from_std(file);
-        let mut written = 0u64;
-        while let Some(chunk) = stream.next_chunk().await {
-            let chunk = chunk.map_err(SpoolError::Read)?;
-            file.write_all(&chunk).await.map_err(SpoolError::Io)?;
-            written += chunk.len() as u64;
-        }
-        file.flush().await.map_err(SpoolError::Io)?;
-        if written != len {
-            return Err(SpoolError::Io(std::io::Error::other(format!(
-                "spooled {written} bytes of {len}"
-            ))));
-        }
+        copy_stream(stream, &mut file, len).await?;
         file.seek(std::io::SeekFrom::Start(0)).await.map_err(SpoolError::Io)?;
         Ok(SpoolFile {
             file,
             len,
-            _space: space,
+            _space: Some(space),
         })
     }
 }
 
 impl SpoolFile {
+    /// `len` bytes of an open file from its current position.
+    pub fn from_open(file: tokio::fs::File, len: u64) -> SpoolFile {
+        SpoolFile {
+            file,
+            len,
+            _space: None,
+        }
+    }
+
     /// The copy as body chunks; a read error ends the body early (the connection is then
     /// aborted, so the client sees a cut, never a short file taken for whole) and is logged.
     pub fn into_stream(self, name: String) -> impl futures_core::Stream<Item = std::io::Result<Bytes>> + Send {
@@ -119,6 +119,22 @@ impl SpoolFile {
             }
         })
     }
+}
+
+/// Writes the rest of `stream` to `file`, which must come to exactly `len` bytes.
+pub async fn copy_stream(stream: &mut FileStream, file: &mut tokio::fs::File, len: u64) -> Result<(), SpoolError> {
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next_chunk().await {
+        let chunk = chunk.map_err(SpoolError::Read)?;
+        file.write_all(&chunk).await.map_err(SpoolError::Io)?;
+        written += chunk.len() as u64;
+    }
+    file.flush().await.map_err(SpoolError::Io)?;
+    if written != len {
+        let message = format!("copied {written} bytes of {len} from the database");
+        return Err(SpoolError::Io(std::io::Error::other(message)));
+    }
+    Ok(())
 }
 
 /// `dir/index_image.<pid>.<n>.spool`, created new (never an existing file).
