@@ -8,6 +8,7 @@ mod disk_cache;
 mod headers;
 mod hot_cache;
 mod http_range;
+mod metrics;
 mod preconditions;
 mod request_name;
 mod serve;

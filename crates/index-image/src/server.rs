@@ -56,7 +56,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let state = Arc::new(AppState::new(config)?);
     connect_first(&state, stopped.clone()).await?;
-    let app = axum::Router::new().fallback(serve::handle).with_state(state);
+    let app = axum::Router::new().fallback(serve::handle).with_state(state.clone());
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -77,7 +77,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
                 }
             },
         };
-        tasks.spawn(serve_connection(tcp, app.clone(), limits, stopped.clone(), permit));
+        let connection = serve_connection(tcp, app.clone(), state.clone(), limits, stopped.clone(), permit);
+        tasks.spawn(connection);
     }
     drop(listener);
     stop.send_replace(true);
@@ -101,10 +102,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 async fn serve_connection(
     tcp: TcpStream,
     app: axum::Router,
+    state: Arc<AppState>,
     limits: ConnectionLimits,
     mut stopped: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
+    let _open = state.metrics.connection();
     // Without TCP_NODELAY a response written in two segments (headers, then the body) waits
     // for the client's delayed ACK: 40 ms on Linux, on every keep-alive request.
     if let Err(e) = tcp.set_nodelay(true) {

@@ -554,3 +554,60 @@ async fn rfc_9110_preconditions_head_and_active_content_from_memory_and_from_the
         }
     }
 }
+
+/// The value of one sample of a Prometheus text page (0 when absent).
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_move_as_requests_are_made() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    c.store(IMG, &bytes(1000), &StoreOptions::new("image", "image/png"))
+        .await
+        .unwrap();
+    let dir = temp_dir("metrics-disk");
+    let server = start(&db.url, &[&format!("--disk-cache-dir={}", dir.display())]);
+    let page = |server: &Server| {
+        let reply = get(server, "/metrics");
+        assert_eq!(reply.status, 200);
+        assert!(reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        String::from_utf8(reply.body).unwrap()
+    };
+    let before = page(&server);
+    for _ in 0..3 {
+        assert_eq!(get(&server, &format!("/{IMG}")).status, 200);
+    }
+    assert_eq!(get(&server, "/var/site/storage/images/missing.png").status, 404);
+    let after = page(&server);
+    let grew = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(
+        grew("index_image_requests_total{status=\"200\"}"),
+        4.0,
+        "3 files and the first /metrics"
+    );
+    assert_eq!(grew("index_image_requests_total{status=\"404\"}"), 1.0);
+    assert_eq!(grew("index_image_content_bytes_total"), 3000.0, "the files' bytes");
+    assert_eq!(grew("index_image_cache_hits_total{tier=\"memory\"}"), 2.0);
+    assert_eq!(
+        grew("index_image_cache_misses_total{tier=\"memory\"}"),
+        2.0,
+        "the file's first read and the missing one"
+    );
+    assert_eq!(grew("index_image_cache_misses_total{tier=\"disk\"}"), 2.0);
+    assert!(grew("index_image_database_reads_total") >= 2.0);
+    assert!(grew("index_image_database_seconds_total") > 0.0);
+    assert!(
+        sample(&after, "index_image_connections") >= 1.0,
+        "this request's own connection"
+    );
+    assert!(after.contains("# TYPE index_image_requests_total counter"));
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
