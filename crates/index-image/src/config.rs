@@ -78,6 +78,10 @@ pub struct Config {
     /// connections are closed. Keep it below systemd's TimeoutStopSec (30 s).
     #[arg(long, env = "INDEX_IMAGE_SHUTDOWN_TIMEOUT", default_value_t = 20.0)]
     pub shutdown_timeout: f64,
+    /// Bytes of files held in memory for responses in flight, outside the cache; a file that
+    /// does not fit goes through the spool directory instead.
+    #[arg(long, env = "INDEX_IMAGE_MEMORY_BYTES", default_value_t = 256 << 20)]
+    pub memory_bytes: u64,
     /// Directory for files larger than --cache-max-file while they are sent: each is copied
     /// there from the database at its speed, so a slow client never holds a database
     /// connection. Files there are unlinked at once and vanish when sent. Default: the

@@ -18,9 +18,10 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ezdb_core::{ByteRange, Cluster, Error, FileMeta, FileStream, Visibility};
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 pub struct AppState {
     /// Filled once the database has answered; until then every file request gets 503.
@@ -34,6 +35,8 @@ pub struct AppState {
     /// How long one request may wait on the database.
     pub database_timeout: Duration,
     pub metrics: Metrics,
+    /// KiB of file content held in memory for responses in flight, outside the cache.
+    memory_budget: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -59,6 +62,9 @@ impl AppState {
             disk,
             database_timeout: seconds(config.database_timeout),
             metrics: Metrics::default(),
+            memory_budget: Arc::new(Semaphore::new(
+                (config.memory_bytes / 1024).min(Semaphore::MAX_PERMITS as u64) as usize,
+            )),
             config,
             served_by,
             cache,
@@ -69,6 +75,24 @@ impl AppState {
     /// Files up to this size are read into memory; larger ones go through the spool.
     fn memory_max_file(&self) -> u64 {
         self.config.cache_max_file as u64
+    }
+
+    /// Whether `len` bytes may be held in memory for one response: `Some(None)` when the cache
+    /// takes them (it is bounded itself), `Some(permit)` when the budget has room, `None` when
+    /// the file must go through the spool instead.
+    fn reserve_memory(&self, len: u64, cached: bool) -> Option<Option<OwnedSemaphorePermit>> {
+        if len > self.memory_max_file() {
+            return None;
+        }
+        if cached {
+            return Some(None);
+        }
+        let kib = u32::try_from(len.div_ceil(1024)).ok()?;
+        self.memory_budget
+            .clone()
+            .try_acquire_many_owned(kib.max(1))
+            .ok()
+            .map(Some)
     }
 }
 
@@ -174,7 +198,8 @@ struct Loaded {
 }
 
 enum Content {
-    Memory(Bytes),
+    /// In memory, with the share of the memory budget it holds (none when the cache owns it).
+    Memory(Bytes, Option<OwnedSemaphorePermit>),
     Spooled(SpoolFile),
 }
 
@@ -190,7 +215,7 @@ async fn answer(
             let decision = decide(method, request, &file.meta);
             let loaded = Loaded {
                 meta: file.meta,
-                content: Content::Memory(file.body),
+                content: Content::Memory(file.body, None),
                 covers: None,
             };
             return respond(state, method, loaded, decision).ok_or(Failure::Unstable);
@@ -324,7 +349,8 @@ async fn from_disk(
         Decision::Part(range) => (range.start, range.len(), Some(range)),
         _ => return Ok(Some(without_body(state, &meta, decision))),
     };
-    let (content, covers) = if meta.size <= state.memory_max_file() {
+    let memory = state.reserve_memory(meta.size, slot.is_some());
+    let (content, covers) = if let Some(permit) = memory {
         match disk.read(&entry).await {
             Ok(body) => {
                 if let Some(slot) = slot.take() {
@@ -334,7 +360,7 @@ async fn from_disk(
                     };
                     slot.fill(name, file);
                 }
-                (Content::Memory(body), None)
+                (Content::Memory(body, permit), None)
             }
             Err(e) => return Ok(disk_failed(disk, name, &e)),
         }
@@ -384,7 +410,7 @@ async fn load(
         end: r.end.min(meta.size.saturating_sub(1)),
     });
     let len = covers.map_or(meta.size, |r| r.len());
-    let content = if len <= state.memory_max_file() {
+    let content = if let Some(permit) = state.reserve_memory(len, slot.is_some()) {
         let body = collect(&mut stream, len).await?;
         if let Some(slot) = slot {
             let file = Cached {
@@ -398,13 +424,27 @@ async fn load(
             let (name, meta, body) = (name.to_owned(), meta.clone(), body.clone());
             tokio::spawn(async move { disk.keep_bytes(&name, &meta, body).await });
         }
-        Content::Memory(body)
+        Content::Memory(body, permit)
     } else if let Some(disk) = state.disk.as_ref().filter(|d| covers.is_none() && d.admits(meta.size)) {
         Content::Spooled(disk.keep_stream(name, &mut stream).await.map_err(Failure::Spool)?)
     } else {
         Content::Spooled(state.spool.write(&mut stream, len).await.map_err(Failure::Spool)?)
     };
     Ok(Some(Loaded { meta, content, covers }))
+}
+
+/// A body from memory that gives its share of the budget back once hyper has taken the bytes
+/// and asks for more.
+fn memory_body(bytes: Bytes, permit: Option<OwnedSemaphorePermit>) -> Body {
+    let Some(permit) = permit else {
+        return Body::from(bytes);
+    };
+    let content = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+    let release = futures_util::stream::once(async move {
+        drop(permit);
+        None
+    });
+    Body::from_stream(content.chain(release.filter_map(std::future::ready)))
 }
 
 async fn collect(stream: &mut FileStream, len: u64) -> Result<Bytes, Error> {
@@ -435,8 +475,10 @@ fn respond(state: &AppState, method: &Method, loaded: Loaded, decision: Decision
     };
     headers.insert(header::CONTENT_LENGTH, len.into());
     let body = match (loaded.content, loaded.covers, wanted) {
-        (Content::Memory(bytes), None, Some(r)) => Body::from(bytes.slice(r.start as usize..=r.end as usize)),
-        (Content::Memory(bytes), covers, wanted) if covers == wanted => Body::from(bytes),
+        (Content::Memory(bytes, permit), None, Some(r)) => {
+            memory_body(bytes.slice(r.start as usize..=r.end as usize), permit)
+        }
+        (Content::Memory(bytes, permit), covers, wanted) if covers == wanted => memory_body(bytes, permit),
         (Content::Spooled(file), covers, wanted) if covers == wanted => {
             Body::from_stream(file.into_stream(meta.name.clone()))
         }
