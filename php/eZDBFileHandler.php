@@ -192,6 +192,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public static function cluster()
     {
+        if (self::$cluster !== null && self::$connectedPid === getmypid()) {
+            return self::$cluster;  // the hot path: no settings lookup
+        }
         $s = self::settings();
         if (self::$cluster === null) {
             self::$cluster = Ezdb\Cluster::open(self::url($s), [
@@ -243,7 +246,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         if (!is_string($path)) {
             return $path;
         }
-        $path = preg_replace('#[/\\\\]+#', '/', $path);
+        if (strpos($path, '//') !== false || strpos($path, '\\') !== false) {
+            $path = preg_replace('#[/\\\\]+#', '/', $path);
+        }
         return substr($path, -1) === '/' ? substr($path, 0, -1) : $path;
     }
 
@@ -265,7 +270,13 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         if (!$this->hasPath() || ($this->info !== null && !$force)) {
             return;
         }
-        $this->info = self::attempt('stat', fn ($c) => $c->stat($this->filePath) ?? false, false);
+        try {
+            // A hot call (every processCache): no closure, no settings lookup.
+            $this->info = self::cluster()->stat($this->filePath) ?? false;
+        } catch (Ezdb\Exception $e) {
+            self::log('error', 'stat: ' . $e->getMessage());
+            $this->info = false;
+        }
     }
 
     public function __get($name)
@@ -816,8 +827,13 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** True when a live row exists (a deleted or globally expired file does not exist). */
     public function fileExists($path)
     {
-        $path = self::nameOf($path);
-        return (bool) self::attempt('fileExists', fn ($c) => $c->exists($path), false);
+        $path = (string) self::cleanPath($path);
+        try {
+            return self::cluster()->exists($path);  // a hot call: no closure, no settings lookup
+        } catch (Ezdb\Exception $e) {
+            self::log('error', 'fileExists: ' . $e->getMessage());
+            return false;
+        }
     }
 
     public function exists()

@@ -24,6 +24,9 @@ final class Cluster
     private CData $uint64;
     private CData $lockOut;
     private CData $freshness;
+    /** FFI::addr() of the out-parameters the hot calls use, taken once. */
+    private CData $int32Addr;
+    private CData $infoAddr;
     /** @var \WeakMap<GenerationLock, true> locks held through this handle, aborted by close() */
     private \WeakMap $locks;
 
@@ -37,6 +40,8 @@ final class Cluster
             'freshness' => 'ezdb_freshness'] as $field => $type) {
             $this->$field = $ffi->new($type);
         }
+        $this->int32Addr = FFI::addr($this->int32);
+        $this->infoAddr = FFI::addr($this->info);
     }
 
     /**
@@ -221,15 +226,26 @@ final class Cluster
     /** True when a live row exists (deleted and globally expired files count as absent). */
     public function exists(string $name): bool
     {
-        $this->call("exists $name", 'ezdb_exists', $name, strlen($name), FFI::addr($this->int32));
+        // A hot call: the library function called directly, without call()'s generic path.
+        $status = $this->ffi->ezdb_exists($this->handle ?? $this->closed("exists $name"), $name, strlen($name), $this->int32Addr);
+        if ($status !== 0) {
+            throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "exists $name");
+        }
         return $this->int32->cdata !== 0;
     }
 
     /** The row's metadata (deleted rows too), or null when there is none. */
     public function stat(string $name): ?FileInfo
     {
-        $status = $this->invoke("stat $name", [Exception::NOT_FOUND], 'ezdb_stat', $name, strlen($name), FFI::addr($this->info));
-        return $status === Exception::NOT_FOUND ? null : $this->fileInfo($name);
+        // A hot call (every processCache): called directly, like exists().
+        $status = $this->ffi->ezdb_stat($this->handle ?? $this->closed("stat $name"), $name, strlen($name), $this->infoAddr);
+        if ($status === 0) {
+            return FileInfo::fromC($name, $this->info);
+        }
+        if ($status === Exception::NOT_FOUND) {
+            return null;
+        }
+        throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "stat $name");
     }
 
     /**
@@ -379,13 +395,18 @@ final class Cluster
     public function invoke(string $operation, array $accepted, string $function, mixed ...$args): int
     {
         if ($this->handle === null) {
-            throw new Exception("$operation: the cluster handle is closed", Exception::INVALID_ARGUMENT);
+            $this->closed($operation);
         }
         $status = $this->ffi->$function($this->handle, ...$args);
         if ($status !== 0 && !in_array($status, $accepted, true)) {
             throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), $operation);
         }
         return $status;
+    }
+
+    private function closed(string $operation): never
+    {
+        throw new Exception("$operation: the cluster handle is closed", Exception::INVALID_ARGUMENT);
     }
 
     /** @internal GenerationLock forgets itself here once released. */

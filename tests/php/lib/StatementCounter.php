@@ -2,7 +2,8 @@
 // Counts the statements clients send to the database: a TCP proxy on loopback, run in a forked
 // process, that forwards every byte unchanged and counts the MySQL commands starting each
 // request (COM_QUERY and COM_STMT_EXECUTE are statements; pings, prepares and the rest are
-// other round trips). Works on plain-text connections (the test server has no TLS).
+// other round trips). Works on plain-text connections (the test server has no TLS). Used by
+// the tests and php/bench.php; a forked proxy never touches its parent's connections.
 
 final class StatementCounter
 {
@@ -12,15 +13,18 @@ final class StatementCounter
 
     /** The server URL with host:port replaced by the proxy's (database and query kept). */
     public readonly string $url;
+    /** The proxy's port on 127.0.0.1. */
+    public readonly int $port;
     private int $pid;
     private string $file;
 
     public function __construct(string $url)
     {
-        $server = TestDb::parse($url);
-        if ($server['socket'] !== null) {
-            throw new RuntimeException('StatementCounter needs a TCP server URL, not a socket');
+        $parts = parse_url($url);
+        if (str_contains($url, 'socket=') || !isset($parts['host'])) {
+            throw new RuntimeException('StatementCounter needs a TCP server URL (mysql://user@host:port/db), not a socket');
         }
+        $server = ['host' => $parts['host'], 'port' => $parts['port'] ?? 3306];
         $listener = stream_socket_server('tcp://127.0.0.1:0', $errno, $error);
         if ($listener === false) {
             throw new RuntimeException("StatementCounter: cannot listen on loopback: $error");
@@ -29,7 +33,6 @@ final class StatementCounter
         $this->file = tempnam(sys_get_temp_dir(), 'ezdb-statements-');
         file_put_contents($this->file, json_encode(['statements' => 0, 'roundTrips' => 0]));
         $this->url = preg_replace('#^(mysql://(?:[^@/]*@)?)[^/?]*#', '${1}127.0.0.1:' . $port, $url);
-        TestCase::$db->release();
         $pid = pcntl_fork();
         if ($pid === -1) {
             throw new RuntimeException('StatementCounter: pcntl_fork failed');
@@ -40,6 +43,7 @@ final class StatementCounter
         }
         fclose($listener);
         $this->pid = $pid;
+        $this->port = $port;
     }
 
     public function __destruct()
