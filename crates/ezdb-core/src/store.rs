@@ -53,6 +53,7 @@ impl RowSpec<'_> {
             mtime: self.mtime,
             scope: self.scope.to_owned(),
             datatype: self.datatype.to_owned(),
+            name_trunk: name_trunk(self.name.as_str(), self.scope),
             deleted: self.expired,
             global_expiry: None,
         }

@@ -185,6 +185,7 @@ mod tests {
             mtime,
             scope: "image".into(),
             datatype: "image/png".into(),
+            name_trunk: "n".into(),
             deleted: false,
             global_expiry: None,
         };
