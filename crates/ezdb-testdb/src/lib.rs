@@ -1,8 +1,10 @@
 // Test support: a uniquely named database per test on the server named by EZDB_TEST_URL, with
 // the cluster schema installed, dropped when the guard goes out of scope, even after a panic.
 
+mod galera;
 mod private_server;
 
+pub use galera::{GaleraCluster, GaleraNode};
 pub use private_server::PrivateServer;
 
 use sqlx::mysql::MySqlConnection;

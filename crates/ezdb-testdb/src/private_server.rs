@@ -109,6 +109,11 @@ impl PrivateServer {
         })
     }
 
+    /// Removes a server option for the next `launch` (e.g. a bootstrap flag).
+    pub(crate) fn drop_arg(&mut self, arg: &str) {
+        self.args.retain(|a| a != arg);
+    }
+
     /// `mysql://root@127.0.0.1:PORT`: root, no password, may create databases.
     pub fn url(&self) -> String {
         format!("mysql://root@127.0.0.1:{}", self.port)
@@ -349,7 +354,7 @@ pub(crate) fn find_binary(names: &[&str], extra_dirs: &[&str]) -> Option<PathBuf
         .find(|candidate| candidate.is_file())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
