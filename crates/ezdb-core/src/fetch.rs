@@ -229,6 +229,32 @@ async fn read_rows(
     range: Option<ByteRange>,
     sink: &mut impl ChunkSink,
 ) -> Attempt<FileMeta> {
+    // In READ COMMITTED the join and the metadata read that follows a join without rows see
+    // two snapshots: a file committed between them (its first creation, or a store replacing
+    // an empty file) shows its size without its chunks, which once surfaced as "chunks hold 0
+    // of N bytes". Such a read starts again; the next join sees the committed chunks.
+    for _ in 0..3 {
+        if let Some(meta) = read_rows_once(conn, name, visibility, range, sink).await? {
+            return Ok(meta);
+        }
+    }
+    Err(Error::integrity(
+        Op::Fetch,
+        name.as_str(),
+        "chunks hold 0 of the bytes the metadata names, in three reads",
+    )
+    .into())
+}
+
+/// One read; `None` when the metadata appeared with a size after the join found no chunk
+/// (nothing was given to `sink` then).
+async fn read_rows_once(
+    conn: &mut MySqlConnection,
+    name: &FileName,
+    visibility: Visibility,
+    range: Option<ByteRange>,
+    sink: &mut impl ChunkSink,
+) -> Attempt<Option<FileMeta>> {
     // A chunk holds at most 65535 bytes, so only chunks starting after `start - 65535` can
     // overlap the range: the primary key narrows the read to them.
     let (range_sql, low, high) = match range {
@@ -260,6 +286,9 @@ async fn read_rows(
             let meta = stat_row(conn, name)
                 .await?
                 .ok_or_else(|| Error::not_found(Op::Fetch, name.as_str()))?;
+            if meta.size > 0 && range.is_none_or(|r| r.start < meta.size) {
+                return Ok(None);
+            }
             rows = Box::pin(futures_util::stream::empty());
             meta
         }
@@ -283,7 +312,7 @@ async fn read_rows(
         end: r.end.min(meta.size - 1),
     });
     if !sink.meta(&meta).await {
-        return Ok(meta);
+        return Ok(Some(meta));
     }
     let mut check = ChunkCheck::new(Op::Fetch, name.as_str(), meta.size, range);
     let mut row = first;
@@ -295,13 +324,13 @@ async fn read_rows(
                 None => data,
             };
             if !data.is_empty() && !sink.chunk(data).await {
-                return Ok(meta);
+                return Ok(Some(meta));
             }
         }
         row = rows.try_next().await?;
     }
     check.finish()?;
-    Ok(meta)
+    Ok(Some(meta))
 }
 
 fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, &[u8])>, sqlx::Error> {

@@ -23,10 +23,12 @@ mod meta;
 mod name;
 mod process_cache;
 mod purge;
+mod retry;
 pub mod schema;
 mod selector;
 mod stats;
 mod store;
+mod topology;
 
 pub use check::Problem;
 pub use cluster::Cluster;
