@@ -4,6 +4,7 @@
 
 use crate::config::{redact_url, ClusterConfig, ConnectionMode};
 use crate::error::{is_connection_error, Error, Op, Result};
+use crate::replica::Replicas;
 use crate::retry::{self, Transient};
 use crate::topology::{self, HostChoice};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
@@ -163,6 +164,7 @@ pub(crate) struct Db {
     hosts: Vec<Host>,
     choice: HostChoice,
     session: Arc<SessionState>,
+    replicas: Replicas,
     max_attempts: u32,
     backoff: Duration,
     retry_budget: Duration,
@@ -203,6 +205,17 @@ impl Db {
                 url: redact_url(&config.url),
                 source,
             })?;
+        let replica_connections = match config.mode {
+            ConnectionMode::Dedicated => 1,
+            ConnectionMode::Pool { max_connections } => max_connections,
+        };
+        let replicas = Replicas::new(
+            &config.read_replicas,
+            config.max_replica_lag,
+            config.connect_timeout,
+            replica_connections,
+        )
+        .map_err(|(url, source)| Error::Connect { url, source })?;
         let (main, recheck) = match config.mode {
             ConnectionMode::Dedicated => (
                 Source::Dedicated(Arc::new(Mutex::new(Some((host, first))))),
@@ -223,6 +236,7 @@ impl Db {
             hosts,
             choice,
             session,
+            replicas,
             max_attempts: config.max_attempts,
             backoff: config.retry_backoff,
             retry_budget: config.retry_budget,
@@ -297,6 +311,42 @@ impl Db {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         (local_ms + self.session.clock_offset_ms.load(Ordering::Relaxed)).div_euclid(1000)
+    }
+
+    /// A connection to a read replica that is up and within the lag bound, if any.
+    pub(crate) async fn acquire_replica(&self) -> Option<Conn> {
+        let conn = self.replicas.acquire().await?;
+        Some(Conn::new(Held::Pooled(conn), 0))
+    }
+
+    /// Records that a read on a replica connection failed (it is skipped for a while).
+    pub(crate) fn replica_failed(&self, conn: Conn, error: &str) {
+        self.replicas.failed(error);
+        conn.discard();
+    }
+
+    /// A plain read: tried once on a read replica when one is usable; when the replica has
+    /// nothing (`found` is false: it may lag behind the primary) or fails, the read runs on
+    /// the primary (with the retries of [`Db::retrying`]) before anything is answered.
+    pub(crate) async fn reading<T, F, Fut>(
+        &self,
+        op: Op,
+        name: &str,
+        found: impl Fn(&T) -> bool,
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Conn) -> Fut,
+        Fut: Future<Output = (Option<Conn>, Attempt<T>)>,
+    {
+        if let Some(conn) = self.acquire_replica().await {
+            match attempt(conn).await {
+                (_, Ok(value)) if found(&value) => return Ok(value),
+                (Some(conn), Err(AttemptError::Sql(e))) => self.replica_failed(conn, &e.to_string()),
+                _ => {}
+            }
+        }
+        self.retrying(op, name, attempt).await
     }
 
     /// True once a connection found a Galera node.

@@ -3,7 +3,7 @@
 
 use crate::cluster::{Cluster, Inner};
 use crate::content::{ByteRange, ChunkCheck};
-use crate::db::{done, Attempt, AttemptError};
+use crate::db::{done, Attempt, AttemptError, Conn};
 use crate::error::{Error, Op, Result};
 use crate::meta::{FileMeta, EXPIRY_JOIN, META_COLUMNS};
 use crate::name::FileName;
@@ -50,7 +50,7 @@ impl Cluster {
         let name = &name;
         self.inner
             .db
-            .retrying(Op::Stat, name.as_str(), |mut conn| async move {
+            .reading(Op::Stat, name.as_str(), Option::is_some, |mut conn| async move {
                 let meta = stat_row(&mut conn, name).await.map_err(AttemptError::from);
                 done(conn, meta)
             })
@@ -62,10 +62,15 @@ impl Cluster {
         let name = &FileName::new(name)?;
         self.inner
             .db
-            .retrying(Op::Exists, name.as_str(), |mut conn| async move {
-                let live = live_row(&mut conn, name).await.map_err(AttemptError::from);
-                done(conn, live)
-            })
+            .reading(
+                Op::Exists,
+                name.as_str(),
+                |live| *live,
+                |mut conn| async move {
+                    let live = live_row(&mut conn, name).await.map_err(AttemptError::from);
+                    done(conn, live)
+                },
+            )
             .await
     }
 
@@ -90,20 +95,25 @@ impl Cluster {
         let name = &name;
         self.inner
             .db
-            .retrying(Op::Fetch, name.as_str(), |mut conn| async move {
-                let mut sink = VecSink {
-                    bytes: Vec::new(),
-                    range_len: range.map(|r| r.len()),
-                };
-                let read = read_rows(&mut conn, name, visibility, range, &mut sink).await;
-                done(
-                    conn,
-                    read.map(|meta| FileData {
-                        meta,
-                        bytes: sink.bytes,
-                    }),
-                )
-            })
+            .reading(
+                Op::Fetch,
+                name.as_str(),
+                |_| true,
+                |mut conn| async move {
+                    let mut sink = VecSink {
+                        bytes: Vec::new(),
+                        range_len: range.map(|r| r.len()),
+                    };
+                    let read = read_rows(&mut conn, name, visibility, range, &mut sink).await;
+                    done(
+                        conn,
+                        read.map(|meta| FileData {
+                            meta,
+                            bytes: sink.bytes,
+                        }),
+                    )
+                },
+            )
             .await
     }
 
@@ -195,6 +205,20 @@ async fn stream_task(
     range: Option<ByteRange>,
     tx: mpsc::Sender<Result<StreamItem>>,
 ) {
+    // A read replica first, when one is usable; when it has nothing (it may lag) or fails
+    // before the metadata went out, the primary answers.
+    if let Some(mut conn) = inner.db.acquire_replica().await {
+        let mut sink = ChannelSink::new(&tx);
+        let outcome = read_rows(&mut conn, &name, visibility, range, &mut sink).await;
+        if sink.sent_meta {
+            finish_stream(conn, &name, &sink, outcome).await;
+            return;
+        }
+        match outcome {
+            Err(AttemptError::Sql(e)) => inner.db.replica_failed(conn, &e.to_string()),
+            _ => conn.discard(),
+        }
+    }
     let mut conn = match inner.db.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
@@ -202,22 +226,23 @@ async fn stream_task(
             return;
         }
     };
-    let mut sink = ChannelSink {
-        tx: tx.clone(),
-        stopped: false,
-    };
+    let mut sink = ChannelSink::new(&tx);
     let outcome = read_rows(&mut conn, &name, visibility, range, &mut sink).await;
+    finish_stream(conn, &name, &sink, outcome).await;
+}
+
+/// Sends a stream's error, if any; a connection with unread rows is closed, never reused.
+async fn finish_stream(conn: Conn, name: &FileName, sink: &ChannelSink, outcome: Attempt<FileMeta>) {
     let error = match outcome {
         Ok(_) => None,
         Err(AttemptError::Final(e)) => Some(e),
         Err(AttemptError::Sql(e)) => Some(Error::db(Op::Fetch, name.as_str(), e)),
     };
     if sink.stopped || error.is_some() {
-        // Unread rows may remain on the socket: never reuse this connection.
         conn.discard();
     }
     if let Some(e) = error {
-        let _ = tx.send(Err(e)).await;
+        let _ = sink.tx.send(Err(e)).await;
     }
 }
 
@@ -392,10 +417,13 @@ impl ChunkSink for VecSink {
 struct ChannelSink {
     tx: mpsc::Sender<Result<StreamItem>>,
     stopped: bool,
+    /// The metadata went out: the stream is committed to this connection's answer.
+    sent_meta: bool,
 }
 
 impl ChunkSink for ChannelSink {
     async fn meta(&mut self, meta: &FileMeta) -> bool {
+        self.sent_meta = true;
         self.send(StreamItem::Meta(meta.clone())).await
     }
 
@@ -405,6 +433,14 @@ impl ChunkSink for ChannelSink {
 }
 
 impl ChannelSink {
+    fn new(tx: &mpsc::Sender<Result<StreamItem>>) -> ChannelSink {
+        ChannelSink {
+            tx: tx.clone(),
+            stopped: false,
+            sent_meta: false,
+        }
+    }
+
     async fn send(&mut self, item: StreamItem) -> bool {
         let sent = self.tx.send(Ok(item)).await.is_ok();
         self.stopped |= !sent;

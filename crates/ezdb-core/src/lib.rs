@@ -23,6 +23,7 @@ mod meta;
 mod name;
 mod process_cache;
 mod purge;
+mod replica;
 mod retry;
 pub mod schema;
 mod selector;

@@ -3,9 +3,11 @@
 
 mod galera;
 mod private_server;
+mod replication;
 
 pub use galera::{GaleraCluster, GaleraNode};
 pub use private_server::PrivateServer;
+pub use replication::ReplicatedPair;
 
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor};
