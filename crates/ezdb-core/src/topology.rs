@@ -1,7 +1,7 @@
 //! The database servers behind one URL: several hosts for failover
 //! (`mysql://u:p@h1:3306,h2:3306,h3:3306/db`), which one is in use, a backoff per host after a
 //! failed connect (no hot loop against a node that is down or starting), and the per-session
-//! settings a Galera node needs for read-your-writes.
+//! settings of a Galera node (read-your-writes, large transactions in fragments).
 
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Executor, Row};
@@ -17,6 +17,15 @@ use std::time::{Duration, Instant};
 /// bits for autocommit UPDATE/DELETE (2) and INSERT/REPLACE (4) are left off: a stale
 /// autocommit write is caught by certification anyway, and each wait costs a cluster round trip.
 pub(crate) const GALERA_SYNC_WAIT: u32 = 1;
+
+/// `wsrep_trx_fragment_size` (in bytes) set on every session of a Galera node: a transaction
+/// whose write-set grows past it is replicated in fragments of this size while it runs (Galera 4
+/// streaming replication) instead of in one piece at COMMIT. So a large store, a replace or the
+/// purge of a large file stays within `wsrep_max_ws_size` (which then bounds each fragment, not
+/// the file) and never stalls the cluster applying one huge write-set; transactions below it
+/// (nearly all) replicate as usual, with no streaming overhead. A file store stays one
+/// transaction: readers still see the old or the new version whole.
+pub(crate) const GALERA_FRAGMENT_BYTES: u32 = 4 << 20;
 
 /// Splits a URL whose authority lists several hosts into one single-host URL per host, in
 /// order; a URL with one host comes back as it is. User, password, path and query are shared.
@@ -158,8 +167,11 @@ pub(crate) async fn set_up_galera_session(conn: &mut MySqlConnection) -> Result<
         None => false,
     };
     if galera {
-        conn.execute(format!("SET SESSION wsrep_sync_wait = {GALERA_SYNC_WAIT}").as_str())
-            .await?;
+        let setup = format!(
+            "SET SESSION wsrep_sync_wait = {GALERA_SYNC_WAIT}, wsrep_trx_fragment_unit = 'bytes', \
+             wsrep_trx_fragment_size = {GALERA_FRAGMENT_BYTES}"
+        );
+        conn.execute(setup.as_str()).await?;
     }
     Ok(galera)
 }

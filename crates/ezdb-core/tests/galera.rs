@@ -3,7 +3,7 @@
 // read-your-writes through every node, same-file writers on two nodes, one generation across
 // nodes, and failover when the node in use is SIGKILLed under a write load.
 
-use ezdb_core::{CachePolicy, Cluster, ClusterConfig, Error, StoreOptions};
+use ezdb_core::{CachePolicy, Cluster, ClusterConfig, Error, PurgeFilter, StoreOptions};
 use ezdb_testdb::{database_url, GaleraCluster};
 use sqlx::{Connection, Executor};
 use std::collections::BTreeMap;
@@ -122,19 +122,47 @@ async fn a_file_stored_through_one_node_is_found_at_once_through_the_others(fixt
             assert!(read == bytes, "round {round}: node {reader} returned other bytes");
         }
     }
-    // A large file: one transaction, one write-set, replicated whole.
-    let big = content(999, 16 << 20);
-    nodes[0]
-        .store("var/storage/big.bin", &big, &StoreOptions::default())
+    // Files twice the cluster's 8 MiB wsrep_max_ws_size: stored, replaced, deleted and purged
+    // (each one transaction, replicated in fragments), read whole from the other nodes.
+    for seed in [999, 1000] {
+        let big = content(seed, 16 << 20);
+        nodes[0]
+            .store("var/storage/big.bin", &big, &StoreOptions::default())
+            .await
+            .unwrap();
+        for node in &nodes[1..] {
+            assert!(
+                node.fetch("var/storage/big.bin").await.unwrap() == big,
+                "16 MiB file read back whole"
+            );
+        }
+    }
+    nodes[1].delete("var/storage/big.bin").await.unwrap();
+    assert!(nodes[2]
+        .purge("var/storage/big.bin", PurgeFilter::Expired)
+        .await
+        .unwrap());
+    assert!(nodes[0].stat("var/storage/big.bin").await.unwrap().is_none());
+    // The limit is real: the same amount in one unfragmented write-set is refused.
+    let mut raw = sqlx::mysql::MySqlConnection::connect(&fixture.url(0)).await.unwrap();
+    raw.execute("CREATE TABLE ws_probe (id INT PRIMARY KEY, b LONGBLOB)")
         .await
         .unwrap();
-    for node in &nodes[1..] {
-        assert!(
-            node.fetch("var/storage/big.bin").await.unwrap() == big,
-            "16 MiB file read back whole"
-        );
+    raw.execute("SET SESSION wsrep_trx_fragment_size = 0").await.unwrap();
+    raw.execute("BEGIN").await.unwrap();
+    let mut refused = false;
+    for id in 0..3 {
+        let insert = sqlx::query("INSERT INTO ws_probe VALUES (?, ?)")
+            .bind(id)
+            .bind(content(id as u32, 5 << 20));
+        refused |= insert.execute(&mut raw).await.is_err();
     }
-    eprintln!("galera: read-your-writes on every node: 120 reads + 2 x 16 MiB, all found byte-exact");
+    refused |= raw.execute("COMMIT").await.is_err();
+    assert!(
+        refused,
+        "a 15 MiB write-set must exceed the cluster's 8 MiB wsrep_max_ws_size"
+    );
+    eprintln!("galera: read-your-writes on every node: 120 reads; 16 MiB files over an 8 MiB write-set limit stored twice, purged");
 }
 
 async fn writers_on_two_nodes_racing_on_one_file_all_succeed(fixture: &Fixture) {
