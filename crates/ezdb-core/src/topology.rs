@@ -156,8 +156,9 @@ fn healthy(key: &str) {
     map.remove(key);
 }
 
-/// Detects a Galera node (`wsrep_on = ON`) and sets its session up for causal reads; returns
-/// whether it is one. Works on MySQL too (no such variable: not Galera).
+/// Detects a Galera node (`wsrep_on = ON`), sets its session up (causal reads, fragments) and
+/// refuses it when it is not ready for queries (a connection error, so the next host is
+/// tried); returns whether it is one. Works on MySQL too (no such variable: not Galera).
 pub(crate) async fn set_up_galera_session(conn: &mut MySqlConnection) -> Result<bool, sqlx::Error> {
     let row = sqlx::query("SHOW VARIABLES LIKE 'wsrep_on'")
         .fetch_optional(&mut *conn)
@@ -172,6 +173,18 @@ pub(crate) async fn set_up_galera_session(conn: &mut MySqlConnection) -> Result<
              wsrep_trx_fragment_size = {GALERA_FRAGMENT_BYTES}"
         );
         conn.execute(setup.as_str()).await?;
+        // A node outside the primary component still answers table-less queries: ask it.
+        let ready = sqlx::query("SHOW STATUS LIKE 'wsrep_ready'")
+            .fetch_optional(&mut *conn)
+            .await?;
+        let ready = ready.map(|row| row.try_get::<String, _>(1)).transpose()?;
+        if !ready.is_some_and(|r| r.eq_ignore_ascii_case("ON")) {
+            return Err(sqlx::Error::Protocol(
+                "the Galera node is not ready for queries (wsrep_ready is not ON: outside the primary \
+                 component, joining or desynced)"
+                    .into(),
+            ));
+        }
     }
     Ok(galera)
 }

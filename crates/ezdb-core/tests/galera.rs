@@ -99,6 +99,71 @@ fn ezdb_on_a_three_node_galera_cluster() {
     runtime.block_on(the_node_in_use_killed_under_writes_loses_no_acknowledged_write(
         &mut fixture,
     ));
+    a_write_through_a_lost_quorum_succeeds_once_it_is_back(&runtime, fixture);
+}
+
+/// With node 1 already dead, node 2 is killed too: node 3 alone is not a primary component and
+/// refuses queries (1047 "WSREP has not yet prepared node"). A store issued then waits through
+/// it (node-not-ready is retried) and succeeds once node 2 has rejoined (by IST from the gcache).
+fn a_write_through_a_lost_quorum_succeeds_once_it_is_back(runtime: &tokio::runtime::Runtime, mut fixture: Fixture) {
+    fixture.galera.kill(1);
+    let alone = fixture.url(2);
+    let refused = runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Cluster::connect(ClusterConfig::new(&alone)).await {
+                Err(e) if e.to_string().contains("wsrep_ready") => return e,
+                _ if Instant::now() > deadline => panic!("node 3 alone still served queries after 30 s"),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+    eprintln!("galera: node 3 alone refuses: {refused}");
+    let url = fixture.multi_host_url();
+    let write = runtime.spawn(async move {
+        let config = ClusterConfig {
+            retry_budget: Duration::from_secs(90),
+            connect_timeout: Duration::from_secs(2),
+            ..ClusterConfig::new(&url).dedicated()
+        };
+        let started = Instant::now();
+        // The handle's first connect may itself be refused: try again like a caller would.
+        let cluster = loop {
+            match Cluster::connect(config.clone()).await {
+                Ok(cluster) => break cluster,
+                Err(e) if started.elapsed() > Duration::from_secs(90) => panic!("no connect within 90 s: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        cluster
+            .store(
+                "var/storage/quorum.txt",
+                b"after the quorum came back",
+                &StoreOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("store through the lost quorum: {e}"));
+        started.elapsed()
+    });
+    let restart = Instant::now();
+    fixture
+        .galera
+        .restart(1)
+        .unwrap_or_else(|e| panic!("node 2 did not rejoin: {e}"));
+    eprintln!("galera: node 2 rejoined in {:.1} s", restart.elapsed().as_secs_f64());
+    let waited = runtime.block_on(write).unwrap();
+    runtime.block_on(async {
+        for node in [1, 2] {
+            assert_eq!(
+                fixture.node(node).await.fetch("var/storage/quorum.txt").await.unwrap(),
+                b"after the quorum came back"
+            );
+        }
+    });
+    eprintln!(
+        "galera: a store issued without quorum succeeded after {:.1} s",
+        waited.as_secs_f64()
+    );
 }
 
 async fn a_file_stored_through_one_node_is_found_at_once_through_the_others(fixture: &Fixture) {

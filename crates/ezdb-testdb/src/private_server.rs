@@ -159,6 +159,35 @@ impl PrivateServer {
         }
     }
 
+    /// Replaces (or adds) the option starting with `prefix` (e.g. `--wsrep-start-position=`).
+    pub(crate) fn set_arg(&mut self, prefix: &str, arg: String) {
+        self.args.retain(|a| !a.starts_with(prefix));
+        self.args.push(arg);
+    }
+
+    /// Runs the server binary with its options plus `extra` in the foreground (e.g.
+    /// `--wsrep-recover`), logging to `log` in its directory; returns that log.
+    pub(crate) fn run_once(&self, extra: &[&str], log: &str) -> Result<String, String> {
+        let log_path = self.dir.join(log);
+        let status = Command::new(&self.binary)
+            .args(&self.args)
+            .args(extra)
+            .arg(format!("--log-error={}", log_path.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if !status.success() {
+            return Err(format!(
+                "{} {extra:?} failed ({status}):\n{text}",
+                self.binary.display()
+            ));
+        }
+        Ok(text)
+    }
+
     /// Starts the server process on the prepared datadir (after `prepare` or `kill`) without
     /// waiting for it to answer.
     pub(crate) fn launch(&mut self) -> Result<(), String> {
