@@ -20,6 +20,9 @@ pub enum ConnectionMode {
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     /// `mysql://user:pass@host:port/db`, or `mysql://user@localhost/db?socket=/run/mysqld/mysqld.sock`.
+    /// Several hosts for failover (e.g. the nodes of a Galera cluster):
+    /// `mysql://user:pass@h1:3306,h2:3306,h3:3306/db`; the first that works is used by every
+    /// connection, the next one when it fails.
     pub url: String,
     pub mode: ConnectionMode,
     /// `DBChunkSize`: bytes per `ezdbfile_data` row written (1..=65535). Reads accept any layout.
@@ -31,6 +34,18 @@ pub struct ClusterConfig {
     pub max_attempts: u32,
     /// First backoff between attempts; doubled each time, with jitter.
     pub retry_backoff: Duration,
+    /// On Galera (certification conflicts) and after a host failure (failover to the next host
+    /// of the URL), attempts go on past `max_attempts` until this much time has passed since
+    /// the first one.
+    pub retry_budget: Duration,
+    /// URLs of asynchronous read replicas of the primary (`url`). Plain reads (fetch, stat,
+    /// exists, streams) go to one of them when it is up, replicating and at most
+    /// `max_replica_lag` behind; what they do not find is looked up on the primary before
+    /// "not found" is answered. Writes, locks and re-checks always use the primary. The user
+    /// needs the `SLAVE MONITOR` privilege on the replicas (to read their lag).
+    pub read_replicas: Vec<String>,
+    /// Replicas further behind the primary than this are skipped (whole seconds).
+    pub max_replica_lag: Duration,
     /// How long to wait for a connection to open before giving up.
     pub connect_timeout: Duration,
     /// `CacheGenerationTimeout`: age after which a `.generating` lock may be taken over, and the
@@ -54,7 +69,10 @@ impl ClusterConfig {
             chunks_per_statement: 16,
             max_attempts: 8,
             retry_backoff: Duration::from_millis(5),
+            retry_budget: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(5),
+            read_replicas: Vec::new(),
+            max_replica_lag: Duration::from_secs(5),
             generation_timeout: Duration::from_secs(60),
             generation_poll: Duration::from_millis(100),
             batch_size: 1000,
@@ -74,6 +92,12 @@ impl ClusterConfig {
 
     pub fn with_chunk_size(mut self, chunk_size: usize) -> ClusterConfig {
         self.chunk_size = chunk_size;
+        self
+    }
+
+    /// Adds read replicas; see [`ClusterConfig::read_replicas`].
+    pub fn with_read_replicas(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> ClusterConfig {
+        self.read_replicas.extend(urls.into_iter().map(Into::into));
         self
     }
 

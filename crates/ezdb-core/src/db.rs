@@ -1,18 +1,22 @@
-// Connections to the cluster database: a pool or one dedicated connection, the database clock,
-// and the bounded retry (with backoff) of work hit by deadlocks, lock waits or a lost connection.
+// Connections to the cluster database: a pool or one dedicated connection (per host of the
+// URL, see topology.rs), the database clock, and the bounded retry (with backoff) of work hit
+// by deadlocks, certification conflicts, lock waits, a node not ready or a lost connection.
 
 use crate::capabilities::Capabilities;
 use crate::config::{redact_url, ClusterConfig, ConnectionMode};
-use crate::error::{is_connection_error, is_transient_lock_error, Error, Op, Result};
+use crate::error::{is_connection_error, Error, Op, Result};
+use crate::replica::Replicas;
+use crate::retry::{self, Transient};
+use crate::topology::{self, HostChoice};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{ConnectOptions, Connection, Executor, MySql};
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Statements every new connection runs: short lock waits (so no caller blocks for long) and
@@ -22,16 +26,17 @@ const SESSION_SETUP: [&str; 2] = [
     "SET SESSION innodb_lock_wait_timeout = 10",
 ];
 
-/// Where connections come from.
+/// Where connections come from: one pool per host, or one dedicated connection (to whichever
+/// host answered).
 enum Source {
-    Pool(MySqlPool),
-    Dedicated(Arc<Mutex<Option<MySqlConnection>>>),
+    Pool(Vec<MySqlPool>),
+    Dedicated(Arc<Mutex<Option<(usize, MySqlConnection)>>>),
 }
 
 /// Where a connection in use came from.
 enum Held {
     Pooled(PoolConnection<MySql>),
-    Dedicated(OwnedMutexGuard<Option<MySqlConnection>>),
+    Dedicated(OwnedMutexGuard<Option<(usize, MySqlConnection)>>),
 }
 
 /// A connection in use; derefs to the driver connection. It tracks transactions it opened: one
@@ -39,7 +44,11 @@ enum Held {
 /// connection be closed, so no lock can outlive the work that took it.
 pub(crate) struct Conn {
     held: Held,
+    /// Index of the host it is connected to.
+    host: usize,
     in_transaction: bool,
+    /// The connection was lost during COMMIT: the outcome is unknown.
+    commit_lost: bool,
 }
 
 impl Deref for Conn {
@@ -47,7 +56,7 @@ impl Deref for Conn {
     fn deref(&self) -> &MySqlConnection {
         match &self.held {
             Held::Pooled(c) => c,
-            Held::Dedicated(g) => g.as_ref().expect("dedicated connection is opened before use"),
+            Held::Dedicated(g) => &g.as_ref().expect("dedicated connection is opened before use").1,
         }
     }
 }
@@ -56,16 +65,18 @@ impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut MySqlConnection {
         match &mut self.held {
             Held::Pooled(c) => c,
-            Held::Dedicated(g) => g.as_mut().expect("dedicated connection is opened before use"),
+            Held::Dedicated(g) => &mut g.as_mut().expect("dedicated connection is opened before use").1,
         }
     }
 }
 
 impl Conn {
-    fn new(held: Held) -> Conn {
+    fn new(held: Held, host: usize) -> Conn {
         Conn {
             held,
+            host,
             in_transaction: false,
+            commit_lost: false,
         }
     }
 
@@ -75,10 +86,20 @@ impl Conn {
         Ok(())
     }
 
+    /// Commits. A connection lost during COMMIT leaves the outcome unknown (the server may have
+    /// committed, and on Galera replicated, before the reply was lost): the connection
+    /// remembers it, and `retrying` reports that instead of repeating the transaction.
     pub(crate) async fn commit(&mut self) -> std::result::Result<(), sqlx::Error> {
-        self.execute("COMMIT").await?;
-        self.in_transaction = false;
-        Ok(())
+        match self.execute("COMMIT").await {
+            Ok(_) => {
+                self.in_transaction = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.commit_lost = is_connection_error(&e);
+                Err(e)
+            }
+        }
     }
 
     /// Rolls back a transaction left open by a failed attempt; a connection that cannot even do
@@ -130,60 +151,104 @@ impl From<Error> for AttemptError {
 
 pub(crate) type Attempt<T> = std::result::Result<T, AttemptError>;
 
+/// One server of the URL.
+struct Host {
+    options: MySqlConnectOptions,
+    /// The single-host URL without its password: for messages and the per-host backoff.
+    label: String,
+}
+
 pub(crate) struct Db {
     main: Source,
     /// A second connection for re-checks, never inside a transaction of `main`.
     recheck: Source,
-    options: MySqlConnectOptions,
-    clock_offset_ms: Arc<AtomicI64>,
+    hosts: Vec<Host>,
+    choice: HostChoice,
+    session: Arc<SessionState>,
+    replicas: Replicas,
     /// Limits and optional tables of the server, read on the first connection.
     pub(crate) capabilities: Capabilities,
     max_attempts: u32,
     backoff: Duration,
+    retry_budget: Duration,
     connect_timeout: Duration,
+}
+
+/// What sessions learn when they open, shared by every connection of a handle.
+struct SessionState {
+    clock_offset_ms: AtomicI64,
+    /// A host turned out to be a Galera node (sessions wait for causality; conflicts may
+    /// surface at COMMIT and get the longer retry budget).
+    galera: AtomicBool,
 }
 
 impl Db {
     pub(crate) async fn connect(config: &ClusterConfig) -> Result<Db> {
-        let url = redact_url(&config.url);
-        let options = MySqlConnectOptions::from_str(&config.url)
-            .map_err(|source| Error::Connect {
-                url: url.clone(),
-                source,
-            })?
-            .log_statements(tracing::log::LevelFilter::Trace);
-        let clock_offset_ms = Arc::new(AtomicI64::new(0));
+        let hosts = topology::split_hosts(&config.url)
+            .into_iter()
+            .map(|url| {
+                let label = redact_url(&url);
+                MySqlConnectOptions::from_str(&url)
+                    .map(|options| Host {
+                        options: options.log_statements(tracing::log::LevelFilter::Trace),
+                        label: label.clone(),
+                    })
+                    .map_err(|source| Error::Connect { url: label, source })
+            })
+            .collect::<Result<Vec<Host>>>()?;
+        let choice = HostChoice::new(hosts.iter().map(|h| h.label.clone()).collect());
+        let session = Arc::new(SessionState {
+            clock_offset_ms: AtomicI64::new(0),
+            galera: AtomicBool::new(false),
+        });
         // A direct connection first: a pool would hide the real cause behind a timeout.
-        let mut first = open(&options, &clock_offset_ms, config.connect_timeout)
+        let (host, mut first) = open_any(&hosts, &choice, &session, config.connect_timeout)
             .await
             .map_err(|source| Error::Connect {
-                url: url.clone(),
+                url: redact_url(&config.url),
                 source,
             })?;
         let capabilities = Capabilities::default();
         capabilities.detect(&mut first).await.map_err(|source| Error::Connect {
-            url: url.clone(),
+            url: redact_url(&config.url),
             source,
         })?;
+        let replica_connections = match config.mode {
+            ConnectionMode::Dedicated => 1,
+            ConnectionMode::Pool { max_connections } => max_connections,
+        };
+        let replicas = Replicas::new(
+            &config.read_replicas,
+            config.max_replica_lag,
+            config.connect_timeout,
+            replica_connections,
+        )
+        .map_err(|(url, source)| Error::Connect { url, source })?;
         let (main, recheck) = match config.mode {
             ConnectionMode::Dedicated => (
-                Source::Dedicated(Arc::new(Mutex::new(Some(first)))),
+                Source::Dedicated(Arc::new(Mutex::new(Some((host, first))))),
                 Source::Dedicated(Arc::new(Mutex::new(None))),
             ),
             ConnectionMode::Pool { max_connections } => {
                 drop(first);
-                let pool = pool(&options, &clock_offset_ms, config, max_connections);
-                (Source::Pool(pool.clone()), Source::Pool(pool))
+                let pools: Vec<MySqlPool> = hosts
+                    .iter()
+                    .map(|h| pool(&h.options, &session, config, max_connections))
+                    .collect();
+                (Source::Pool(pools.clone()), Source::Pool(pools))
             }
         };
         Ok(Db {
             main,
             recheck,
-            options,
-            clock_offset_ms,
+            hosts,
+            choice,
+            session,
+            replicas,
             capabilities,
             max_attempts: config.max_attempts,
             backoff: config.retry_backoff,
+            retry_budget: config.retry_budget,
             connect_timeout: config.connect_timeout,
         })
     }
@@ -199,13 +264,32 @@ impl Db {
 
     async fn acquire_from(&self, source: &Source) -> std::result::Result<Conn, sqlx::Error> {
         match source {
-            Source::Pool(pool) => Ok(Conn::new(Held::Pooled(pool.acquire().await?))),
+            Source::Pool(pools) => {
+                if let Some(refusal) = all_hosts_cooling(&self.choice) {
+                    return Err(refusal);
+                }
+                let mut last = None;
+                for i in self.choice.candidates() {
+                    match pools[i].acquire().await {
+                        Ok(conn) => {
+                            self.choice.succeeded(i);
+                            return Ok(Conn::new(Held::Pooled(conn), i));
+                        }
+                        Err(e) => {
+                            self.choice.failed(i, &e.to_string());
+                            last = Some(e);
+                        }
+                    }
+                }
+                Err(last.unwrap_or(sqlx::Error::PoolClosed))
+            }
             Source::Dedicated(slot) => {
                 let mut guard = slot.clone().lock_owned().await;
                 if guard.is_none() {
-                    *guard = Some(open(&self.options, &self.clock_offset_ms, self.connect_timeout).await?);
+                    *guard = Some(open_any(&self.hosts, &self.choice, &self.session, self.connect_timeout).await?);
                 }
-                Ok(Conn::new(Held::Dedicated(guard)))
+                let host = guard.as_ref().map_or(0, |(host, _)| *host);
+                Ok(Conn::new(Held::Dedicated(guard), host))
             }
         }
     }
@@ -215,9 +299,13 @@ impl Db {
     pub(crate) async fn close(&self) {
         for source in [&self.main, &self.recheck] {
             match source {
-                Source::Pool(pool) => pool.close().await,
+                Source::Pool(pools) => {
+                    for pool in pools {
+                        pool.close().await;
+                    }
+                }
                 Source::Dedicated(slot) => {
-                    if let Some(conn) = slot.lock().await.take() {
+                    if let Some((_, conn)) = slot.lock().await.take() {
                         let _ = conn.close().await;
                     }
                 }
@@ -231,17 +319,64 @@ impl Db {
         let local_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        (local_ms + self.clock_offset_ms.load(Ordering::Relaxed)).div_euclid(1000)
+        (local_ms + self.session.clock_offset_ms.load(Ordering::Relaxed)).div_euclid(1000)
     }
 
-    /// Runs `attempt` until it succeeds, retrying deadlocks, lock-wait timeouts and lost
-    /// connections with exponential backoff, at most `max_attempts` times.
+    /// A connection to a read replica that is up and within the lag bound, if any.
+    pub(crate) async fn acquire_replica(&self) -> Option<Conn> {
+        let conn = self.replicas.acquire().await?;
+        Some(Conn::new(Held::Pooled(conn), 0))
+    }
+
+    /// Records that a read on a replica connection failed (it is skipped for a while).
+    pub(crate) fn replica_failed(&self, conn: Conn, error: &str) {
+        self.replicas.failed(error);
+        conn.discard();
+    }
+
+    /// A plain read: tried once on a read replica when one is usable; when the replica has
+    /// nothing (`found` is false: it may lag behind the primary) or fails, the read runs on
+    /// the primary (with the retries of [`Db::retrying`]) before anything is answered.
+    pub(crate) async fn reading<T, F, Fut>(
+        &self,
+        op: Op,
+        name: &str,
+        found: impl Fn(&T) -> bool,
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Conn) -> Fut,
+        Fut: Future<Output = (Option<Conn>, Attempt<T>)>,
+    {
+        if let Some(conn) = self.acquire_replica().await {
+            match attempt(conn).await {
+                (_, Ok(value)) if found(&value) => return Ok(value),
+                (Some(conn), Err(AttemptError::Sql(e))) => self.replica_failed(conn, &e.to_string()),
+                _ => {}
+            }
+        }
+        self.retrying(op, name, attempt).await
+    }
+
+    /// True once a connection found a Galera node.
+    pub(crate) fn is_galera(&self) -> bool {
+        self.session.galera.load(Ordering::Relaxed)
+    }
+
+    /// Runs `attempt` until it succeeds, retrying the whole transaction on deadlocks,
+    /// certification conflicts, lock-wait timeouts, nodes not ready and lost connections, with
+    /// jittered exponential backoff: at most `max_attempts` times, or, on Galera and after a
+    /// host failure, until `retry_budget` has passed since the first attempt (whichever allows
+    /// more). A host failure moves the next attempt to the next host of the URL. A connection
+    /// lost during COMMIT is reported as an unknown outcome, never retried.
     pub(crate) async fn retrying<T, F, Fut>(&self, op: Op, name: &str, mut attempt: F) -> Result<T>
     where
         F: FnMut(Conn) -> Fut,
         Fut: Future<Output = (Option<Conn>, Attempt<T>)>,
     {
+        let started = Instant::now();
         let mut tries = 0;
+        let mut host_failed = false;
         loop {
             tries += 1;
             let outcome = match self.acquire().await {
@@ -252,13 +387,23 @@ impl Db {
                 (_, Ok(value)) => return Ok(value),
                 (conn, Err(error)) => (conn, error),
             };
+            let host = conn.as_ref().map(|c| c.host);
             let error = match (conn, error) {
                 (Some(mut conn), AttemptError::Final(e)) => {
                     conn.roll_back_if_open().await;
                     return Err(e);
                 }
                 (_, AttemptError::Final(e)) => return Err(e),
-                (Some(conn), AttemptError::Sql(e)) if is_connection_error(&e) => {
+                (Some(conn), AttemptError::Sql(source)) if conn.commit_lost => {
+                    self.choice.failed(conn.host, &source.to_string());
+                    conn.discard();
+                    return Err(Error::OutcomeUnknown {
+                        op,
+                        name: name.to_owned(),
+                        source,
+                    });
+                }
+                (Some(conn), AttemptError::Sql(e)) if retry::classify(&e).is_some_and(Transient::is_host_failure) => {
                     conn.discard();
                     e
                 }
@@ -268,29 +413,83 @@ impl Db {
                 }
                 (None, AttemptError::Sql(e)) => e,
             };
-            let retryable = is_transient_lock_error(&error) || is_connection_error(&error);
-            if !retryable || tries >= self.max_attempts {
+            let Some(kind) = retry::classify(&error) else {
+                return Err(Error::db(op, name, error));
+            };
+            if kind.is_host_failure() {
+                host_failed = true;
+                if let Some(host) = host {
+                    self.choice.failed(host, &error.to_string());
+                }
+            }
+            let wait = retry::backoff(self.backoff, tries, kind);
+            let within_budget = (self.is_galera() || host_failed) && started.elapsed() + wait < self.retry_budget;
+            if tries >= self.max_attempts && !within_budget {
                 return Err(Error::db(op, name, error));
             }
-            tracing::debug!(%op, name, tries, %error, "retrying");
-            tokio::time::sleep(backoff(self.backoff, tries)).await;
+            tracing::debug!(%op, name, tries, ?kind, %error, "retrying");
+            tokio::time::sleep(wait).await;
         }
     }
 }
 
-/// Exponential backoff with jitter from the clock's nanoseconds, capped at one second.
-fn backoff(base: Duration, tries: u32) -> Duration {
-    let exp = base.saturating_mul(1 << tries.min(8));
-    let jitter_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos()) as u64;
-    let jitter = Duration::from_nanos(jitter_ns % (exp.as_nanos() as u64 + 1));
-    (exp / 2 + jitter / 2).min(Duration::from_secs(1))
+/// The error to return at once when every host failed within its backoff: no connect is
+/// attempted, so a caller retrying in a loop cannot hammer a server that is down or starting.
+fn all_hosts_cooling(choice: &HostChoice) -> Option<sqlx::Error> {
+    choice.all_cooling().map(|(wait, last_error)| {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            format!(
+                "no database host reachable (last error: {last_error}); next attempt in {} ms",
+                wait.as_millis()
+            ),
+        ))
+    })
+}
+
+/// Opens a connection to the first host of the list that accepts one, recording failures.
+async fn open_any(
+    hosts: &[Host],
+    choice: &HostChoice,
+    session: &SessionState,
+    timeout: Duration,
+) -> std::result::Result<(usize, MySqlConnection), sqlx::Error> {
+    if let Some(refusal) = all_hosts_cooling(choice) {
+        return Err(refusal);
+    }
+    let mut errors = Vec::new();
+    let mut last = None;
+    for i in choice.candidates() {
+        match open(&hosts[i].options, session, timeout).await {
+            Ok(conn) => {
+                choice.succeeded(i);
+                return Ok((i, conn));
+            }
+            Err(e) => {
+                choice.failed(i, &e.to_string());
+                errors.push(format!("{}: {e}", hosts[i].label));
+                last = Some(e);
+            }
+        }
+    }
+    match last {
+        Some(e) if hosts.len() == 1 => Err(e),
+        Some(e) if is_connection_error(&e) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            format!(
+                "no host of {} accepted a connection: {}",
+                hosts.len(),
+                errors.join("; ")
+            ),
+        ))),
+        Some(e) => Err(e),
+        None => Err(sqlx::Error::PoolClosed),
+    }
 }
 
 async fn open(
     options: &MySqlConnectOptions,
-    clock_offset_ms: &AtomicI64,
+    session: &SessionState,
     timeout: Duration,
 ) -> std::result::Result<MySqlConnection, sqlx::Error> {
     let connecting = MySqlConnection::connect_with(options);
@@ -300,35 +499,37 @@ async fn open(
             "connection timed out",
         ))
     })??;
-    set_up_session(&mut conn, clock_offset_ms).await?;
+    set_up_session(&mut conn, session).await?;
     Ok(conn)
 }
 
-fn pool(options: &MySqlConnectOptions, clock: &Arc<AtomicI64>, config: &ClusterConfig, max: u32) -> MySqlPool {
-    let clock = clock.clone();
+fn pool(options: &MySqlConnectOptions, session: &Arc<SessionState>, config: &ClusterConfig, max: u32) -> MySqlPool {
+    let session = session.clone();
     MySqlPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(config.connect_timeout)
         .after_connect(move |conn, _meta| {
-            let clock = clock.clone();
-            Box::pin(async move { set_up_session(conn, &clock).await })
+            let session = session.clone();
+            Box::pin(async move { set_up_session(conn, &session).await })
         })
         .connect_lazy_with(options.clone())
 }
 
-async fn set_up_session(
-    conn: &mut MySqlConnection,
-    clock_offset_ms: &AtomicI64,
-) -> std::result::Result<(), sqlx::Error> {
+async fn set_up_session(conn: &mut MySqlConnection, session: &SessionState) -> std::result::Result<(), sqlx::Error> {
     for statement in SESSION_SETUP {
         conn.execute(statement).await?;
     }
+    if topology::set_up_galera_session(conn).await? {
+        session.galera.store(true, Ordering::Relaxed);
+    }
+    // After the Galera setup: on a node outside the primary component this fails (1047), so
+    // the connection is not handed out.
     let before = SystemTime::now();
     let (db_ms,): (i64,) = sqlx::query_as("SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)")
         .fetch_one(&mut *conn)
         .await?;
     let local_ms = before.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    clock_offset_ms.store(db_ms - local_ms, Ordering::Relaxed);
+    session.clock_offset_ms.store(db_ms - local_ms, Ordering::Relaxed);
     Ok(())
 }
 

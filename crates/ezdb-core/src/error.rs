@@ -79,6 +79,14 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    #[error("{op} of '{name}': the connection was lost during COMMIT ({source}), so whether the change was applied is unknown; read '{name}' back to see which version is there before repeating it")]
+    OutcomeUnknown {
+        op: Op,
+        name: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
     #[error("{op} of '{name}': local file {}: {source}", path.display())]
     Io {
         op: Op,
@@ -170,6 +178,7 @@ fn hint_for(e: &sqlx::Error) -> &'static str {
              characters such as emoji): nothing was stored; `ezdb schema check` shows the conversion to utf8mb4"
         }
         Some(1153) => "; raise max_allowed_packet on the server or lower the chunk size",
+        Some(1047) | Some(1053) => "; the database node is not ready (outside the cluster's primary component, joining, or shutting down): list other nodes in the URL or check the cluster",
         _ if is_connection_error(e) => "; the database connection was lost: check that the server is up",
         _ => "",
     }
@@ -183,11 +192,6 @@ pub(crate) fn mysql_error_code(e: &sqlx::Error) -> Option<u16> {
             .map(|m| m.number()),
         _ => None,
     }
-}
-
-/// Deadlock (1213) or lock wait timeout (1205): the transaction was rolled back and may be retried.
-pub(crate) fn is_transient_lock_error(e: &sqlx::Error) -> bool {
-    matches!(mysql_error_code(e), Some(1205) | Some(1213))
 }
 
 /// The connection itself is gone (server restart, network, killed session).

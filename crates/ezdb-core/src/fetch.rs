@@ -3,7 +3,7 @@
 
 use crate::cluster::{Cluster, Inner};
 use crate::content::{ByteRange, ChunkCheck};
-use crate::db::{done, Attempt, AttemptError};
+use crate::db::{done, Attempt, AttemptError, Conn};
 use crate::error::{Error, Op, Result};
 use crate::expiry::{cached_global_expiry, reload_expiry_file, resolve_global_expiry, ExpiryColumns, ExpirySql};
 use crate::meta::{is_expired, FileMeta, META_COLUMNS};
@@ -52,7 +52,7 @@ impl Cluster {
         let inner = &*self.inner;
         self.inner
             .db
-            .retrying(Op::Stat, name.as_str(), |mut conn| async move {
+            .reading(Op::Stat, name.as_str(), Option::is_some, |mut conn| async move {
                 let meta = stat_row(inner, &mut conn, name).await.map_err(AttemptError::from);
                 done(conn, meta)
             })
@@ -65,10 +65,15 @@ impl Cluster {
         let inner = &*self.inner;
         self.inner
             .db
-            .retrying(Op::Exists, name.as_str(), |mut conn| async move {
-                let live = live_row(inner, &mut conn, name).await.map_err(AttemptError::from);
-                done(conn, live)
-            })
+            .reading(
+                Op::Exists,
+                name.as_str(),
+                |live| *live,
+                |mut conn| async move {
+                    let live = live_row(inner, &mut conn, name).await.map_err(AttemptError::from);
+                    done(conn, live)
+                },
+            )
             .await
     }
 
@@ -94,20 +99,25 @@ impl Cluster {
         let inner = &*self.inner;
         self.inner
             .db
-            .retrying(Op::Fetch, name.as_str(), |mut conn| async move {
-                let mut sink = VecSink {
-                    bytes: Vec::new(),
-                    range_len: range.map(|r| r.len()),
-                };
-                let read = read_rows(inner, &mut conn, name, visibility, range, &mut sink).await;
-                done(
-                    conn,
-                    read.map(|meta| FileData {
-                        meta,
-                        bytes: sink.bytes,
-                    }),
-                )
-            })
+            .reading(
+                Op::Fetch,
+                name.as_str(),
+                |_| true,
+                |mut conn| async move {
+                    let mut sink = VecSink {
+                        bytes: Vec::new(),
+                        range_len: range.map(|r| r.len()),
+                    };
+                    let read = read_rows(inner, &mut conn, name, visibility, range, &mut sink).await;
+                    done(
+                        conn,
+                        read.map(|meta| FileData {
+                            meta,
+                            bytes: sink.bytes,
+                        }),
+                    )
+                },
+            )
             .await
     }
 
@@ -199,6 +209,20 @@ async fn stream_task(
     range: Option<ByteRange>,
     tx: mpsc::Sender<Result<StreamItem>>,
 ) {
+    // A read replica first, when one is usable; when it has nothing (it may lag) or fails
+    // before the metadata went out, the primary answers.
+    if let Some(mut conn) = inner.db.acquire_replica().await {
+        let mut sink = ChannelSink::new(&tx);
+        let outcome = read_rows(&inner, &mut conn, &name, visibility, range, &mut sink).await;
+        if sink.sent_meta {
+            finish_stream(conn, &name, &sink, outcome).await;
+            return;
+        }
+        match outcome {
+            Err(AttemptError::Sql(e)) => inner.db.replica_failed(conn, &e.to_string()),
+            _ => conn.discard(),
+        }
+    }
     let mut conn = match inner.db.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
@@ -206,22 +230,23 @@ async fn stream_task(
             return;
         }
     };
-    let mut sink = ChannelSink {
-        tx: tx.clone(),
-        stopped: false,
-    };
+    let mut sink = ChannelSink::new(&tx);
     let outcome = read_rows(&inner, &mut conn, &name, visibility, range, &mut sink).await;
+    finish_stream(conn, &name, &sink, outcome).await;
+}
+
+/// Sends a stream's error, if any; a connection with unread rows is closed, never reused.
+async fn finish_stream(conn: Conn, name: &FileName, sink: &ChannelSink, outcome: Attempt<FileMeta>) {
     let error = match outcome {
         Ok(_) => None,
         Err(AttemptError::Final(e)) => Some(e),
         Err(AttemptError::Sql(e)) => Some(Error::db(Op::Fetch, name.as_str(), e)),
     };
     if sink.stopped || error.is_some() {
-        // Unread rows may remain on the socket: never reuse this connection.
         conn.discard();
     }
     if let Some(e) = error {
-        let _ = tx.send(Err(e)).await;
+        let _ = sink.tx.send(Err(e)).await;
     }
 }
 
@@ -234,26 +259,26 @@ async fn read_rows(
     range: Option<ByteRange>,
     sink: &mut impl ChunkSink,
 ) -> Attempt<FileMeta> {
+    // In READ COMMITTED the join and the metadata read that follows a join without rows see
+    // two snapshots: a file committed between them (its first creation, or a store replacing
+    // an empty file) shows its size without its chunks, which once surfaced as "chunks hold 0
+    // of N bytes". Such a read starts again; the next join sees the committed chunks. So does
+    // one that found the legacy expiry.php changed (it is read again first).
     for _ in 0..3 {
-        if let Read::Done(meta) = read_rows_once(inner, conn, name, visibility, range, sink).await? {
+        if let Some(meta) = read_rows_once(inner, conn, name, visibility, range, sink).await? {
             return Ok(meta);
         }
     }
     Err(Error::integrity(
         Op::Fetch,
         name.as_str(),
-        "the legacy expiry.php kept changing during the read",
+        "the file kept changing under the read (its chunks, or the legacy expiry.php), in three reads",
     )
     .into())
 }
 
-/// The outcome of one read statement.
-enum Read {
-    Done(FileMeta),
-    /// Nothing was delivered: the legacy expiry file was re-read; read again.
-    ExpiryFileChanged,
-}
-
+/// One read; `None` (nothing was given to `sink`) when it must start again: the metadata
+/// appeared with a size after the join found no chunk, or the legacy expiry.php changed.
 async fn read_rows_once(
     inner: &Inner,
     conn: &mut MySqlConnection,
@@ -261,7 +286,7 @@ async fn read_rows_once(
     visibility: Visibility,
     range: Option<ByteRange>,
     sink: &mut impl ChunkSink,
-) -> Attempt<Read> {
+) -> Attempt<Option<FileMeta>> {
     // A chunk holds at most 65535 bytes, so only chunks starting after `start - 65535` can
     // overlap the range: the primary key narrows the read to them.
     let (range_sql, low, high) = match range {
@@ -297,7 +322,7 @@ async fn read_rows_once(
                 // then this file again, so the file and its expiry come from one statement.
                 drop(rows);
                 reload_expiry_file(inner, conn).await?;
-                return Ok(Read::ExpiryFileChanged);
+                return Ok(None);
             };
             let mut meta = FileMeta::from_row(row)?;
             meta.global_expiry = global_expiry;
@@ -308,6 +333,9 @@ async fn read_rows_once(
             let meta = stat_row(inner, conn, name)
                 .await?
                 .ok_or_else(|| Error::not_found(Op::Fetch, name.as_str()))?;
+            if meta.size > 0 && range.is_none_or(|r| r.start < meta.size) {
+                return Ok(None);
+            }
             rows = Box::pin(futures_util::stream::empty());
             meta
         }
@@ -331,7 +359,7 @@ async fn read_rows_once(
         end: r.end.min(meta.size - 1),
     });
     if !sink.meta(&meta).await {
-        return Ok(Read::Done(meta));
+        return Ok(Some(meta));
     }
     let mut check = ChunkCheck::new(Op::Fetch, name.as_str(), meta.size, range);
     let mut row = first;
@@ -343,13 +371,13 @@ async fn read_rows_once(
                 None => data,
             };
             if !data.is_empty() && !sink.chunk(data).await {
-                return Ok(Read::Done(meta));
+                return Ok(Some(meta));
             }
         }
         row = rows.try_next().await?;
     }
     check.finish()?;
-    Ok(Read::Done(meta))
+    Ok(Some(meta))
 }
 
 fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, &[u8])>, sqlx::Error> {
@@ -444,10 +472,13 @@ impl ChunkSink for VecSink {
 struct ChannelSink {
     tx: mpsc::Sender<Result<StreamItem>>,
     stopped: bool,
+    /// The metadata went out: the stream is committed to this connection's answer.
+    sent_meta: bool,
 }
 
 impl ChunkSink for ChannelSink {
     async fn meta(&mut self, meta: &FileMeta) -> bool {
+        self.sent_meta = true;
         self.send(StreamItem::Meta(meta.clone())).await
     }
 
@@ -457,6 +488,14 @@ impl ChunkSink for ChannelSink {
 }
 
 impl ChannelSink {
+    fn new(tx: &mpsc::Sender<Result<StreamItem>>) -> ChannelSink {
+        ChannelSink {
+            tx: tx.clone(),
+            stopped: false,
+            sent_meta: false,
+        }
+    }
+
     async fn send(&mut self, item: StreamItem) -> bool {
         let sent = self.tx.send(Ok(item)).await.is_ok();
         self.stopped |= !sent;

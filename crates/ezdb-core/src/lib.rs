@@ -25,10 +25,13 @@ mod name;
 mod process_cache;
 mod purge;
 mod quarantine;
+mod replica;
+mod retry;
 pub mod schema;
 mod selector;
 mod stats;
 mod store;
+mod topology;
 
 pub use check::{analyze_layout, Chunk, Fault, LayoutFix, Outcome, Problem};
 pub use cluster::Cluster;

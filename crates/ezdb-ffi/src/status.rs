@@ -83,7 +83,11 @@ impl From<Error> for Failure {
             Error::LockLost { .. } => ezdb_status::EZDB_LOCK_LOST,
             Error::GenerationTimeout { .. } => ezdb_status::EZDB_TIMEOUT,
             Error::Schema(_) => ezdb_status::EZDB_SCHEMA,
-            _ => ezdb_status::EZDB_DATABASE,
+            // The message says which: a failing statement, a commit whose outcome is unknown
+            // (read the file back before repeating it), or the caller's generate callback.
+            Error::Database { .. } | Error::OutcomeUnknown { .. } | Error::Generate { .. } => {
+                ezdb_status::EZDB_DATABASE
+            }
         };
         Failure::new(status, error.to_string())
     }

@@ -2,11 +2,15 @@
 //! dropped when the guard goes out of scope, even after a panic; optionally created with one of
 //! the schemas real sites have ([`Schema`]), for the schema matrix.
 
+mod galera;
 mod legacy_node;
 mod private_server;
+mod replication;
 
+pub use galera::{GaleraCluster, GaleraNode};
 pub use legacy_node::{LegacyNode, LEGACY_CHUNK_SIZE};
 pub use private_server::PrivateServer;
+pub use replication::ReplicatedPair;
 
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor};

@@ -109,6 +109,11 @@ impl PrivateServer {
         })
     }
 
+    /// Removes a server option for the next `launch` (e.g. a bootstrap flag).
+    pub(crate) fn drop_arg(&mut self, arg: &str) {
+        self.args.retain(|a| a != arg);
+    }
+
     /// `mysql://root@127.0.0.1:PORT`: root, no password, may create databases.
     pub fn url(&self) -> String {
         format!("mysql://root@127.0.0.1:{}", self.port)
@@ -152,6 +157,35 @@ impl PrivateServer {
                 let _ = running.shell.wait();
             }
         }
+    }
+
+    /// Replaces (or adds) the option starting with `prefix` (e.g. `--wsrep-start-position=`).
+    pub(crate) fn set_arg(&mut self, prefix: &str, arg: String) {
+        self.args.retain(|a| !a.starts_with(prefix));
+        self.args.push(arg);
+    }
+
+    /// Runs the server binary with its options plus `extra` in the foreground (e.g.
+    /// `--wsrep-recover`), logging to `log` in its directory; returns that log.
+    pub(crate) fn run_once(&self, extra: &[&str], log: &str) -> Result<String, String> {
+        let log_path = self.dir.join(log);
+        let status = Command::new(&self.binary)
+            .args(&self.args)
+            .args(extra)
+            .arg(format!("--log-error={}", log_path.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if !status.success() {
+            return Err(format!(
+                "{} {extra:?} failed ({status}):\n{text}",
+                self.binary.display()
+            ));
+        }
+        Ok(text)
     }
 
     /// Starts the server process on the prepared datadir (after `prepare` or `kill`) without
@@ -349,7 +383,7 @@ pub(crate) fn find_binary(names: &[&str], extra_dirs: &[&str]) -> Option<PathBuf
         .find(|candidate| candidate.is_file())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

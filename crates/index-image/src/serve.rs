@@ -553,7 +553,8 @@ fn error_response(e: &Error) -> Response {
             tracing::debug!(error = %e, "request refused by the core");
             (StatusCode::BAD_REQUEST, "bad request: name or range refused\n").into_response()
         }
-        Error::Connect { .. } | Error::Database { .. } => {
+        // A read never commits; an unknown commit outcome is the database failing all the same.
+        Error::Connect { .. } | Error::Database { .. } | Error::OutcomeUnknown { .. } => {
             tracing::warn!(error = %e, "database unavailable");
             unavailable()
         }
