@@ -11,6 +11,7 @@ TEST_STEPS=(
     "build|cargo build --workspace --all-targets --locked"
     "tests|cargo test --workspace --locked -- --test-threads=4"
     "php tests|bash scripts/test-php.sh"
+    "php tests on the legacy DDL|EZDB_TEST_SCHEMA=legacy bash scripts/test-php.sh"
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

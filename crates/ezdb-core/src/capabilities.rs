@@ -5,7 +5,7 @@
 
 use crate::config::MAX_CHUNK_SIZE;
 use sqlx::mysql::MySqlConnection;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 /// Bytes of a chunk INSERT besides the chunk data: header, hash, offset, parameter types.
 const STATEMENT_OVERHEAD: u64 = 1024;
@@ -19,25 +19,72 @@ pub(crate) struct Capabilities {
     expiry_table: AtomicBool,
     /// The server's `max_allowed_packet`: no statement we send may be larger.
     max_allowed_packet: AtomicU64,
+    /// The character set of `ezdbfile.name` (a [`NameCharset`] as u8).
+    name_charset: AtomicU8,
+}
+
+/// What the `name` column can hold: a text it cannot hold is in no row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum NameCharset {
+    /// utf8mb4 or anything not known to be narrower.
+    Any = 0,
+    /// utf8 / utf8mb3: no character outside the Basic Multilingual Plane.
+    Utf8mb3 = 1,
+    /// latin1 (cp1252 on MariaDB and MySQL).
+    Latin1 = 2,
+}
+
+impl NameCharset {
+    fn of(name: &str) -> NameCharset {
+        match name {
+            "utf8" | "utf8mb3" => NameCharset::Utf8mb3,
+            "latin1" => NameCharset::Latin1,
+            _ => NameCharset::Any,
+        }
+    }
+
+    /// Whether every character of `text` fits the column.
+    pub(crate) fn holds(self, text: &str) -> bool {
+        // The characters cp1252 puts at 0x80-0x9F, beside the Latin-1 range.
+        const CP1252_EXTRAS: &str = "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ";
+        match self {
+            NameCharset::Any => true,
+            NameCharset::Utf8mb3 => text.chars().all(|c| (c as u32) <= 0xFFFF),
+            NameCharset::Latin1 => text.chars().all(|c| (c as u32) <= 0xFF || CP1252_EXTRAS.contains(c)),
+        }
+    }
 }
 
 impl Capabilities {
     /// Reads the limits and the optional tables from the server.
     pub(crate) async fn detect(&self, conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
-        let (packet, expiry_tables): (u64, i64) = sqlx::query_as(
+        let (packet, expiry_tables, charset): (u64, i64, Option<String>) = sqlx::query_as(
             "SELECT CAST(@@max_allowed_packet AS UNSIGNED),
                     (SELECT COUNT(*) FROM information_schema.TABLES
-                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ezdbfile_expiry')",
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ezdbfile_expiry'),
+                    (SELECT CAST(CHARACTER_SET_NAME AS CHAR) FROM information_schema.COLUMNS
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ezdbfile' AND COLUMN_NAME = 'name')",
         )
         .fetch_one(conn)
         .await?;
         self.max_allowed_packet.store(packet, Ordering::Relaxed);
         self.expiry_table.store(expiry_tables > 0, Ordering::Relaxed);
+        let charset = NameCharset::of(charset.as_deref().unwrap_or(""));
+        self.name_charset.store(charset as u8, Ordering::Relaxed);
         Ok(())
     }
 
     pub(crate) fn has_expiry_table(&self) -> bool {
         self.expiry_table.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn name_charset(&self) -> NameCharset {
+        match self.name_charset.load(Ordering::Relaxed) {
+            1 => NameCharset::Utf8mb3,
+            2 => NameCharset::Latin1,
+            _ => NameCharset::Any,
+        }
     }
 
     pub(crate) fn max_allowed_packet(&self) -> u64 {

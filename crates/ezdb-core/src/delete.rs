@@ -32,7 +32,7 @@ impl Cluster {
 
     /// Like [`Cluster::delete_matching`], reporting each batch's count to `progress`.
     pub async fn expire_matching(&self, selector: &Selector, progress: impl FnMut(u64)) -> Result<u64> {
-        let filter = selector.filter()?.and("expired = 0", Vec::<Value>::new());
+        let filter = self.selector_filter(selector)?.and("expired = 0", Vec::<Value>::new());
         let batches = Batches {
             size: self.config().batch_size,
             pause: std::time::Duration::ZERO,

@@ -62,7 +62,7 @@ impl Cluster {
         progress: impl FnMut(u64),
     ) -> Result<u64> {
         let (condition, values) = filter.condition();
-        let sql_filter = selector.filter()?.and(condition, values);
+        let sql_filter = self.selector_filter(selector)?.and(condition, values);
         self.in_batches(
             Op::Purge,
             &selector.describe(),
@@ -82,7 +82,7 @@ impl Cluster {
         limit: u32,
     ) -> Result<(u64, Vec<String>)> {
         let (condition, values) = filter.condition();
-        let sql_filter = &selector.filter()?.and(condition, values);
+        let sql_filter = &self.selector_filter(selector)?.and(condition, values);
         self.inner
             .db
             .retrying(Op::Purge, &selector.describe(), |mut conn| async move {

@@ -68,19 +68,52 @@ fn exact(column: &str) -> String {
     format!("CAST(CONVERT({column} USING utf8mb4) AS BINARY)")
 }
 
+/// The rows whose name may start with `prefix`, as conditions the name index serves: a
+/// superset, which the exact comparison then narrows. `name LIKE 'p%'` alone is not enough: on
+/// MariaDB 10.11 its index range on a `_bin` (PAD SPACE) collation misses names whose next
+/// character is a 4-byte one (emoji) or sorts below a space (a tab), so a range from the prefix
+/// (without its last character above a space) to the prefix with its last character incremented
+/// is added; on case-insensitive collations LIKE covers what that range may not.
+fn prefix_superset(prefix: &str) -> Filter {
+    let like = format!("name LIKE ? ESCAPE '{LIKE_ESCAPE}'");
+    let like_only = Filter::default().and(&like, vec![Value::Text(like_prefix(prefix))]);
+    let Some((lower, upper)) = prefix_range(prefix) else {
+        return like_only;
+    };
+    Filter::default().and(
+        &format!("{like} OR (name >= ? AND name < ?)"),
+        vec![Value::Text(like_prefix(prefix)), Value::Text(lower), Value::Text(upper)],
+    )
+}
+
+/// `[lower, upper)` holding every name that starts with `prefix` in code-point order with
+/// trailing-space padding: `lower` is `prefix` cut before its last character above a space (a
+/// name continuing with a tab sorts below `prefix` itself), `upper` is `prefix` with its last
+/// character incremented. `None` when the last character cannot be incremented.
+fn prefix_range(prefix: &str) -> Option<(String, String)> {
+    let last = prefix.chars().next_back()?;
+    let next = match last as u32 + 1 {
+        0xD800 => '\u{E000}',
+        n => char::from_u32(n)?,
+    };
+    let upper = format!("{}{next}", &prefix[..prefix.len() - last.len_utf8()]);
+    let cut = prefix
+        .char_indices()
+        .rev()
+        .find(|(_, c)| *c > ' ')
+        .map_or(0, |(i, _)| i);
+    Some((prefix[..cut].to_owned(), upper))
+}
+
 impl Selector {
     pub(crate) fn filter(&self) -> Result<Filter> {
-        let like = format!("name LIKE ? ESCAPE '{LIKE_ESCAPE}'");
         let exact_like = format!("{} LIKE CAST(? AS BINARY) ESCAPE '{LIKE_ESCAPE}'", exact("name"));
         let filter = match self {
             Selector::Prefix(prefix) if prefix.is_empty() => {
                 return Err(self.refuse("an empty prefix would match every file"))
             }
             Selector::Prefix(prefix) => {
-                let pattern = like_prefix(prefix);
-                Filter::default()
-                    .and(&like, vec![Value::Text(pattern.clone())])
-                    .and(&exact_like, vec![Value::Text(pattern)])
+                prefix_superset(prefix).and(&exact_like, vec![Value::Text(like_prefix(prefix))])
             }
             Selector::Trunk(trunk) => Filter::default()
                 .and("name_trunk = ?", vec![Value::Text(trunk.clone())])
@@ -93,12 +126,15 @@ impl Selector {
                 let (regexp, literal) = glob_to_regexp(glob);
                 // The literal head narrows the scan to the name index; a case-sensitive REGEXP
                 // over the name's characters decides (`?` is one character, not one byte).
-                Filter::default()
-                    .and(&like, vec![Value::Text(like_prefix(&literal))])
-                    .and(
-                        "CONVERT(name USING utf8mb4) COLLATE utf8mb4_bin REGEXP ?",
-                        vec![Value::Text(regexp)],
-                    )
+                let head = if literal.is_empty() {
+                    Filter::default().and("1 = 1", Vec::new())
+                } else {
+                    prefix_superset(&literal)
+                };
+                head.and(
+                    "CONVERT(name USING utf8mb4) COLLATE utf8mb4_bin REGEXP ?",
+                    vec![Value::Text(regexp)],
+                )
             }
             Selector::Scopes(scopes) if scopes.is_empty() => return Err(self.refuse("give at least one scope")),
             Selector::Scopes(scopes) => {
@@ -111,6 +147,15 @@ impl Selector {
             }
         };
         Ok(filter)
+    }
+
+    /// The literal text every matched name must contain, if any.
+    fn literal(&self) -> Option<String> {
+        match self {
+            Selector::Prefix(text) | Selector::Trunk(text) => Some(text.clone()),
+            Selector::Glob(glob) => Some(glob_to_regexp(glob).1),
+            Selector::Scopes(_) => None,
+        }
     }
 
     /// A short description for messages.
@@ -152,6 +197,18 @@ pub(crate) enum BatchAction {
 }
 
 impl Cluster {
+    /// The rows `selector` matches in this database: a name text the `name` column's character
+    /// set cannot hold (CJK in a latin1 table) is in no row, and comparing with it would be an
+    /// error ("illegal mix of collations"), so it matches nothing.
+    pub(crate) fn selector_filter(&self, selector: &Selector) -> Result<Filter> {
+        let filter = selector.filter()?;
+        let charset = self.inner.db.capabilities.name_charset();
+        match selector.literal() {
+            Some(text) if !charset.holds(&text) => Ok(Filter::default().and("1 = 0", Vec::new())),
+            _ => Ok(filter),
+        }
+    }
+
     /// Applies `action` to every row matching `filter`, `batches.size` rows per short statement
     /// (picked by primary key first, so each statement locks only its rows), calling `progress`
     /// with each batch's count. Returns the total.
@@ -215,7 +272,7 @@ impl Cluster {
     /// The plan of the statement that picks the rows `selector` matches, as `EXPLAIN` gives it:
     /// shows that a prefix, trunk or glob operation reads the name index instead of the table.
     pub async fn explain_matching(&self, selector: &Selector) -> Result<QueryPlan> {
-        let filter = &selector.filter()?;
+        let filter = &self.selector_filter(selector)?;
         let sql = &format!("EXPLAIN {}", pick_sql(filter, self.config().batch_size));
         self.inner
             .db
@@ -266,4 +323,30 @@ async fn one_batch(
     }
     let result = filter.bind(query).execute(&mut *conn).await?;
     Ok((result.rows_affected(), hashes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_range;
+
+    #[test]
+    fn the_prefix_range_holds_every_continuation() {
+        assert_eq!(prefix_range("d/"), Some(("d".into(), "d0".into())));
+        assert_eq!(prefix_range("a b "), Some(("a ".into(), "a b!".into())));
+        assert_eq!(prefix_range("\t"), Some(("".into(), "\n".into())));
+        assert_eq!(prefix_range("x\u{D7FF}"), Some(("x".into(), "x\u{E000}".into())));
+        assert_eq!(prefix_range("x\u{10FFFF}"), None);
+        for (prefix, name) in [("d/", "d/😀x"), ("d/", "d/\tz"), ("d/", "d/"), ("a b ", "a b \u{1}")] {
+            let (lower, upper) = prefix_range(prefix).unwrap();
+            // Code-point order with trailing-space padding, as a PAD SPACE `_bin` collation sorts.
+            let padded = |s: &str, n: usize| s.chars().chain(std::iter::repeat(' ')).take(n).collect::<Vec<_>>();
+            let n = name
+                .chars()
+                .count()
+                .max(upper.chars().count())
+                .max(lower.chars().count());
+            assert!(padded(name, n) >= padded(&lower, n), "{name:?} >= {lower:?}");
+            assert!(padded(name, n) < padded(&upper, n), "{name:?} < {upper:?}");
+        }
+    }
 }
