@@ -142,15 +142,8 @@ impl Cluster {
         upsert_meta(conn, spec, declared).await?;
         let config = &self.inner.config;
         let hash = spec.name.hash();
-        let size = write_chunks(
-            conn,
-            spec.name.as_str(),
-            hash,
-            reader,
-            config.chunk_size,
-            config.chunks_per_statement,
-        )
-        .await?;
+        let per_statement = self.chunks_per_statement()?;
+        let size = write_chunks(conn, spec.name.as_str(), hash, reader, config.chunk_size, per_statement).await?;
         if size != declared {
             sqlx::query("UPDATE ezdbfile SET size = ? WHERE name_hash = ?")
                 .bind(size)

@@ -2,6 +2,12 @@
 //! dropped when the guard goes out of scope, even after a panic; optionally created with one of
 //! the schemas real sites have ([`Schema`]), for the schema matrix.
 
+mod legacy_node;
+mod private_server;
+
+pub use legacy_node::{LegacyNode, LEGACY_CHUNK_SIZE};
+pub use private_server::PrivateServer;
+
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -181,6 +187,20 @@ impl Drop for TestDb {
             eprintln!("warning: could not drop test database {}", self.name);
         }
     }
+}
+
+/// Runs `future` to completion on a fresh current-thread runtime in its own thread, so sync
+/// fixtures work both outside and inside a test's runtime.
+pub(crate) fn block_on<T: Send + 'static>(future: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    })
+    .join()
+    .expect("fixture thread panicked")
 }
 
 #[cfg(test)]

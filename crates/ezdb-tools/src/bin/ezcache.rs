@@ -32,7 +32,8 @@ interrupted at any time and simply run again."
 struct Args {
     #[arg(long, help = URL_HELP)]
     url: Option<String>,
-    /// The site's cache directory in the cluster (legacy <var dir>/cache).
+    /// The site's cache directory in the cluster (legacy <var dir>/cache); its expiry.php holds
+    /// the global expiry keys every node reads, legacy ones included.
     #[arg(long, default_value = "var/cache", value_name = "DIR")]
     cache_dir: String,
     /// Comma-separated cache ids (see --list).
@@ -117,9 +118,12 @@ async fn main() {
 fn list() {
     emit!("Cluster cache ids (id: name [tags] -> what clearing does):");
     for item in cache_items::CLUSTERED {
+        let files = format!("marks files under {} expired", item.prefixes.join(", "));
         let clear = match (item.clear, item.expiry_key) {
-            (Clear::Key, Some(key)) => format!("moves global expiry key {key}"),
-            _ => format!("marks files under {} expired", item.prefixes.join(", ")),
+            (Clear::Key, Some(key)) => format!("moves global expiry key {key} (in expiry.php)"),
+            (Clear::Expire, Some(key)) => format!("moves global expiry key {key} (in expiry.php) and {files}"),
+            (Clear::Keep, _) => KEPT.to_owned(),
+            _ => files,
         };
         emit!("  {}: {} [{}] -> {clear}", item.id, item.name, item.tags.join(","));
     }
@@ -143,9 +147,13 @@ async fn run(args: Args, output: &Output) -> Result<(), String> {
         );
     }
     let batch_size = args.iteration_limit;
+    // Keys go where legacy nodes read them, the clustered expiry.php of the site (and ezdb's
+    // table where it exists); purges honour the keys legacy nodes wrote there.
+    let expiry_file = format!("{}/expiry.php", args.cache_dir.trim_end_matches('/'));
     let cluster = connect(args.url.clone(), |c| {
         let mut c = c.with_pool(2);
         c.batch_size = batch_size;
+        c.legacy_expiry_file = Some(expiry_file);
         c
     })
     .await?;
@@ -209,6 +217,9 @@ fn selection(args: &Args, output: &Output) -> Result<Option<Vec<&'static CacheIt
     Ok(Some(resolved.items))
 }
 
+/// Why the expiry file is never cleared or purged.
+const KEPT: &str = "kept: it holds the clears themselves (removing it would make every cleared cache valid again)";
+
 struct Target<'a> {
     cluster: &'a Cluster,
     item: &'a CacheItem,
@@ -228,23 +239,33 @@ impl Target<'_> {
 
     async fn clear(&self) -> Result<(), String> {
         let item = self.item;
-        match (item.clear, item.expiry_key) {
-            (Clear::Key, Some(key)) if self.dry_run => self.output.report(
-                || format!("Clearing {}: would move expiry key {key} to now", item.name),
-                json!({"item": item.id, "action": "clear", "expiry_key": key}),
-            ),
-            (Clear::Key, Some(key)) => {
+        // As legacy, an item with a key moves it (written to expiry.php, so legacy nodes see it
+        // too), and an item with files also marks them expired.
+        if let Some(key) = item.expiry_key {
+            if self.dry_run {
+                self.output.report(
+                    || format!("Clearing {}: would move expiry key {key} to now", item.name),
+                    json!({"item": item.id, "action": "clear", "expiry_key": key}),
+                );
+            } else {
                 let at = self
                     .cluster
                     .set_global_expiry(key, None)
                     .await
                     .map_err(|e| e.to_string())?;
                 self.output.report(
-                    || format!("Clearing {}: expiry key {key} set to {at}; no row changed", item.name),
+                    || format!("Clearing {}: expiry key {key} set to {at}", item.name),
                     json!({"item": item.id, "action": "clear", "expiry_key": key, "expiry": at}),
                 );
             }
-            _ => {
+        }
+        match item.clear {
+            Clear::Key => {}
+            Clear::Keep => self.output.report(
+                || format!("Clearing {}: {KEPT}", item.name),
+                json!({"item": item.id, "action": "kept", "reason": KEPT}),
+            ),
+            Clear::Expire => {
                 let mut total = 0;
                 for selector in self.selectors() {
                     if self.dry_run {
@@ -284,6 +305,13 @@ impl Target<'_> {
             (None, _) => self.cluster.now(),
         };
         let item = self.item;
+        if item.clear == Clear::Keep {
+            self.output.report(
+                || format!("Purging {}: {KEPT}", item.name),
+                json!({"item": item.id, "action": "kept", "reason": KEPT}),
+            );
+            return Ok(());
+        }
         if item.prefixes.is_empty() {
             self.output.report(
                 || {
