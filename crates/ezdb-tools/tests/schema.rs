@@ -602,3 +602,47 @@ async fn a_legacy_node_keeps_writing_while_the_online_upgrade_runs() {
         "every legacy write during the upgrade is there"
     );
 }
+
+#[tokio::test]
+async fn the_core_api_reports_typed_findings_and_uses_a_table_the_upgrade_created_at_once() {
+    use ezdb_core::schema::{FindingKind, Severity, StepOutcome, UpgradeOptions};
+    let db = TestDb::create_with(Schema::Legacy).await;
+    let cluster = Cluster::connect(ClusterConfig::new(&db.url)).await.unwrap();
+    let findings = cluster.inspect_schema().await.unwrap();
+    let optional = findings.iter().find(|f| f.kind == FindingKind::OptionalTable).unwrap();
+    assert_eq!(
+        (optional.severity, optional.table.as_str()),
+        (Severity::Info, "ezdbfile_expiry")
+    );
+    assert!(optional.fix.as_ref().unwrap().online);
+    assert!(!findings.iter().any(|f| f.breaks_ezdb()));
+    assert_eq!(
+        cluster.check_schema().await.unwrap().len(),
+        findings.len(),
+        "one line per finding"
+    );
+    let err = cluster.set_global_expiry("content-view-cache", None).await.unwrap_err();
+    assert!(err.to_string().contains("ezdbfile_expiry"), "{err}");
+
+    let dry = cluster
+        .upgrade_schema(&UpgradeOptions {
+            dry_run: true,
+            ..UpgradeOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(dry.steps.iter().all(|s| matches!(
+        s.outcome,
+        StepOutcome::WouldApply | StepOutcome::NeedsMaintenanceWindow { .. }
+    )));
+    let report = cluster.upgrade_schema(&UpgradeOptions::default()).await.unwrap();
+    assert!(!report.failed(), "{report:?}");
+    assert!(report.steps.iter().any(
+        |s| s.outcome == StepOutcome::Applied { online: true } && s.findings[0].kind == FindingKind::OptionalTable
+    ));
+    let at = cluster.set_global_expiry("content-view-cache", None).await.unwrap();
+    assert!(
+        at > 0,
+        "the handle uses the table the upgrade created, without reconnecting"
+    );
+}
