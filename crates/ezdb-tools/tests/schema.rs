@@ -231,6 +231,7 @@ async fn check_and_upgrade(db: &TestDb, expected: &[(String, String)]) {
     let human = squeeze(&ok(&ezdb(db, &["schema", "check"])));
     for finding in &findings {
         assert!(human.contains(finding["found"].as_str().unwrap()), "{human}");
+        assert!(human.contains(finding["breaks"].as_str().unwrap()), "{human}");
         for statement in finding["fix"]["statements"].as_array().unwrap() {
             assert!(human.contains(&squeeze(statement.as_str().unwrap())), "{human}");
         }
