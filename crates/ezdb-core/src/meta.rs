@@ -9,7 +9,7 @@ use sqlx::Row;
 /// sources [`ExpirySql`](crate::expiry::ExpirySql) joins.
 pub(crate) const META_COLUMNS: &str = "CAST(f.name AS CHAR) AS name, CAST(f.size AS UNSIGNED) AS size, \
      CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, CAST(f.datatype AS CHAR) AS datatype, \
-     CAST(f.expired AS SIGNED) AS expired";
+     CAST(f.name_trunk AS CHAR) AS name_trunk, CAST(f.expired AS SIGNED) AS expired";
 
 /// Scope given to files stored without one (legacy `UNKNOWN_SCOPE`).
 pub const DEFAULT_SCOPE: &str = "UNKNOWN_SCOPE";
@@ -25,6 +25,8 @@ pub struct FileMeta {
     pub mtime: i64,
     pub scope: String,
     pub datatype: String,
+    /// The expiry group the row belongs to (legacy `name_trunk`, see `name::name_trunk`).
+    pub name_trunk: String,
     /// The row is soft-deleted (`expired = 1` or a negative mtime).
     pub deleted: bool,
     /// The global expiry key covering this file's scope, if any.
@@ -42,6 +44,7 @@ impl FileMeta {
             mtime,
             scope: row.try_get("scope")?,
             datatype: row.try_get("datatype")?,
+            name_trunk: row.try_get("name_trunk")?,
             deleted: is_deleted(mtime, expired != 0),
             global_expiry: None,
         })
@@ -151,6 +154,7 @@ mod tests {
             mtime,
             scope: "viewcache".into(),
             datatype: "php".into(),
+            name_trunk: "n".into(),
             deleted: mtime < 0,
             global_expiry: None,
         }

@@ -3,6 +3,7 @@
 
 pub mod age;
 pub mod cache_items;
+pub mod cli;
 pub mod connect;
 pub mod files;
 pub mod progress;
