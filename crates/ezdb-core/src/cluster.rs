@@ -113,7 +113,8 @@ impl Cluster {
 
     /// Applies the fixes of [`Cluster::inspect_schema`]: online ones, and with
     /// `allow_offline` those that block writes while a table is rebuilt. Runs on a connection of
-    /// its own that is closed afterwards (it changes session settings).
+    /// its own that is closed afterwards (it changes session settings); this handle then uses the
+    /// optional tables the upgrade created, as after [`Cluster::install_schema`].
     pub async fn upgrade_schema(&self, options: &UpgradeOptions) -> Result<UpgradeReport> {
         let mut conn = self
             .inner
@@ -122,7 +123,13 @@ impl Cluster {
             .await
             .map_err(|e| Error::db(Op::Schema, "schema upgrade", e))?;
         let report = schema::upgrade(&mut conn, options).await;
+        // A created optional table is used from now on, as after install_schema.
+        let detected = match (&report, options.dry_run) {
+            (Ok(_), false) => self.inner.db.capabilities.detect(&mut conn).await,
+            _ => Ok(()),
+        };
         conn.discard();
+        detected.map_err(|e| Error::db(Op::Schema, "schema upgrade", e))?;
         report
     }
 }

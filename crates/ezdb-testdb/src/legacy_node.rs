@@ -11,30 +11,52 @@ pub const LEGACY_CHUNK_SIZE: usize = 65_535;
 /// A legacy node on the database at `url`.
 pub struct LegacyNode {
     url: String,
+    /// The connection character set (`SET NAMES`); the driver's utf8mb4 when `None`.
+    names: Option<String>,
 }
 
 impl LegacyNode {
     pub fn new(url: &str) -> LegacyNode {
-        LegacyNode { url: url.to_owned() }
+        LegacyNode {
+            url: url.to_owned(),
+            names: None,
+        }
+    }
+
+    /// The same node on connections with `charset`, as eZ Publish sets the site's charset
+    /// (`utf8`, 3-byte, for most sites).
+    pub fn with_names(mut self, charset: &str) -> LegacyNode {
+        self.names = Some(charset.to_owned());
+        self
     }
 
     async fn connect(&self) -> MySqlConnection {
-        MySqlConnection::connect(&self.url)
+        let mut conn = MySqlConnection::connect(&self.url)
             .await
-            .unwrap_or_else(|e| panic!("legacy node: cannot connect to {}: {e}", self.url))
+            .unwrap_or_else(|e| panic!("legacy node: cannot connect to {}: {e}", self.url));
+        if let Some(charset) = &self.names {
+            conn.execute(format!("SET NAMES {charset}").as_str()).await.unwrap();
+        }
+        conn
     }
 
     /// `storeContents`: upsert the row (MD5 in SQL), upsert each chunk, delete leftovers, in one
     /// transaction.
     pub async fn store_contents(&self, name: &str, data: &[u8], scope: &str, mtime: i64) {
+        self.store_contents_as(name, data, scope, "misc", mtime).await
+    }
+
+    /// [`LegacyNode::store_contents`] with a MIME type.
+    pub async fn store_contents_as(&self, name: &str, data: &[u8], scope: &str, datatype: &str, mtime: i64) {
         let mut conn = self.connect().await;
         conn.execute("BEGIN").await.unwrap();
         sqlx::query(
             "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
-             VALUES ('misc', ?, ?, MD5(?), ?, ?, ?, 0)
+             VALUES (?, ?, ?, MD5(?), ?, ?, ?, 0)
              ON DUPLICATE KEY UPDATE datatype = VALUES(datatype), scope = VALUES(scope), size = VALUES(size),
                mtime = VALUES(mtime), expired = VALUES(expired), name_trunk = VALUES(name_trunk)",
         )
+        .bind(datatype)
         .bind(name)
         .bind(name)
         .bind(name)
@@ -83,5 +105,46 @@ impl LegacyNode {
                 .await
                 .unwrap();
         Some(chunks.into_iter().flat_map(|c| c.0).collect())
+    }
+
+    /// `startCacheGeneration`: inserts the `.generating` row (autocommit); false when another
+    /// node holds it (error 1062).
+    pub async fn start_cache_generation(&self, name: &str, now: i64) -> bool {
+        let lock = format!("{name}.generating");
+        let inserted = sqlx::query(
+            "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, mtime, expired)
+             VALUES (?, ?, MD5(?), '', '', ?, 0)",
+        )
+        .bind(&lock)
+        .bind(&lock)
+        .bind(&lock)
+        .bind(now)
+        .execute(&mut self.connect().await)
+        .await;
+        match inserted {
+            Ok(_) => true,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23000") => false,
+            Err(e) => panic!("legacy startCacheGeneration of {name}: {e}"),
+        }
+    }
+
+    /// `fileDelete($path, $fnamePart)`: the soft delete of every name matching `like`; the rows
+    /// it changed.
+    pub async fn delete_like(&self, like: &str) -> u64 {
+        sqlx::query("UPDATE ezdbfile SET mtime = -ABS(mtime), expired = 1 WHERE name LIKE ?")
+            .bind(like)
+            .execute(&mut self.connect().await)
+            .await
+            .unwrap_or_else(|e| panic!("legacy delete of {like}: {e}"))
+            .rows_affected()
+    }
+
+    /// The purge of one row (`_purge`): chunks go with it through the foreign key.
+    pub async fn purge(&self, name: &str) {
+        sqlx::query("DELETE FROM ezdbfile WHERE name_hash = MD5(?)")
+            .bind(name)
+            .execute(&mut self.connect().await)
+            .await
+            .unwrap_or_else(|e| panic!("legacy purge of {name}: {e}"));
     }
 }

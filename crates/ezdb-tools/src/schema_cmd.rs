@@ -81,7 +81,10 @@ async fn check(cluster: &Cluster, json: bool) -> Result<(), String> {
     } else if findings.is_empty() {
         emit!("schema is compatible: every table is as ezdb creates it");
     } else {
-        findings.iter().for_each(render_finding);
+        for (i, finding) in findings.iter().enumerate() {
+            let shared = findings[..i].iter().any(|f| f.fix.is_some() && f.fix == finding.fix);
+            render_finding(finding, shared);
+        }
         emit!("{}", counts(&findings));
         if !findings.iter().any(Finding::breaks_ezdb) {
             emit!("ezdb works on this database (schema is compatible); `ezdb schema upgrade --dry-run` shows what upgrade would change");
@@ -142,10 +145,12 @@ fn counts(findings: &[Finding]) -> String {
     )
 }
 
-fn render_finding(finding: &Finding) {
+/// One finding; `shared` when an earlier one printed the same fix.
+fn render_finding(finding: &Finding, shared: bool) {
     emit!("[{}] {}", finding.severity.as_str(), finding.found);
     emit!("  what it means: {}", finding.breaks);
     match &finding.fix {
+        Some(_) if shared => emit!("  fix: the same statement as above"),
         Some(fix) => {
             emit!("  fix ({}):", fix.impact);
             fix.statements.iter().for_each(|s| emit!("{};", indent(s)));

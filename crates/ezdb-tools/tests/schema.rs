@@ -5,7 +5,7 @@
 // ezdb node) keep working on the upgraded tables.
 
 use ezdb_core::{Cluster, ClusterConfig, StoreOptions};
-use ezdb_testdb::{Schema, TestDb};
+use ezdb_testdb::{LegacyNode, Schema, TestDb, LEGACY_CHUNK_SIZE};
 use serde_json::Value;
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor, Row};
@@ -136,124 +136,66 @@ fn expected_findings(schema: Schema, charset: &str, collation: &str) -> Vec<(Str
     pairs(&expected)
 }
 
-/// The statements a legacy node runs (spec sections 2.5, 2.6, 3.7, 3.9), as it runs them: MD5 in
-/// SQL, upserts, `offset` quoted, over a utf8mb4 connection. Asserts each does what legacy
-/// expects. With `exact`, the tables are byte-exact: an upper-case LIKE no longer deletes
-/// lower-case names.
+/// The statements a legacy node runs (ezdb_testdb::LegacyNode: the store upsert and chunk upserts,
+/// reads by `name_hash = MD5(...)`, the `.generating` insert, the soft delete by LIKE, the purge),
+/// over a utf8mb4 connection, each doing what legacy expects. With `exact`, the tables are
+/// byte-exact: an upper-case LIKE no longer deletes lower-case names.
 async fn legacy_node_works(db: &TestDb, dir: &str, name: &str, datatype: &str, exact: bool) {
-    legacy_node_works_over(db, "utf8mb4", dir, name, datatype, exact).await
+    legacy_node_works_as(LegacyNode::new(&db.url), db, dir, name, datatype, exact).await
 }
 
-/// [`legacy_node_works`] over a connection with `charset` (`SET NAMES`, as eZ Publish sets the
-/// site's charset: `utf8` for most sites).
-async fn legacy_node_works_over(db: &TestDb, charset: &str, dir: &str, name: &str, datatype: &str, exact: bool) {
-    let mut conn = connect(db).await;
-    conn.execute(format!("SET NAMES {charset}").as_str()).await.unwrap();
+async fn legacy_node_works_as(node: LegacyNode, db: &TestDb, dir: &str, name: &str, datatype: &str, exact: bool) {
     let path = format!("{dir}/{name}");
     let now = 1_900_000_000i64;
-    for round in 0..2 {
-        sqlx::query(
-            "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
-             VALUES (?, ?, ?, MD5(?), 'binaryfile', 6, ?, 0)
-             ON DUPLICATE KEY UPDATE datatype=VALUES(datatype), name_trunk=VALUES(name_trunk),
-             scope=VALUES(scope), size=VALUES(size), mtime=VALUES(mtime), expired=VALUES(expired)",
-        )
-        .bind(datatype)
-        .bind(&path)
-        .bind(&path)
-        .bind(&path)
-        .bind(now + round)
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("legacy store upsert of {path}: {e}"));
-        for (offset, bytes) in [(0, "abc"), (3, "def")] {
-            sqlx::query(
-                "INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) VALUES (MD5(?), ?, ?)
-                 ON DUPLICATE KEY UPDATE filedata=VALUES(filedata)",
-            )
-            .bind(&path)
-            .bind(offset)
-            .bind(bytes.as_bytes())
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("legacy chunk upsert of {path}: {e}"));
-        }
-    }
-    let row = sqlx::query(
-        "SELECT CAST(datatype AS CHAR), CAST(name AS CHAR), size, mtime, expired FROM ezdbfile WHERE name_hash = MD5(?)",
+    let big: Vec<u8> = (0..LEGACY_CHUNK_SIZE * 2 + 10).map(|i| (i % 251) as u8).collect();
+    node.store_contents_as(&path, b"first version", "binaryfile", datatype, now)
+        .await;
+    node.store_contents_as(&path, &big, "binaryfile", datatype, now + 1)
+        .await;
+    assert_eq!(
+        node.fetch_contents(&path).await.as_deref(),
+        Some(&big[..]),
+        "upserted in place"
+    );
+    let (stored_type, stored_name, size): (String, String, u64) = sqlx::query_as(
+        "SELECT CAST(datatype AS CHAR), CAST(name AS CHAR), size FROM ezdbfile WHERE name_hash = MD5(?)",
     )
-        .bind(&path)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(row.get::<String, _>(0), datatype);
-    assert_eq!(row.get::<String, _>(1), path);
-    assert_eq!(row.get::<u64, _>(2), 6);
-    assert_eq!(row.get::<i32, _>(3), (now + 1) as i32, "the upsert replaced the row");
-    let chunks: Vec<(Vec<u8>,)> =
-        sqlx::query_as("SELECT filedata FROM ezdbfile_data WHERE name_hash = MD5(?) ORDER BY `offset`")
-            .bind(&path)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    let bytes: Vec<u8> = chunks.into_iter().flat_map(|(c,)| c).collect();
-    assert_eq!(bytes, b"abcdef", "two chunks, upserted in place");
-
-    let generating = format!("{path}.generating");
-    let lock = "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, mtime, expired)
-                VALUES (?, ?, MD5(?), '', '', ?, 0)";
-    let insert_lock = || {
-        sqlx::query(lock)
-            .bind(&generating)
-            .bind(&generating)
-            .bind(&generating)
-            .bind(now)
-    };
-    insert_lock().execute(&mut conn).await.unwrap();
-    let taken = insert_lock().execute(&mut conn).await.unwrap_err();
-    assert!(
-        taken.to_string().contains("1062") || taken.to_string().contains("Duplicate"),
-        "{taken}"
+    .bind(&path)
+    .fetch_one(&mut connect(db).await)
+    .await
+    .unwrap();
+    assert_eq!(
+        (stored_type.as_str(), stored_name.as_str(), size),
+        (datatype, path.as_str(), big.len() as u64)
     );
 
+    assert!(node.start_cache_generation(&path, now).await, "the lock is free");
+    assert!(
+        !node.start_cache_generation(&path, now).await,
+        "the lock is held (1062)"
+    );
     if exact {
         let upper = format!("{}%", dir.to_uppercase());
-        let deleted = sqlx::query("UPDATE ezdbfile SET mtime=-ABS(mtime), expired=1 WHERE name LIKE ?")
-            .bind(&upper)
-            .execute(&mut conn)
-            .await
-            .unwrap();
         assert_eq!(
-            deleted.rows_affected(),
+            node.delete_like(&upper).await,
             0,
             "a byte-exact table: {upper} matches no lower-case name"
         );
     }
-    let deleted = sqlx::query("UPDATE ezdbfile SET mtime=-ABS(mtime), expired=1 WHERE name LIKE ?")
-        .bind(format!("{dir}/%"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
     assert_eq!(
-        deleted.rows_affected(),
+        node.delete_like(&format!("{dir}/%")).await,
         2,
         "the soft delete by prefix takes the file and its lock"
     );
-    let (mtime, expired): (i32, i8) = sqlx::query_as("SELECT mtime, expired FROM ezdbfile WHERE name_hash = MD5(?)")
-        .bind(&path)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!((mtime, expired), (-((now + 1) as i32), 1));
-
-    sqlx::query("DELETE FROM ezdbfile WHERE name_hash = MD5(?)")
-        .bind(&path)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    assert_eq!(
+        node.fetch_contents(&path).await,
+        None,
+        "deleted: mtime = -ABS(mtime), expired = 1"
+    );
+    node.purge(&path).await;
     let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ezdbfile_data WHERE name_hash = MD5(?)")
         .bind(&path)
-        .fetch_one(&mut conn)
+        .fetch_one(&mut connect(db).await)
         .await
         .unwrap();
     assert_eq!(left, 0, "the purge of the row took its chunks (ON DELETE CASCADE)");
@@ -289,6 +231,7 @@ async fn check_and_upgrade(db: &TestDb, expected: &[(String, String)]) {
     let human = squeeze(&ok(&ezdb(db, &["schema", "check"])));
     for finding in &findings {
         assert!(human.contains(finding["found"].as_str().unwrap()), "{human}");
+        assert!(human.contains(finding["breaks"].as_str().unwrap()), "{human}");
         for statement in finding["fix"]["statements"].as_array().unwrap() {
             assert!(human.contains(&squeeze(statement.as_str().unwrap())), "{human}");
         }
@@ -344,7 +287,8 @@ async fn check_and_upgrade(db: &TestDb, expected: &[(String, String)]) {
     assert_eq!(kinds(&after), vec![], "{after:#}");
     assert!(ok(&ezdb(db, &["schema", "check"])).contains("compatible"));
     legacy_node_works(db, "var/site/storage/upgraded", HARD_NAME, DOCX, true).await;
-    legacy_node_works_over(db, "utf8", "var/site/storage/utf8", "Ünïcode-漢字.docx", DOCX, true).await;
+    let utf8 = LegacyNode::new(&db.url).with_names("utf8");
+    legacy_node_works_as(utf8, db, "var/site/storage/utf8", "Ünïcode-漢字.docx", DOCX, true).await;
     ezdb_node_works(db).await;
 }
 
@@ -611,29 +555,11 @@ async fn a_legacy_node_keeps_writing_while_the_online_upgrade_runs() {
     let writer = {
         let (url, stop) = (db.url.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut conn = MySqlConnection::connect(&url).await.unwrap();
+            let node = LegacyNode::new(&url);
             let mut written = 0u32;
             while written < 5 || !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let name = format!("var/site/storage/during/{written}.txt");
-                sqlx::query(
-                    "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
-                     VALUES ('text/plain', ?, ?, MD5(?), 'binaryfile', 3, 1900000000, 0)
-                     ON DUPLICATE KEY UPDATE size=VALUES(size), mtime=VALUES(mtime), expired=VALUES(expired)",
-                )
-                .bind(&name)
-                .bind(&name)
-                .bind(&name)
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("legacy store during the upgrade: {e}"));
-                sqlx::query(
-                    "INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) VALUES (MD5(?), 0, 'abc')
-                     ON DUPLICATE KEY UPDATE filedata=VALUES(filedata)",
-                )
-                .bind(&name)
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("legacy chunk during the upgrade: {e}"));
+                node.store_contents(&name, b"abc", "binaryfile", 1_900_000_000).await;
                 written += 1;
             }
             written
@@ -675,5 +601,49 @@ async fn a_legacy_node_keeps_writing_while_the_online_upgrade_runs() {
         rows,
         i64::from(written),
         "every legacy write during the upgrade is there"
+    );
+}
+
+#[tokio::test]
+async fn the_core_api_reports_typed_findings_and_uses_a_table_the_upgrade_created_at_once() {
+    use ezdb_core::schema::{FindingKind, Severity, StepOutcome, UpgradeOptions};
+    let db = TestDb::create_with(Schema::Legacy).await;
+    let cluster = Cluster::connect(ClusterConfig::new(&db.url)).await.unwrap();
+    let findings = cluster.inspect_schema().await.unwrap();
+    let optional = findings.iter().find(|f| f.kind == FindingKind::OptionalTable).unwrap();
+    assert_eq!(
+        (optional.severity, optional.table.as_str()),
+        (Severity::Info, "ezdbfile_expiry")
+    );
+    assert!(optional.fix.as_ref().unwrap().online);
+    assert!(!findings.iter().any(|f| f.breaks_ezdb()));
+    assert_eq!(
+        cluster.check_schema().await.unwrap().len(),
+        findings.len(),
+        "one line per finding"
+    );
+    let err = cluster.set_global_expiry("content-view-cache", None).await.unwrap_err();
+    assert!(err.to_string().contains("ezdbfile_expiry"), "{err}");
+
+    let dry = cluster
+        .upgrade_schema(&UpgradeOptions {
+            dry_run: true,
+            ..UpgradeOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(dry.steps.iter().all(|s| matches!(
+        s.outcome,
+        StepOutcome::WouldApply | StepOutcome::NeedsMaintenanceWindow { .. }
+    )));
+    let report = cluster.upgrade_schema(&UpgradeOptions::default()).await.unwrap();
+    assert!(!report.failed(), "{report:?}");
+    assert!(report.steps.iter().any(
+        |s| s.outcome == StepOutcome::Applied { online: true } && s.findings[0].kind == FindingKind::OptionalTable
+    ));
+    let at = cluster.set_global_expiry("content-view-cache", None).await.unwrap();
+    assert!(
+        at > 0,
+        "the handle uses the table the upgrade created, without reconnecting"
     );
 }

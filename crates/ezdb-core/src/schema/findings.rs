@@ -247,10 +247,12 @@ pub const REQUIRED_TABLES: [&str; 2] = ["ezdbfile", "ezdbfile_data"];
 /// Tables of ezdb's that only add something, each with what it adds.
 pub const OPTIONAL_TABLES: [(&str, &str); 1] = [(
     "ezdbfile_expiry",
-    "optional, ezdb works fully without it. It holds the global expiry keys (content-view-cache, \
-     template-block caches, user-info-cache) in rows of their own, so a clear is one atomic row \
-     write that every ezdb node honours on its next read; without it, ezdb keeps the keys in the \
-     clustered expiry.php as legacy nodes do. With it, both are kept in step; legacy nodes never read it",
+    "optional, ezdb works fully without it: global expiry keys live in the site's clustered \
+     expiry.php, as legacy nodes keep them. The table adds keys for callers with no expiry.php \
+     configured (the Rust API or the C ABI outside an eZ Publish site), and one row per key, so \
+     concurrent clears on two servers never lose each other's key (expiry.php is last-writer-wins \
+     between legacy nodes). Where it exists, ezdb writes each key to both and reads the later; \
+     legacy nodes never read it",
 )];
 
 /// Primary keys, as (table, columns).
