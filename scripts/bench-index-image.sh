@@ -142,6 +142,10 @@ cleanup() {
     if [[ -n "$GATEWAY_PID" ]]; then
         kill "$GATEWAY_PID" 2>/dev/null || true
         wait "$GATEWAY_PID" 2>/dev/null || true
+        if [[ "$status" != 0 && -s "$BENCH_DIR/index_image.log" ]]; then
+            echo "bench: the end of index_image's log:" >&2
+            tail -n 20 "$BENCH_DIR/index_image.log" >&2
+        fi
     fi
     if [[ -n "$NGINX_STARTED" && -f "$BENCH_DIR/nginx.pid" ]]; then
         local pid; pid="$(cat "$BENCH_DIR/nginx.pid")"
@@ -190,7 +194,7 @@ run() {
     wait_for_http "http://127.0.0.1:$gateway_port$first"
     if [[ ${#tier[@]} -gt 0 ]]; then
         echo "bench: one pass over every file through index_image (fills the disk tier)" >&2
-        xargs -P 8 -I{} curl -fsS -o /dev/null "http://127.0.0.1:$gateway_port{}" <"$dir/cold.txt"
+        xargs -P 8 -I{} curl -fsS --retry 3 --retry-delay 1 -o /dev/null "http://127.0.0.1:$gateway_port{}" <"$dir/cold.txt"
         sleep 1
     fi
 
