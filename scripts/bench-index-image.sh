@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark of index_image beside nginx serving the same 2,000 files from disk, in the same run:
-# wrk at 1, 16 and 64 connections, hot (20 files) and cold (random files); prints a table.
-# BENCH_SECONDS sets the length of each measurement (default 5); index_image runs with its
-# defaults, or with the INDEX_IMAGE_* variables set in the environment (for example
-# INDEX_IMAGE_CACHE_MAX_FILE=1048576). Everything it starts or creates (nginx, index_image,
+# wrk at 1, 16 and 64 connections, hot (20 files) and cold (random files); prints a table with
+# each cache tier's hit rate. BENCH_SECONDS sets the length of each measurement (default 5);
+# index_image runs with its defaults plus a 1 GiB disk tier that holds the corpus (after one
+# pass over every file; BENCH_DISK_TIER=0 leaves the tier off), or with the INDEX_IMAGE_*
+# variables set in the environment (for example INDEX_IMAGE_CACHE_MAX_FILE=1048576). Everything it starts or creates (nginx, index_image,
 # the temporary directory, the database) is removed on exit, whether the run succeeds, fails
 # or is interrupted.
 set -euo pipefail
@@ -117,12 +118,34 @@ measure() {
     echo "$rps|$(to_mb "$mbs")|$(to_ms "$p50")|$(to_ms "$p99")"
 }
 
+# "memory hits|memory misses|disk hits|disk misses" from the gateway's /metrics.
+tier_counts() {
+    curl -fsS "$1/metrics" | awk '
+        /^index_image_cache_hits_total\{tier="memory"\}/ { mh = $2 }
+        /^index_image_cache_misses_total\{tier="memory"\}/ { mm = $2 }
+        /^index_image_cache_hits_total\{tier="disk"\}/ { dh = $2 }
+        /^index_image_cache_misses_total\{tier="disk"\}/ { dm = $2 }
+        END { printf "%d|%d|%d|%d\n", mh, mm, dh, dm }'
+}
+
+# "memory %|disk %": the share of lookups each tier answered between two tier_counts.
+hit_rates() {
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, "|"); split(b, y, "|");
+        mh = y[1] - x[1]; mm = y[2] - x[2]; dh = y[3] - x[3]; dm = y[4] - x[4];
+        printf "%s|%s\n", (mh + mm ? sprintf("%.0f", 100 * mh / (mh + mm)) : "-"),
+                           (dh + dm ? sprintf("%.0f", 100 * dh / (dh + dm)) : "-") }'
+}
+
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
     if [[ -n "$GATEWAY_PID" ]]; then
         kill "$GATEWAY_PID" 2>/dev/null || true
         wait "$GATEWAY_PID" 2>/dev/null || true
+        if [[ "$status" != 0 && -s "$BENCH_DIR/index_image.log" ]]; then
+            echo "bench: the end of index_image's log:" >&2
+            tail -n 20 "$BENCH_DIR/index_image.log" >&2
+        fi
     fi
     if [[ -n "$NGINX_STARTED" && -f "$BENCH_DIR/nginx.pid" ]]; then
         local pid; pid="$(cat "$BENCH_DIR/nginx.pid")"
@@ -159,14 +182,21 @@ run() {
     nginx_port="$(free_port 28080)"
     start_nginx "$dir" "$nginx_port"
     gateway_port="$(free_port 29090)"
-    # As deployed: default settings and log level (no RUST_LOG).
+    # As deployed: default settings and log level (no RUST_LOG), plus the disk tier.
+    local tier=()
+    [[ "${BENCH_DISK_TIER:-1}" != 0 ]] && tier=(--disk-cache-dir="$dir/disk" --disk-cache-bytes=$((1 << 30)))
     env -u RUST_LOG target/release/index_image --database-url="$url" --listen="127.0.0.1:$gateway_port" \
-        >/dev/null 2>"$dir/index_image.log" &
+        --spool-dir="$dir/tmp" "${tier[@]}" >/dev/null 2>"$dir/index_image.log" &
     GATEWAY_PID=$!
     local first; first="$(head -n 1 "$dir/hot.txt")"
     wait_for_http "http://127.0.0.1:$nginx_port$first"
     wait_for_http "http://127.0.0.1:$gateway_port/healthz"
     wait_for_http "http://127.0.0.1:$gateway_port$first"
+    if [[ ${#tier[@]} -gt 0 ]]; then
+        echo "bench: one pass over every file through index_image (fills the disk tier)" >&2
+        xargs -P 8 -I{} curl -fsS --retry 3 --retry-delay 1 -o /dev/null "http://127.0.0.1:$gateway_port{}" <"$dir/cold.txt"
+        sleep 1
+    fi
 
     echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM;" \
         "wrk, index_image, nginx and MariaDB $(mariadb_client -N -e 'SELECT VERSION()') share them. ${SECONDS_PER_RUN} s per measurement."
@@ -174,21 +204,25 @@ run() {
     over="$(sed "s|^|$dir/www|" "$dir/hot.txt" | xargs stat -c %s | awk -v m="$max_file" '$1 > m { n++; b += $1 }
         END { if (n) printf "%d hot file(s) (%.2f MB) are larger, read from the database each time", n, b / 1e6;
               else printf "every hot file fits" }')"
+    local disk_note="no disk tier"
+    [[ ${#tier[@]} -gt 0 ]] && disk_note="its disk tier holds 1 GiB (the whole corpus, filled by one pass before)"
     echo "Note: hot = 20 files, cold = any of the 2,000 (292 MB); index_image's memory cache holds $((cache >> 20)) MiB," \
-        "files up to $((max_file >> 10)) KiB: $over; nginx reads the files from disk (in the page cache)."
+        "files up to $((max_file >> 10)) KiB: $over; $disk_note; nginx reads the files from disk (in the page cache)."
     echo
-    echo "| files | connections | index_image req/s | MB/s | p50 ms | p99 ms | nginx (disk) req/s | MB/s | p50 ms | p99 ms | index_image / nginx |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    local mode connections ours theirs
+    echo "| files | connections | index_image req/s | MB/s | p50 ms | p99 ms | memory hits % | disk hits % | nginx (disk) req/s | MB/s | p50 ms | p99 ms | index_image / nginx |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local mode connections ours theirs before rates
     for mode in hot cold; do
         for connections in 1 16 64; do
             measure "http://127.0.0.1:$gateway_port" "$connections" "$dir/$mode.txt" "$dir" "$WARMUP_SECONDS" >/dev/null
+            before="$(tier_counts "http://127.0.0.1:$gateway_port")"
             ours="$(measure "http://127.0.0.1:$gateway_port" "$connections" "$dir/$mode.txt" "$dir" "$SECONDS_PER_RUN")"
+            rates="$(hit_rates "$before" "$(tier_counts "http://127.0.0.1:$gateway_port")")"
             measure "http://127.0.0.1:$nginx_port" "$connections" "$dir/$mode.txt" "$dir" "$WARMUP_SECONDS" >/dev/null
             theirs="$(measure "http://127.0.0.1:$nginx_port" "$connections" "$dir/$mode.txt" "$dir" "$SECONDS_PER_RUN")"
-            awk -v mode="$mode" -v c="$connections" -v o="$ours" -v t="$theirs" 'BEGIN {
-                split(o, a, "|"); split(t, b, "|");
-                printf "| %s | %d | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.2f |\n", mode, c, a[1], a[2], a[3], a[4], b[1], b[2], b[3], b[4], a[1] / b[1] }'
+            awk -v mode="$mode" -v c="$connections" -v o="$ours" -v t="$theirs" -v r="$rates" 'BEGIN {
+                split(o, a, "|"); split(t, b, "|"); split(r, h, "|");
+                printf "| %s | %d | %.0f | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %.2f |\n", mode, c, a[1], a[2], a[3], a[4], h[1], h[2], b[1], b[2], b[3], b[4], a[1] / b[1] }'
         done
     done
 }

@@ -113,15 +113,15 @@ pub enum ConfigError {
     /// A flag or environment variable is wrong, or `--help`/`--version` was asked for: clap
     /// renders it and knows the exit code.
     Arguments(clap::Error),
-    /// The config file cannot be read or has a bad line.
-    File(String),
+    /// The config file cannot be read or has a bad line, or a value is out of range.
+    Settings(String),
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigError::Arguments(e) => write!(f, "{e}"),
-            ConfigError::File(message) => f.write_str(message),
+            ConfigError::Settings(message) => f.write_str(message),
         }
     }
 }
@@ -152,7 +152,26 @@ impl Config {
             args.splice(at..at, from_file);
         }
         let matches = command.try_get_matches_from(&args).map_err(ConfigError::Arguments)?;
-        Config::from_arg_matches(&matches).map_err(ConfigError::Arguments)
+        let config = Config::from_arg_matches(&matches).map_err(ConfigError::Arguments)?;
+        config.check().map_err(ConfigError::Settings)?;
+        Ok(config)
+    }
+
+    /// Settings no parser can refuse alone: a wait of 0 s would fail every request at once.
+    fn check(&self) -> Result<(), String> {
+        for (flag, value) in [
+            ("--header-timeout", self.header_timeout),
+            ("--send-timeout", self.send_timeout),
+            ("--database-timeout", self.database_timeout),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                return Err(format!("{flag} must be a number of seconds above 0, not {value}"));
+            }
+        }
+        if self.max_connections == 0 || self.pool_size == 0 {
+            return Err("--max-connections and --pool-size must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -165,7 +184,7 @@ fn file_arguments(
 ) -> Result<Vec<std::ffi::OsString>, ConfigError> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::File(format!("cannot read the config file {shown}: {e}")))?;
+        .map_err(|e| ConfigError::Settings(format!("cannot read the config file {shown}: {e}")))?;
     // (variable, long flag, argument id)
     let settings: Vec<(String, String, String)> = command
         .get_arguments()
@@ -183,14 +202,14 @@ fn file_arguments(
         }
         let at = number + 1;
         let Some((key, value)) = line.split_once('=') else {
-            return Err(ConfigError::File(format!(
+            return Err(ConfigError::Settings(format!(
                 "{shown}:{at}: expected KEY = value, found {line:?}"
             )));
         };
         let (key, value) = (key.trim(), value.trim().trim_matches('"'));
         let Some((_, long, id)) = settings.iter().find(|(env, _, _)| env == key) else {
             let known: Vec<&str> = settings.iter().map(|(env, _, _)| env.as_str()).collect();
-            return Err(ConfigError::File(format!(
+            return Err(ConfigError::Settings(format!(
                 "{shown}:{at}: unknown setting {key}; known: {}",
                 known.join(", ")
             )));

@@ -8,7 +8,7 @@ fn main() {
     let config = match Config::parse_from(std::env::args_os()) {
         Ok(config) => config,
         Err(ConfigError::Arguments(e)) => e.exit(),
-        Err(ConfigError::File(message)) => {
+        Err(ConfigError::Settings(message)) => {
             eprintln!("index_image: error: {message}");
             std::process::exit(2);
         }

@@ -382,6 +382,8 @@ fn settings_come_from_a_config_file_through_the_flag_parser_and_flags_win() {
     std::fs::write(&file, "NOT_A_SETTING = 1\n").unwrap();
     let bad = index_image::Config::parse_from(["index_image", "--config", config]).unwrap_err();
     assert!(bad.to_string().contains("unknown setting NOT_A_SETTING"), "{bad}");
+    let zero = index_image::Config::parse_from(["index_image", "--database-url=mysql://u@h/d", "--send-timeout=0"]);
+    assert!(zero.unwrap_err().to_string().contains("--send-timeout must be"));
     std::fs::write(&file, "just words\n").unwrap();
     let bad = index_image::Config::parse_from(["index_image", "--config", config]).unwrap_err();
     assert!(bad.to_string().contains(":1: expected KEY = value"), "{bad}");
