@@ -94,4 +94,32 @@ final class LegacyNodeTest extends TestCase
         $value = (new eZDBFileHandler($name))->processCache(fn ($path) => include $path, fn () => $this->fail('fresh legacy entry'));
         $this->assertSame('from legacy', $value);
     }
+
+    /** A rolling switch: a clear made on either side reaches the other through expiry.php. */
+    public function testClearsCrossBothWaysThroughExpiryPhp(): void
+    {
+        $legacy = $this->legacy();
+        $view = $this->path('cache/content/site/2-a.cache');
+        $this->handler()->fileStoreContents($view, 'view', 'viewcache', 'php');
+        $this->legacy()->storeContents($view, 'view', 'viewcache', 'php', time() - 100);
+        $this->assertTrue($this->handler()->fileExists($view));
+
+        // The legacy node clears the view cache: eZExpiryHandler rewrites the whole file.
+        $legacyClear = time() - 10;
+        $php = "<?php\n\$Timestamps = array (\n  'content-view-cache' => $legacyClear,\n);\n?>\n";
+        $legacy->storeContents($this->expiryFile(), $php, 'expirycache', 'misc', time());
+        $this->assertFalse($this->handler()->fileExists($view), 'the legacy clear is honoured at once:');
+        $value = (new eZDBFileHandler($view))->processCache(fn ($p) => file_get_contents($p), fn () => 'regenerated');
+        $this->assertSame('regenerated', $value);
+
+        // Our clear lands in the file the legacy node reads, keeping the legacy node's key.
+        try {
+            $at = $this->cluster()->setGlobalExpiry('user-info-cache');
+            $seen = $legacy->fetchContents($this->expiryFile());
+            $this->assertTrue(str_contains($seen, "'user-info-cache' => $at"), $seen);
+            $this->assertTrue(str_contains($seen, "'content-view-cache' => $legacyClear"), $seen);
+        } finally {
+            $this->forgetGlobalExpiry();
+        }
+    }
 }
