@@ -88,6 +88,18 @@ final class DropInTest extends TestCase
         $this->assertTrue(str_contains($warnings[0][1], 'DBHots, Verbose'), $warnings[0][1]);
     }
 
+    public function testAClearReachesTheLegacyExpiryFileNamedByTheSetting(): void
+    {
+        $file = $this->path('cache/expiry.php');
+        $this->configure(['LegacyExpiryFile' => $file]);
+        $at = $this->cluster()->setGlobalExpiry('content-view-cache');
+        $php = $this->legacy()->fetchContents($file);
+        $this->assertTrue(is_string($php), 'a legacy node finds expiry.php in the cluster:');
+        $this->assertTrue(str_starts_with($php, '<?php') && str_contains($php, '$Timestamps = array('), $php);
+        $this->assertSame(1, preg_match("/'content-view-cache' => (\\d+)/", $php, $m), $php);
+        $this->assertSame($at, (int) $m[1], 'with the key legacy reads:');
+    }
+
     public function testStatIsTheLegacyRow(): void
     {
         $legacy = $this->legacy();
