@@ -535,9 +535,11 @@ enum ezdb_status ezdb_list_expired(struct ezdb_cluster *cluster,
 
 /*
  Frees bytes returned by libezdb (`out_data` of a fetch or list call). `len` must be the
- length returned with them. NULL is a no-op. Never free them any other way.
+ length returned with them. NULL is a no-op (`EZDB_OK`). A pointer already freed, one that
+ libezdb did not hand out, or a wrong `len` is refused with `EZDB_INVALID_ARGUMENT` (nothing
+ is freed, the process goes on). Never free the bytes any other way.
  */
-void ezdb_bytes_free(char *data, size_t len);
+enum ezdb_status ezdb_bytes_free(char *data, size_t len);
 
 /*
  Soft-deletes `name` (negated mtime, `expired = 1`); `*out_count` (nullable) = rows changed

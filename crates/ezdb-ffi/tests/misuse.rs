@@ -214,3 +214,42 @@ fn a_call_from_inside_an_async_runtime_is_an_error_not_a_crash() {
     assert_eq!(status, ezdb_status::EZDB_PANIC);
     assert!(last_error().contains("please report"), "{}", last_error());
 }
+
+#[test]
+fn freeing_bytes_twice_or_bytes_not_from_libezdb_is_refused_not_a_crash() {
+    let f = Fixture::new();
+    assert_eq!(store(f.cluster, "twice", b"some bytes", "misc"), ezdb_status::EZDB_OK);
+    let (mut data, mut len) = (ptr::null_mut(), 0usize);
+    let status = unsafe {
+        ezdb_fetch(
+            f.cluster,
+            "twice".as_ptr().cast(),
+            5,
+            ezdb_fetch_flags::EZDB_FETCH_LIVE as u32,
+            &mut data,
+            &mut len,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(status, ezdb_status::EZDB_OK);
+    assert_eq!(
+        unsafe { ezdb_bytes_free(data, len + 1) },
+        ezdb_status::EZDB_INVALID_ARGUMENT,
+        "a wrong length is refused"
+    );
+    assert!(last_error().contains("out_len"), "{}", last_error());
+    assert_eq!(unsafe { ezdb_bytes_free(data, len) }, ezdb_status::EZDB_OK);
+    assert_eq!(
+        unsafe { ezdb_bytes_free(data, len) },
+        ezdb_status::EZDB_INVALID_ARGUMENT,
+        "a second free is refused"
+    );
+    assert!(last_error().contains("already freed"), "{}", last_error());
+    let mut own = *b"not from libezdb";
+    assert_eq!(
+        unsafe { ezdb_bytes_free(own.as_mut_ptr().cast(), own.len()) },
+        ezdb_status::EZDB_INVALID_ARGUMENT,
+        "a foreign pointer is refused"
+    );
+    assert_eq!(unsafe { ezdb_bytes_free(ptr::null_mut(), 3) }, ezdb_status::EZDB_OK);
+}
