@@ -280,6 +280,8 @@ fn read_header(path: &Path) -> Option<(FileMeta, u64)> {
     }
     let meta = FileMeta {
         name: name.to_owned(),
+        // Not kept in the header: the trunk follows from the name and scope.
+        name_trunk: ezdb_core::name_trunk(name, scope),
         size: size.parse().ok()?,
         mtime: mtime.parse().ok()?,
         scope: scope.to_owned(),

@@ -108,6 +108,7 @@ mod tests {
     fn meta() -> FileMeta {
         FileMeta {
             name: "n".into(),
+            name_trunk: "n".into(),
             size: 100,
             mtime: 1_000_000_000,
             scope: "image".into(),
