@@ -286,8 +286,6 @@ fn read_header(path: &Path) -> Option<(FileMeta, u64)> {
         mtime: mtime.parse().ok()?,
         scope: scope.to_owned(),
         datatype: datatype.to_owned(),
-        // Not kept in the header: the gateway never needs it, and it follows from name and scope.
-        name_trunk: ezdb_core::name_trunk(name, scope),
         deleted: deleted == "1",
         global_expiry: if expiry.is_empty() {
             None

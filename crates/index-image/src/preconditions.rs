@@ -113,7 +113,6 @@ mod tests {
             mtime: 1_000_000_000,
             scope: "image".into(),
             datatype: "image/png".into(),
-            name_trunk: "n".into(),
             deleted: false,
             global_expiry: None,
         }
