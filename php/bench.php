@@ -196,7 +196,10 @@ final class LegacyHandlerSql
     }
 }
 
-/** ezdb's own single statements, sent by plain mysqli as prepared statements (same SQL, same plan). */
+/**
+ * ezdb's own single statements (on its schema, no legacy expiry.php configured: crates/ezdb-core
+ * fetch.rs live_row/stat_row with ExpirySql), sent by plain mysqli as prepared statements.
+ */
 final class SameSqlReference
 {
     private const EXPIRY_JOIN = "LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope)";
@@ -226,13 +229,14 @@ final class SameSqlReference
         $this->stat ??= $this->db->prepare('SELECT CAST(f.name AS CHAR) AS name, CAST(f.size AS UNSIGNED) AS size,
             CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, CAST(f.datatype AS CHAR) AS datatype,
             CAST(f.name_trunk AS CHAR) AS name_trunk, CAST(f.expired AS SIGNED) AS expired,
-            CAST(e.expiry AS SIGNED) AS global_expiry FROM ezdbfile f ' . self::EXPIRY_JOIN . ' WHERE f.name_hash = ?');
+            CAST(e.expiry AS SIGNED) AS table_expiry, CAST(NULL AS SIGNED) AS expiry_file_mtime,
+            CAST(NULL AS UNSIGNED) AS expiry_file_size FROM ezdbfile f ' . self::EXPIRY_JOIN . ' WHERE f.name_hash = ?');
         clearstatcache(true, $name);
         $local = @filemtime($name);
         $hash = md5($name);
         $this->stat->bind_param('s', $hash);
         $this->stat->execute();
-        $this->stat->bind_result($n, $size, $mtime, $scope, $datatype, $trunk, $expired, $global);
+        $this->stat->bind_result($n, $size, $mtime, $scope, $datatype, $trunk, $expired, $global, $fileMtime, $fileSize);
         $found = $this->stat->fetch();
         $this->stat->free_result();
         $live = $found && !$expired && $mtime >= 0 && ($global === null || $mtime >= $global);

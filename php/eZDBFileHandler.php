@@ -97,6 +97,15 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         $unknown = array_diff_key($settings, self::DEFAULTS, array_flip(self::IGNORED_SETTINGS));
         self::$configured = array_intersect_key($settings, self::DEFAULTS);
         self::$settings = null;
+        if (self::$cluster !== null && self::$connectedPid === getmypid()) {
+            // The library keeps a process's connection per distinct settings until told: close
+            // the old settings' one, or every reconfiguration would hold another open.
+            try {
+                self::$cluster->disconnect();
+            } catch (Ezdb\Exception $e) {
+                // Already gone: nothing to close.
+            }
+        }
         self::$cluster = null;
         self::$connectedPid = null;
         if ($unknown) {

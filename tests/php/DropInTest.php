@@ -88,6 +88,20 @@ final class DropInTest extends TestCase
         $this->assertTrue(str_contains($warnings[0][1], 'DBHots, Verbose'), $warnings[0][1]);
     }
 
+    public function testAClearReachesTheLegacyExpiryFileNamedByTheSetting(): void
+    {
+        $file = $this->path('cache/expiry.php');
+        $this->configure(['LegacyExpiryFile' => $file]);
+        // A key of its own: the keys are database-wide, and one covering a scope would expire
+        // the files of later tests.
+        $at = $this->cluster()->setGlobalExpiry('dropin-test-key');
+        $php = $this->legacy()->fetchContents($file);
+        $this->assertTrue(is_string($php), 'a legacy node finds expiry.php in the cluster:');
+        $this->assertTrue(str_starts_with($php, '<?php') && str_contains($php, '$Timestamps = array('), $php);
+        $this->assertSame(1, preg_match("/'dropin-test-key' => (\\d+)/", $php, $m), $php);
+        $this->assertSame($at, (int) $m[1], 'with the key legacy reads:');
+    }
+
     public function testStatIsTheLegacyRow(): void
     {
         $legacy = $this->legacy();
@@ -210,6 +224,16 @@ final class DropInTest extends TestCase
         $this->assertSame(1, $statements, 'processCache hit (legacy 1):');
         [$statements] = $counter->during(fn () => $this->assertTrue($this->handler()->fileExists($name)));
         $this->assertSame(1, $statements, 'fileExists (legacy 1):');
+
+        // As inside eZ Publish, where LegacyExpiryFile is set by default, after a clear.
+        $this->configure(['URL' => $counter->url, 'LegacyExpiryFile' => $this->path('cache/expiry.php')]);
+        $this->cluster()->setGlobalExpiry('dropin-statements-key');  // covers no scope: other tests unaffected
+        $this->handler()->fileExists($name);
+        [$statements] = $counter->during(fn () => $this->assertSame('fresh',
+            $this->handler('cache/content/site/2-stale.cache')->processCache($retrieve, $noGenerate)));
+        $this->assertSame(1, $statements, 'processCache hit with a legacy expiry.php (legacy 1):');
+        [$statements] = $counter->during(fn () => $this->assertTrue($this->handler()->fileExists($name)));
+        $this->assertSame(1, $statements, 'fileExists with a legacy expiry.php (legacy 1):');
 
         $legacy->delete($name);
         $this->assertTrue($legacy->startCacheGeneration($name));
