@@ -89,10 +89,13 @@ impl std::fmt::Display for FileName {
 
 /// Lowercase hex md5 of the name's UTF-8 bytes, exactly as PHP `md5()` and SQL `MD5()` give it.
 pub fn name_hash(name: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Md5::digest(name.as_bytes());
+    // On every call's path: no formatting machinery, one allocation.
     let mut hex = String::with_capacity(32);
     for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0xf)] as char);
     }
     hex
 }
