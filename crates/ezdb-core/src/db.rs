@@ -266,6 +266,12 @@ impl Db {
                             self.choice.succeeded(i);
                             return Ok(Conn::new(Held::Pooled(conn), i));
                         }
+                        // Every connection open and in use: the pool is busy, the host is fine.
+                        Err(e @ sqlx::Error::PoolTimedOut)
+                            if pools[i].size() >= pools[i].options().get_max_connections() =>
+                        {
+                            return Err(e);
+                        }
                         Err(e) => {
                             self.choice.failed(i, &e.to_string());
                             last = Some(e);
@@ -386,7 +392,7 @@ impl Db {
                 }
                 (_, AttemptError::Final(e)) => return Err(e),
                 (Some(conn), AttemptError::Sql(source)) if conn.commit_lost => {
-                    self.choice.failed(conn.host, &source.to_string());
+                    self.choice.left(conn.host);
                     conn.discard();
                     return Err(Error::OutcomeUnknown {
                         op,
@@ -410,7 +416,7 @@ impl Db {
             if kind.is_host_failure() {
                 host_failed = true;
                 if let Some(host) = host {
-                    self.choice.failed(host, &error.to_string());
+                    self.choice.left(host);
                 }
             }
             let wait = retry::backoff(self.backoff, tries, kind);
