@@ -363,8 +363,8 @@ impl Db {
     /// Runs `attempt` until it succeeds, retrying the whole transaction on deadlocks,
     /// certification conflicts, lock-wait timeouts, nodes not ready and lost connections, with
     /// jittered exponential backoff: at most `max_attempts` times, or, on Galera and after a
-    /// host failure, until `retry_budget` has passed since the first attempt (whichever allows
-    /// more). A host failure moves the next attempt to the next host of the URL. A connection
+    /// host failure with other hosts to try, until `retry_budget` has passed since the first
+    /// attempt (whichever allows more). A host failure moves the next attempt to the next host of the URL. A connection
     /// lost during COMMIT is reported as an unknown outcome, never retried.
     pub(crate) async fn retrying<T, F, Fut>(&self, op: Op, name: &str, mut attempt: F) -> Result<T>
     where
@@ -420,7 +420,10 @@ impl Db {
                 }
             }
             let wait = retry::backoff(self.backoff, tries, kind);
-            let within_budget = (self.is_galera() || host_failed) && started.elapsed() + wait < self.retry_budget;
+            // A single plain server that is down gets `max_attempts` and fails fast; a cluster
+            // (Galera, or several hosts to fail over to) gets the time budget.
+            let budgeted = self.is_galera() || (host_failed && self.hosts.len() > 1);
+            let within_budget = budgeted && started.elapsed() + wait < self.retry_budget;
             if tries >= self.max_attempts && !within_budget {
                 return Err(Error::db(op, name, error));
             }
