@@ -2,6 +2,7 @@
 // URL, see topology.rs), the database clock, and the bounded retry (with backoff) of work hit
 // by deadlocks, certification conflicts, lock waits, a node not ready or a lost connection.
 
+use crate::capabilities::Capabilities;
 use crate::config::{redact_url, ClusterConfig, ConnectionMode};
 use crate::error::{is_connection_error, Error, Op, Result};
 use crate::replica::Replicas;
@@ -165,6 +166,8 @@ pub(crate) struct Db {
     choice: HostChoice,
     session: Arc<SessionState>,
     replicas: Replicas,
+    /// Limits and optional tables of the server, read on the first connection.
+    pub(crate) capabilities: Capabilities,
     max_attempts: u32,
     backoff: Duration,
     retry_budget: Duration,
@@ -199,7 +202,7 @@ impl Db {
             galera: AtomicBool::new(false),
         });
         // A direct connection first: a pool would hide the real cause behind a timeout.
-        let (host, first) = open_any(&hosts, &choice, &session, config.connect_timeout)
+        let (host, mut first) = open_any(&hosts, &choice, &session, config.connect_timeout)
             .await
             .map_err(|source| Error::Connect {
                 url: redact_url(&config.url),
@@ -216,6 +219,11 @@ impl Db {
             replica_connections,
         )
         .map_err(|(url, source)| Error::Connect { url, source })?;
+        let capabilities = Capabilities::default();
+        capabilities.detect(&mut first).await.map_err(|source| Error::Connect {
+            url: redact_url(&config.url),
+            source,
+        })?;
         let (main, recheck) = match config.mode {
             ConnectionMode::Dedicated => (
                 Source::Dedicated(Arc::new(Mutex::new(Some((host, first))))),
@@ -237,6 +245,7 @@ impl Db {
             choice,
             session,
             replicas,
+            capabilities,
             max_attempts: config.max_attempts,
             backoff: config.retry_backoff,
             retry_budget: config.retry_budget,

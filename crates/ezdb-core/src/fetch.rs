@@ -5,7 +5,8 @@ use crate::cluster::{Cluster, Inner};
 use crate::content::{ByteRange, ChunkCheck};
 use crate::db::{done, Attempt, AttemptError, Conn};
 use crate::error::{Error, Op, Result};
-use crate::meta::{FileMeta, EXPIRY_JOIN, META_COLUMNS};
+use crate::expiry::{cached_global_expiry, reload_expiry_file, resolve_global_expiry, ExpiryColumns, ExpirySql};
+use crate::meta::{is_expired, FileMeta, META_COLUMNS};
 use crate::name::FileName;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -48,10 +49,11 @@ impl Cluster {
     pub async fn stat(&self, name: &str) -> Result<Option<FileMeta>> {
         let name = FileName::new(name)?;
         let name = &name;
+        let inner = &*self.inner;
         self.inner
             .db
             .reading(Op::Stat, name.as_str(), Option::is_some, |mut conn| async move {
-                let meta = stat_row(&mut conn, name).await.map_err(AttemptError::from);
+                let meta = stat_row(inner, &mut conn, name).await.map_err(AttemptError::from);
                 done(conn, meta)
             })
             .await
@@ -60,6 +62,7 @@ impl Cluster {
     /// True when `name` is stored and neither deleted nor expired by a global expiry key.
     pub async fn exists(&self, name: &str) -> Result<bool> {
         let name = &FileName::new(name)?;
+        let inner = &*self.inner;
         self.inner
             .db
             .reading(
@@ -67,7 +70,7 @@ impl Cluster {
                 name.as_str(),
                 |live| *live,
                 |mut conn| async move {
-                    let live = live_row(&mut conn, name).await.map_err(AttemptError::from);
+                    let live = live_row(inner, &mut conn, name).await.map_err(AttemptError::from);
                     done(conn, live)
                 },
             )
@@ -93,6 +96,7 @@ impl Cluster {
     async fn read(&self, name: &str, visibility: Visibility, range: Option<ByteRange>) -> Result<FileData> {
         let name = FileName::new(name)?;
         let name = &name;
+        let inner = &*self.inner;
         self.inner
             .db
             .reading(
@@ -104,7 +108,7 @@ impl Cluster {
                         bytes: Vec::new(),
                         range_len: range.map(|r| r.len()),
                     };
-                    let read = read_rows(&mut conn, name, visibility, range, &mut sink).await;
+                    let read = read_rows(inner, &mut conn, name, visibility, range, &mut sink).await;
                     done(
                         conn,
                         read.map(|meta| FileData {
@@ -209,7 +213,7 @@ async fn stream_task(
     // before the metadata went out, the primary answers.
     if let Some(mut conn) = inner.db.acquire_replica().await {
         let mut sink = ChannelSink::new(&tx);
-        let outcome = read_rows(&mut conn, &name, visibility, range, &mut sink).await;
+        let outcome = read_rows(&inner, &mut conn, &name, visibility, range, &mut sink).await;
         if sink.sent_meta {
             finish_stream(conn, &name, &sink, outcome).await;
             return;
@@ -227,7 +231,7 @@ async fn stream_task(
         }
     };
     let mut sink = ChannelSink::new(&tx);
-    let outcome = read_rows(&mut conn, &name, visibility, range, &mut sink).await;
+    let outcome = read_rows(&inner, &mut conn, &name, visibility, range, &mut sink).await;
     finish_stream(conn, &name, &sink, outcome).await;
 }
 
@@ -248,6 +252,7 @@ async fn finish_stream(conn: Conn, name: &FileName, sink: &ChannelSink, outcome:
 
 /// Reads metadata and chunks with one statement and feeds them, checked, to `sink`.
 async fn read_rows(
+    inner: &Inner,
     conn: &mut MySqlConnection,
     name: &FileName,
     visibility: Visibility,
@@ -257,29 +262,38 @@ async fn read_rows(
     // In READ COMMITTED the join and the metadata read that follows a join without rows see
     // two snapshots: a file committed between them (its first creation, or a store replacing
     // an empty file) shows its size without its chunks, which once surfaced as "chunks hold 0
-    // of N bytes". Such a read starts again; the next join sees the committed chunks.
+    // of N bytes". Such a read starts again, as after a change of the legacy expiry file.
     for _ in 0..3 {
-        if let Some(meta) = read_rows_once(conn, name, visibility, range, sink).await? {
+        if let Read::Done(meta) = read_rows_once(inner, conn, name, visibility, range, sink).await? {
             return Ok(meta);
         }
     }
     Err(Error::integrity(
         Op::Fetch,
         name.as_str(),
-        "chunks hold 0 of the bytes the metadata names, in three reads",
+        "the file or the legacy expiry.php kept changing during three reads",
     )
     .into())
 }
 
-/// One read; `None` when the metadata appeared with a size after the join found no chunk
-/// (nothing was given to `sink` then).
+/// The outcome of one read statement.
+enum Read {
+    Done(FileMeta),
+    /// Nothing was delivered: the legacy expiry file was re-read; read again.
+    ExpiryFileChanged,
+    /// Nothing was delivered: the metadata (with a size) appeared after the join found no
+    /// chunk, i.e. the file was committed between the two statements; read again.
+    FileCommittedMeanwhile,
+}
+
 async fn read_rows_once(
+    inner: &Inner,
     conn: &mut MySqlConnection,
     name: &FileName,
     visibility: Visibility,
     range: Option<ByteRange>,
     sink: &mut impl ChunkSink,
-) -> Attempt<Option<FileMeta>> {
+) -> Attempt<Read> {
     // A chunk holds at most 65535 bytes, so only chunks starting after `start - 65535` can
     // overlap the range: the primary key narrows the read to them.
     let (range_sql, low, high) = match range {
@@ -293,26 +307,41 @@ async fn read_rows_once(
     };
     // An inner join keeps the primary-key order without a sort; a file without chunks (empty,
     // or broken) returns no row, and its metadata is then read on its own.
+    let expiry = ExpirySql::of(inner);
     let sql = format!(
-        "SELECT {META_COLUMNS}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
-         FROM ezdbfile f {EXPIRY_JOIN} JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
-         WHERE f.name_hash = ? ORDER BY d.`offset`"
+        "SELECT {META_COLUMNS}{}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
+         FROM ezdbfile f{} JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
+         WHERE f.name_hash = ? ORDER BY d.`offset`",
+        expiry.columns(),
+        expiry.joins()
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = expiry.bind(sqlx::query(&sql));
     if range.is_some() {
         query = query.bind(low).bind(high);
     }
     let mut rows = query.bind(name.hash()).fetch(&mut *conn);
     let first = rows.try_next().await?;
     let meta = match &first {
-        Some(row) => FileMeta::from_row(row)?,
+        Some(row) => {
+            let columns = ExpiryColumns::from_row(row)?;
+            let Some(global_expiry) = cached_global_expiry(inner, columns, &row.try_get::<String, _>("scope")?) else {
+                // The legacy expiry.php changed since it was parsed (rare: after a clear). Read it,
+                // then this file again, so the file and its expiry come from one statement.
+                drop(rows);
+                reload_expiry_file(inner, conn).await?;
+                return Ok(Read::ExpiryFileChanged);
+            };
+            let mut meta = FileMeta::from_row(row)?;
+            meta.global_expiry = global_expiry;
+            meta
+        }
         None => {
             drop(rows);
-            let meta = stat_row(conn, name)
+            let meta = stat_row(inner, conn, name)
                 .await?
                 .ok_or_else(|| Error::not_found(Op::Fetch, name.as_str()))?;
             if meta.size > 0 && range.is_none_or(|r| r.start < meta.size) {
-                return Ok(None);
+                return Ok(Read::FileCommittedMeanwhile);
             }
             rows = Box::pin(futures_util::stream::empty());
             meta
@@ -337,7 +366,7 @@ async fn read_rows_once(
         end: r.end.min(meta.size - 1),
     });
     if !sink.meta(&meta).await {
-        return Ok(Some(meta));
+        return Ok(Read::Done(meta));
     }
     let mut check = ChunkCheck::new(Op::Fetch, name.as_str(), meta.size, range);
     let mut row = first;
@@ -349,13 +378,13 @@ async fn read_rows_once(
                 None => data,
             };
             if !data.is_empty() && !sink.chunk(data).await {
-                return Ok(Some(meta));
+                return Ok(Read::Done(meta));
             }
         }
         row = rows.try_next().await?;
     }
     check.finish()?;
-    Ok(Some(meta))
+    Ok(Read::Done(meta))
 }
 
 fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, &[u8])>, sqlx::Error> {
@@ -364,23 +393,56 @@ fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, &[u8])>, sqlx::Error> {
     Ok(offset.zip(data))
 }
 
-async fn stat_row(conn: &mut MySqlConnection, name: &FileName) -> Result<Option<FileMeta>, sqlx::Error> {
-    let sql = format!("SELECT {META_COLUMNS} FROM ezdbfile f {EXPIRY_JOIN} WHERE f.name_hash = ?");
-    let row = sqlx::query(&sql).bind(name.hash()).fetch_optional(conn).await?;
-    row.as_ref().map(FileMeta::from_row).transpose()
+async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) -> Result<Option<FileMeta>, sqlx::Error> {
+    let expiry = ExpirySql::of(inner);
+    let sql = format!(
+        "SELECT {META_COLUMNS}{} FROM ezdbfile f{} WHERE f.name_hash = ?",
+        expiry.columns(),
+        expiry.joins()
+    );
+    let row = expiry
+        .bind(sqlx::query(&sql))
+        .bind(name.hash())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut meta = FileMeta::from_row(&row)?;
+    meta.global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &meta.scope).await?;
+    Ok(Some(meta))
 }
 
-/// Whether a live (not deleted, not globally expired) row exists, decided by the server.
-async fn live_row(conn: &mut MySqlConnection, name: &FileName) -> Result<bool, sqlx::Error> {
-    let sql = format!(
-        "SELECT 1 FROM ezdbfile f {EXPIRY_JOIN} WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0 \
-         AND (e.expiry IS NULL OR f.mtime >= e.expiry)"
+/// Whether a live (not deleted, not globally expired) row exists: one statement on the primary
+/// key. The server decides what it can (soft delete, the table's key); only a configured legacy
+/// expiry file's key is applied here, from the columns the statement returns.
+async fn live_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) -> Result<bool, sqlx::Error> {
+    let expiry = ExpirySql::of(inner);
+    let live = format!(
+        "FROM ezdbfile f{} WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0{}",
+        expiry.joins(),
+        expiry.table_condition()
     );
-    Ok(sqlx::query(&sql)
+    if inner.expiry_file.is_none() {
+        let sql = format!("SELECT 1 {live}");
+        let row = expiry
+            .bind(sqlx::query(&sql))
+            .bind(name.hash())
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Ok(row.is_some());
+    }
+    let sql = format!(
+        "SELECT CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope{} {live}",
+        expiry.columns()
+    );
+    let row = expiry
+        .bind(sqlx::query(&sql))
         .bind(name.hash())
-        .fetch_optional(conn)
-        .await?
-        .is_some())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let (mtime, scope): (i64, String) = (row.try_get("mtime")?, row.try_get("scope")?);
+    let global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &scope).await?;
+    Ok(!is_expired(mtime, false, global_expiry))
 }
 
 /// Stat on the re-check connection: sees the last committed row, outside any transaction of ours.
@@ -390,7 +452,7 @@ pub(crate) async fn stat_committed(cluster: &Cluster, name: &FileName) -> Result
         .acquire_recheck()
         .await
         .map_err(|e| Error::db(Op::Generation, name.as_str(), e))?;
-    stat_row(&mut conn, name)
+    stat_row(&cluster.inner, &mut conn, name)
         .await
         .map_err(|e| Error::db(Op::Generation, name.as_str(), e))
 }

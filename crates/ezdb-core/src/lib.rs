@@ -7,6 +7,7 @@
 //! Cache entries are regenerated under a `.generating` lock row shared with legacy nodes; see
 //! [`Cluster::process_cache`].
 
+mod capabilities;
 mod check;
 mod cluster;
 mod config;
@@ -23,6 +24,7 @@ mod meta;
 mod name;
 mod process_cache;
 mod purge;
+mod quarantine;
 mod replica;
 mod retry;
 pub mod schema;
@@ -31,7 +33,7 @@ mod stats;
 mod store;
 mod topology;
 
-pub use check::Problem;
+pub use check::{analyze_layout, Chunk, Fault, LayoutFix, Outcome, Problem};
 pub use cluster::Cluster;
 pub use config::{redact_url, ClusterConfig, ConnectionMode, MAX_CHUNK_SIZE};
 pub use content::{ByteRange, Content};
@@ -44,6 +46,7 @@ pub use meta::{is_file_expired, FileMeta, Freshness, DEFAULT_DATATYPE, DEFAULT_S
 pub use name::{cache_type, clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX, MAX_NAME_BYTES};
 pub use process_cache::{CacheEntry, CachePolicy, CacheSource, Regeneration};
 pub use purge::PurgeFilter;
-pub use selector::{Batches, Selector};
+pub use quarantine::{QuarantineItem, Restored, QUARANTINE_TABLE};
+pub use selector::{Batches, QueryPlan, Selector};
 pub use stats::{LockInfo, ScopeStats, Stats};
 pub use store::StoreOptions;

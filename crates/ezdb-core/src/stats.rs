@@ -4,6 +4,7 @@
 use crate::cluster::Cluster;
 use crate::db::done;
 use crate::error::{Op, Result};
+use crate::name::{like_prefix, LIKE_ESCAPE};
 use sqlx::Row;
 
 /// Counts for one scope (`.generating` lock rows excluded).
@@ -63,6 +64,44 @@ impl Cluster {
                 }
                 .await;
                 done(conn, stats)
+            })
+            .await
+    }
+}
+
+impl Cluster {
+    /// Whether any row's name starts with `dir/` (one index probe): is `--cache-dir` right?
+    pub async fn has_files_under(&self, dir: &str) -> Result<bool> {
+        let pattern = like_prefix(&format!("{}/", dir.trim_end_matches('/')));
+        let sql = format!("SELECT 1 FROM ezdbfile WHERE name LIKE ? ESCAPE '{LIKE_ESCAPE}' LIMIT 1");
+        let sql = &sql;
+        let pattern = &pattern;
+        self.inner
+            .db
+            .retrying(Op::List, dir, |mut conn| async move {
+                let found: Result<Option<(i32,)>, sqlx::Error> =
+                    sqlx::query_as(sql).bind(pattern).fetch_optional(&mut *conn).await;
+                done(conn, found.map(|f| f.is_some()).map_err(Into::into))
+            })
+            .await
+    }
+
+    /// The distinct `.../cache` directories the names are under (the sites' cache directories),
+    /// at most 50. Reads every name: for a tool's fallback, not a hot path.
+    pub async fn cache_dirs(&self) -> Result<Vec<String>> {
+        self.inner
+            .db
+            .retrying(Op::List, "cache directories", |mut conn| async move {
+                let dirs: Result<Vec<(String,)>, sqlx::Error> = sqlx::query_as(
+                    "SELECT DISTINCT CAST(SUBSTRING(name, 1, LOCATE('/cache/', name) + 5) AS CHAR) FROM ezdbfile
+                     WHERE LOCATE('/cache/', name) > 0 ORDER BY 1 LIMIT 50",
+                )
+                .fetch_all(&mut *conn)
+                .await;
+                done(
+                    conn,
+                    dirs.map(|d| d.into_iter().map(|(d,)| d).collect()).map_err(Into::into),
+                )
             })
             .await
     }

@@ -1,85 +1,264 @@
-// The consistency check finds each kind of inconsistency it claims to, and repairs each safely;
-// statistics add up.
+// The consistency check finds every broken layout and row it claims to, repairs each without
+// losing a byte (what it removes is in the quarantine and comes back with restore), acts only
+// on what is still there; statistics add up.
 
 mod common;
 use common::*;
-use ezdb_core::{Problem, StoreOptions};
+use ezdb_core::{Cluster, LayoutFix, Outcome, Problem, Restored, StoreOptions};
+use sqlx::Executor;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Every chunk in the tables as (offset, md5 of its bytes), counted: what "no byte lost" compares.
+async fn all_chunk_bytes(db: &TestDb) -> BTreeMap<(u64, String), usize> {
+    let mut conn = raw(db).await;
+    let rows: Vec<(u64, String)> =
+        sqlx::query_as("SELECT CAST(`offset` AS UNSIGNED), MD5(filedata) FROM ezdbfile_data")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let mut counted = BTreeMap::new();
+    for row in rows {
+        *counted.entry(row).or_default() += 1;
+    }
+    counted
+}
+
+async fn damage(db: &TestDb, statements: &[&str]) {
+    let mut raw = raw(db).await;
+    raw.execute("SET FOREIGN_KEY_CHECKS = 0").await.unwrap();
+    for sql in statements {
+        raw.execute(*sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+fn kinds(problems: &[Problem]) -> Vec<(String, &'static str)> {
+    problems
+        .iter()
+        .map(|p| (p.describe().split(':').next().unwrap_or("").to_owned(), p.kind()))
+        .collect()
+}
+
+async fn repair_all(cluster: &Cluster, problems: &[Problem]) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for p in problems {
+        outcomes.push(cluster.repair(p).await.unwrap());
+    }
+    outcomes
+}
+
 #[tokio::test]
-async fn check_finds_and_repairs_every_kind_of_problem() {
+async fn every_damage_is_found_and_repaired_without_losing_a_byte() {
     let (db, cluster) = cluster_with(|c| c.with_generation_timeout(Duration::from_secs(60))).await;
     let opts = StoreOptions::new("image", "image/png");
-    for name in ["ok", "rehash", "short", "stray", "flag", "trunk"] {
-        cluster.store(name, &bytes(70_000, 1), &opts).await.unwrap();
+    let files = [
+        ("ok", 70_000),
+        ("rehash", 70_000),
+        ("real", 200_000),
+        ("big", 70_000),
+        ("small", 70_000),
+        ("zero", 70_000),
+        ("overlap", 140_000),
+        ("gapover", 140_000),
+        ("lost", 140_000),
+        ("stray", 70_000),
+        ("flag", 10),
+        ("trunk", 10),
+    ];
+    for (i, (name, len)) in files.iter().enumerate() {
+        cluster.store(name, &bytes(*len, i as u64), &opts).await.unwrap();
     }
     assert!(
         cluster.check().await.unwrap().is_empty(),
         "a clean cluster has no problem"
     );
-    exec(&db, "SET FOREIGN_KEY_CHECKS = 0").await;
-    let mut raw = raw(&db).await;
-    for sql in [
-        "SET FOREIGN_KEY_CHECKS = 0",
-        "UPDATE ezdbfile SET name_hash = 'wronghash' WHERE name = 'rehash'",
-        "UPDATE ezdbfile_data SET name_hash = 'wronghash' WHERE name_hash = MD5('rehash')",
-        "DELETE FROM ezdbfile_data WHERE name_hash = MD5('short') AND `offset` > 0",
-        "INSERT INTO ezdbfile_data VALUES (MD5('stray'), 200000, 'xyz')",
-        "INSERT INTO ezdbfile_data VALUES ('deadbeefdeadbeefdeadbeefdeadbeef', 0, 'orphan')",
-        "UPDATE ezdbfile SET expired = 1 WHERE name = 'flag'",
-        "UPDATE ezdbfile SET name_trunk = 'nonsense' WHERE name = 'trunk'",
-        "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, mtime, expired) VALUES ('old.generating', 'old.generating', MD5('old.generating'), '', '', UNIX_TIMESTAMP() - 3600, 0)",
-    ] {
-        sqlx::Executor::execute(&mut raw, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
+    damage(
+        &db,
+        &[
+            "ALTER TABLE ezdbfile MODIFY scope VARCHAR(40) NOT NULL DEFAULT ''",
+            "UPDATE ezdbfile SET name_hash = 'wronghash' WHERE name = 'rehash'",
+            "UPDATE ezdbfile_data SET name_hash = 'wronghash' WHERE name_hash = MD5('rehash')",
+            // A copy of a real file's row under a wrong key, without chunks.
+            "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, size, mtime, expired)
+             SELECT name, name_trunk, 'copyhash', scope, datatype, size, mtime, expired FROM ezdbfile WHERE name = 'real'",
+            "UPDATE ezdbfile SET size = size + 10 WHERE name = 'big'",
+            "UPDATE ezdbfile SET size = 65535 WHERE name = 'small'",
+            "UPDATE ezdbfile SET size = 0 WHERE name = 'zero'",
+            "INSERT INTO ezdbfile_data VALUES (MD5('overlap'), 3000, REPEAT('x', 500))",
+            // A gap and an overlap with an unchanged total.
+            "UPDATE ezdbfile_data SET `offset` = 65545 WHERE name_hash = MD5('gapover') AND `offset` = 65535",
+            "DELETE FROM ezdbfile_data WHERE name_hash = MD5('lost') AND `offset` = 65535",
+            "INSERT INTO ezdbfile_data VALUES (MD5('stray'), 200000, 'xyz')",
+            "INSERT INTO ezdbfile_data VALUES ('deadbeefdeadbeefdeadbeefdeadbeef', 0, 'orphan')",
+            "UPDATE ezdbfile SET expired = 1 WHERE name = 'flag'",
+            "UPDATE ezdbfile SET name_trunk = 'nonsense' WHERE name = 'trunk'",
+            "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, mtime, expired)
+             VALUES ('old.generating', 'old.generating', MD5('old.generating'), '', '', UNIX_TIMESTAMP() - 3600, 0)",
+            "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, mtime, expired)
+             VALUES ('a//unclean/', 'a//unclean/', MD5('a//unclean/'), 'image', 'misc', 1, 0)",
+            "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, mtime, expired)
+             VALUES ('label', 'label', MD5('label'), 'a-scope-of-thirty-characters!', 'misc', 1, 0)",
+        ],
+    )
+    .await;
+    let before = all_chunk_bytes(&db).await;
     let problems = cluster.check().await.unwrap();
-    let kinds: Vec<&str> = problems.iter().map(Problem::kind).collect();
-    for kind in [
-        "hash-mismatch",
-        "size-mismatch",
-        "stray-chunks",
-        "orphan-chunks",
-        "expired-flag",
-        "wrong-trunk",
-        "stale-lock",
+    let found = kinds(&problems);
+    for expected in [
+        ("rehash", "hash-mismatch"),
+        ("real", "hash-mismatch"),
+        ("big", "layout"),
+        ("small", "layout"),
+        ("zero", "layout"),
+        ("overlap", "layout"),
+        ("gapover", "layout"),
+        ("lost", "layout"),
+        ("stray", "layout"),
+        ("flag", "expired-flag"),
+        ("trunk", "wrong-trunk"),
+        ("old.generating", "stale-lock"),
+        ("\"a//unclean/\"", "unclean-name"),
+        ("label", "refused-label"),
     ] {
-        assert!(kinds.contains(&kind), "{kind} not found in {kinds:?}");
-    }
-    assert!(problems
-        .iter()
-        .all(|p| !p.describe().is_empty() && !p.repair_action().is_empty()));
-    assert!(
-        !problems.iter().any(|p| p.describe().starts_with("ok:")),
-        "the sound file is not reported"
-    );
-    for problem in &problems {
         assert!(
-            cluster.repair(problem).await.unwrap(),
-            "not repaired: {}",
-            problem.describe()
+            found.iter().any(|(n, k)| n == expected.0 && *k == expected.1),
+            "{expected:?} not found in {found:?}"
         );
     }
-    let left = cluster.check().await.unwrap();
+    assert!(problems.iter().any(|p| p.kind() == "orphan-chunks"));
+    assert!(!found.iter().any(|(n, _)| n == "ok"), "the sound file is not reported");
+    let gapover = problems.iter().find(|p| p.describe().starts_with("gapover")).unwrap();
+    assert!(gapover.describe().contains("gap") && gapover.describe().contains("overlap"));
+    assert!(matches!(
+        gapover,
+        Problem::Layout {
+            fix: LayoutFix::SetAside,
+            ..
+        }
+    ));
+    let overlap = problems.iter().find(|p| p.describe().starts_with("overlap")).unwrap();
     assert!(
-        left.is_empty(),
+        overlap.describe().contains("off the chunk grid"),
+        "{}",
+        overlap.describe()
+    );
+
+    // A dry run (the plan) changes nothing: checking again finds the same.
+    assert_eq!(cluster.check().await.unwrap(), problems);
+
+    let outcomes = repair_all(&cluster, &problems).await;
+    for (i, (p, o)) in problems.iter().zip(&outcomes).enumerate() {
+        // A row with two problems can be settled by the first repair (the chunk-less copy of
+        // 'real' is set aside for its layout): the second then finds it changed.
+        let settled_before = problems[..i].iter().any(|q| q.stored_hash() == p.stored_hash());
+        match (p.kind(), o) {
+            ("unclean-name" | "refused-label", Outcome::NeedsDecision) => {}
+            (_, Outcome::Repaired { .. }) => {}
+            (_, Outcome::Changed) if settled_before => {}
+            _ => panic!("not repaired: {} -> {o:?}", p.describe()),
+        }
+    }
+    let left = cluster.check().await.unwrap();
+    assert_eq!(
+        left.iter().map(Problem::kind).collect::<Vec<_>>(),
+        vec!["unclean-name", "refused-label"],
         "{:?}",
         left.iter().map(Problem::describe).collect::<Vec<_>>()
     );
-    assert_eq!(
-        cluster.fetch("rehash").await.unwrap(),
-        bytes(70_000, 1),
-        "re-keyed file readable again"
-    );
-    assert!(
-        cluster.stat("short").await.unwrap().is_none(),
-        "a file with lost chunks is removed"
-    );
-    assert_eq!(cluster.fetch("stray").await.unwrap(), bytes(70_000, 1));
-    assert_eq!(
-        cluster.fetch("ok").await.unwrap(),
-        bytes(70_000, 1),
-        "nothing sound was touched"
-    );
+    for (i, (name, len)) in files.iter().enumerate() {
+        if ["gapover", "lost"].contains(name) {
+            assert!(cluster.stat(name).await.unwrap().is_none(), "{name} set aside");
+            continue;
+        }
+        assert_eq!(
+            cluster.fetch(name).await.unwrap(),
+            bytes(*len, i as u64),
+            "{name} readable with the same bytes"
+        );
+    }
+
+    // Everything removed comes back: the chunks are exactly those before the repair.
+    let items = cluster.quarantined().await.unwrap();
+    assert!(items
+        .iter()
+        .any(|i| i.name.as_deref() == Some("lost") && i.removed == "row"));
+    for item in &items {
+        let restored = cluster.restore(item.id).await.unwrap();
+        assert!(matches!(restored, Restored::Restored { .. }), "{item:?}: {restored:?}");
+    }
+    assert!(cluster.quarantined().await.unwrap().is_empty());
+    assert_eq!(all_chunk_bytes(&db).await, before, "not one chunk lost");
+    assert_eq!(cluster.restore(1).await.unwrap(), Restored::NoSuchItem);
+}
+
+#[tokio::test]
+async fn a_repair_leaves_alone_what_changed_since_the_check() {
+    let (db, cluster) = cluster().await;
+    let opts = StoreOptions::new("image", "image/png");
+    cluster.store("lost", &bytes(140_000, 1), &opts).await.unwrap();
+    cluster.store("big", &bytes(70_000, 2), &opts).await.unwrap();
+    damage(
+        &db,
+        &[
+            "DELETE FROM ezdbfile_data WHERE name_hash = MD5('lost') AND `offset` = 65535",
+            "UPDATE ezdbfile SET size = size + 10 WHERE name = 'big'",
+        ],
+    )
+    .await;
+    let problems = cluster.check().await.unwrap();
+    assert_eq!(problems.len(), 2);
+    // Both files are uploaded again (correctly) after the check saw them.
+    cluster.store("lost", &bytes(140_000, 3), &opts).await.unwrap();
+    cluster.store("big", &bytes(70_010, 4), &opts).await.unwrap();
+    for p in &problems {
+        assert_eq!(cluster.repair(p).await.unwrap(), Outcome::Changed, "{}", p.describe());
+    }
+    assert_eq!(cluster.fetch("lost").await.unwrap(), bytes(140_000, 3));
+    assert_eq!(cluster.fetch("big").await.unwrap(), bytes(70_010, 4));
+    assert!(cluster.quarantined().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_restore_never_overwrites_a_newer_file() {
+    let (db, cluster) = cluster().await;
+    let opts = StoreOptions::new("image", "image/png");
+    cluster.store("lost", &bytes(140_000, 1), &opts).await.unwrap();
+    cluster.store("stray", &bytes(100, 2), &opts).await.unwrap();
+    damage(
+        &db,
+        &[
+            "DELETE FROM ezdbfile_data WHERE name_hash = MD5('lost') AND `offset` = 65535",
+            "INSERT INTO ezdbfile_data VALUES (MD5('stray'), 5000, 'xyz')",
+        ],
+    )
+    .await;
+    for p in cluster.check().await.unwrap() {
+        assert!(matches!(
+            cluster.repair(&p).await.unwrap(),
+            Outcome::Repaired { quarantine: Some(_) }
+        ));
+    }
+    cluster.store("lost", &bytes(10, 3), &opts).await.unwrap();
+    cluster
+        .store(
+            "stray",
+            &bytes(200, 4),
+            &StoreOptions {
+                mtime: Some(12345),
+                ..opts.clone()
+            },
+        )
+        .await
+        .unwrap();
+    for item in cluster.quarantined().await.unwrap() {
+        assert!(
+            matches!(cluster.restore(item.id).await.unwrap(), Restored::Conflict(_)),
+            "{item:?}"
+        );
+    }
+    assert_eq!(cluster.fetch("lost").await.unwrap(), bytes(10, 3));
+    assert_eq!(cluster.fetch("stray").await.unwrap(), bytes(200, 4));
+    assert_eq!(cluster.quarantined().await.unwrap().len(), 2, "still kept");
 }
 
 #[tokio::test]

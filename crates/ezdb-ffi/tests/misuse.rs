@@ -161,6 +161,43 @@ fn unreachable_servers_and_bad_urls_report_the_cause() {
     }
 }
 
+#[test]
+fn the_legacy_expiry_file_setting_is_copied_and_checked() {
+    let f = Fixture::new();
+    let url = &f.db.url;
+    let mut cluster = ptr::null_mut();
+    let bad = b"var/\xff/expiry.php";
+    let options = ezdb_options {
+        legacy_expiry_file: bad.as_ptr().cast(),
+        legacy_expiry_file_len: bad.len(),
+        ..Default::default()
+    };
+    let status = unsafe { ezdb_open(url.as_ptr().cast(), url.len(), &options, &mut cluster) };
+    assert_eq!(status, ezdb_status::EZDB_INVALID_ARGUMENT);
+    assert!(last_error().contains("legacy_expiry_file"), "{}", last_error());
+
+    let file = String::from("var/site/cache/expiry.php");
+    let options = ezdb_options {
+        legacy_expiry_file: file.as_ptr().cast(),
+        legacy_expiry_file_len: file.len(),
+        ..Default::default()
+    };
+    let status = unsafe { ezdb_open(url.as_ptr().cast(), url.len(), &options, &mut cluster) };
+    assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
+    drop(file);
+    let (key, mut at) = ("content-view-cache", 0i64);
+    let status = unsafe { ezdb_set_global_expiry(cluster, key.as_ptr().cast(), key.len(), 0, &mut at) };
+    assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
+    assert!(
+        stat(cluster, "var/site/cache/expiry.php").is_ok(),
+        "the clear reached the legacy expiry.php named by the (since freed) setting"
+    );
+    unsafe {
+        ezdb_disconnect(cluster);
+        ezdb_close(cluster);
+    }
+}
+
 fn exists_status_ok(cluster: *mut ezdb_cluster) -> bool {
     let mut out = 0;
     unsafe { ezdb_exists(cluster, "x".as_ptr().cast(), 1, &mut out) == ezdb_status::EZDB_OK }
@@ -176,4 +213,43 @@ fn a_call_from_inside_an_async_runtime_is_an_error_not_a_crash() {
     });
     assert_eq!(status, ezdb_status::EZDB_PANIC);
     assert!(last_error().contains("please report"), "{}", last_error());
+}
+
+#[test]
+fn freeing_bytes_twice_or_bytes_not_from_libezdb_is_refused_not_a_crash() {
+    let f = Fixture::new();
+    assert_eq!(store(f.cluster, "twice", b"some bytes", "misc"), ezdb_status::EZDB_OK);
+    let (mut data, mut len) = (ptr::null_mut(), 0usize);
+    let status = unsafe {
+        ezdb_fetch(
+            f.cluster,
+            "twice".as_ptr().cast(),
+            5,
+            ezdb_fetch_flags::EZDB_FETCH_LIVE as u32,
+            &mut data,
+            &mut len,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(status, ezdb_status::EZDB_OK);
+    assert_eq!(
+        unsafe { ezdb_bytes_free(data, len + 1) },
+        ezdb_status::EZDB_INVALID_ARGUMENT,
+        "a wrong length is refused"
+    );
+    assert!(last_error().contains("out_len"), "{}", last_error());
+    assert_eq!(unsafe { ezdb_bytes_free(data, len) }, ezdb_status::EZDB_OK);
+    assert_eq!(
+        unsafe { ezdb_bytes_free(data, len) },
+        ezdb_status::EZDB_INVALID_ARGUMENT,
+        "a second free is refused"
+    );
+    assert!(last_error().contains("already freed"), "{}", last_error());
+    let mut own = *b"not from libezdb";
+    assert_eq!(
+        unsafe { ezdb_bytes_free(own.as_mut_ptr().cast(), own.len()) },
+        ezdb_status::EZDB_INVALID_ARGUMENT,
+        "a foreign pointer is refused"
+    );
+    assert_eq!(unsafe { ezdb_bytes_free(ptr::null_mut(), 3) }, ezdb_status::EZDB_OK);
 }

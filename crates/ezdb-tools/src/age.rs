@@ -1,7 +1,48 @@
-// Expiry texts as operators write them (`-2 days`, `2 days ago`, `now`, ISO dates, seconds)
-// turned into a Unix time; anything else is refused with a message naming the text.
+//! Expiry texts as operators write them (`-2 days`, `2 days ago`, `now`, ISO dates, `@unix`)
+//! turned into a Unix time, and `--expiry` as each legacy script reads it: bare numbers are
+//! days for clusterpurge.php; ezcache.php hands the text to strtotime. A purge threshold is
+//! never in the future. Anything else is refused with a message naming the text.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+/// Which legacy script's reading of `--expiry` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryForm {
+    /// `ezcache.php --purge --expiry=TEXT`: strtotime text.
+    Ezcache,
+    /// `clusterpurge.php --expiry=DAYS`: a bare number is days; text as ezcache.php.
+    Clusterpurge,
+}
+
+/// The time before which a purge removes entries, as the legacy script of `form` reads `text`.
+/// Refused when it is not readable, or when it is after `now` (a purge never reaches into the
+/// future: `--expiry=-3600` would otherwise remove every entry).
+pub fn purge_threshold(text: &str, form: ExpiryForm, now: i64) -> Result<i64, String> {
+    let number = text.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+    let at = match (number, form) {
+        (Some(days), ExpiryForm::Clusterpurge) => now - (days * 86_400.0).round() as i64,
+        (Some(_), ExpiryForm::Ezcache) => {
+            return Err(format!(
+                "--expiry={text:?}: a bare number is ambiguous here (ezcache.php reads strtotime text); \
+                 write '-{n} days', '{n} seconds ago' or '@<unix time>'",
+                n = text.trim().trim_start_matches(['-', '+'])
+            ))
+        }
+        (None, _) => parse_expiry(text, now)?,
+    };
+    if at > now {
+        return Err(format!(
+            "--expiry={text:?} names a time in the future; a purge removes entries older than a past time, \
+             e.g. '-2 days' or '2 days ago'{}",
+            if form == ExpiryForm::Clusterpurge {
+                " (a bare number is days ago)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(at)
+}
 
 /// The Unix time `text` names, relative to `now` (Unix seconds).
 pub fn parse_expiry(text: &str, now: i64) -> Result<i64, String> {
@@ -9,7 +50,7 @@ pub fn parse_expiry(text: &str, now: i64) -> Result<i64, String> {
     let refuse = || {
         format!(
             "cannot read the expiry {text:?}: use an age such as '-2 days', '3 hours ago', 'now', \
-             an ISO date such as 2024-05-01 or 2024-05-01T12:00:00Z, or a number of seconds ago"
+             an ISO date such as 2024-05-01 or 2024-05-01T12:00:00Z, or @<unix time>"
         )
     };
     match t.as_str() {
@@ -19,8 +60,8 @@ pub fn parse_expiry(text: &str, now: i64) -> Result<i64, String> {
         "yesterday" => return Ok(now - now.rem_euclid(86_400) - 86_400),
         _ => {}
     }
-    if let Ok(seconds) = t.parse::<i64>() {
-        return Ok(now - seconds);
+    if let Some(unix) = t.strip_prefix('@').and_then(|n| n.parse::<i64>().ok()) {
+        return Ok(unix);
     }
     if let Some(at) = parse_date(text.trim()) {
         return Ok(at);
@@ -75,7 +116,7 @@ fn unit_seconds(unit: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_expiry;
+    use super::{parse_expiry, purge_threshold, ExpiryForm};
 
     const NOW: i64 = 1_700_000_000;
 
@@ -86,7 +127,7 @@ mod tests {
         assert_eq!(parse_expiry("2 days ago", NOW), Ok(NOW - 2 * 86_400));
         assert_eq!(parse_expiry("+1 hour", NOW), Ok(NOW + 3_600));
         assert_eq!(parse_expiry("-1 day -2 hours", NOW), Ok(NOW - 86_400 - 7_200));
-        assert_eq!(parse_expiry("3600", NOW), Ok(NOW - 3_600));
+        assert_eq!(parse_expiry("@1600000000", NOW), Ok(1_600_000_000));
         assert_eq!(parse_expiry("2023-11-14", NOW), Ok(1_699_920_000));
         assert_eq!(parse_expiry("2023-11-14T22:13:20Z", NOW), Ok(NOW));
         assert_eq!(parse_expiry("2023-11-14 22:13:20", NOW), Ok(NOW));
@@ -97,6 +138,25 @@ mod tests {
         for bad in ["garbage", "", "-2 fortnights", "2 days 3"] {
             let err = parse_expiry(bad, NOW).unwrap_err();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn each_script_form_reads_expiry_as_legacy_does() {
+        use ExpiryForm::*;
+        assert_eq!(purge_threshold("30", Clusterpurge, NOW), Ok(NOW - 30 * 86_400));
+        assert_eq!(purge_threshold("0.5", Clusterpurge, NOW), Ok(NOW - 43_200));
+        assert_eq!(purge_threshold("-2 days", Clusterpurge, NOW), Ok(NOW - 2 * 86_400));
+        assert_eq!(purge_threshold("-2 days", Ezcache, NOW), Ok(NOW - 2 * 86_400));
+        assert_eq!(purge_threshold("now", Ezcache, NOW), Ok(NOW));
+        assert!(purge_threshold("30", Ezcache, NOW).unwrap_err().contains("-30 days"));
+        for future in ["-3600", "-1"] {
+            let err = purge_threshold(future, Clusterpurge, NOW).unwrap_err();
+            assert!(err.contains("future"), "{err}");
+        }
+        for future in ["+1 hour", "1 day", "tomorrow", "@9999999999"] {
+            let err = purge_threshold(future, Ezcache, NOW).unwrap_err();
+            assert!(err.contains("future") || err.contains("cannot read"), "{future}: {err}");
         }
     }
 }

@@ -380,13 +380,327 @@ async fn check_repairs_and_stats_report_as_json() {
     assert!(found.contains("1 problem(s) left"), "{found}");
     let repaired = ok(&tool("ezdb", &db, &["check", "--repair", "--json"]));
     let report: serde_json::Value = serde_json::from_str(repaired.trim()).unwrap();
-    assert_eq!(report["problems"][0]["kind"], "stray-chunks");
+    assert_eq!(report["problems"][0]["kind"], "layout");
     assert_eq!(report["problems"][0]["repaired"], true);
     let stats: serde_json::Value = serde_json::from_str(ok(&tool("ezdb", &db, &["stats", "--json"])).trim()).unwrap();
     assert_eq!(stats["scopes"][0]["files"], 1);
     assert_eq!(stats["scopes"][0]["bytes"], 70_000);
     let schema = ok(&tool("ezdb", &db, &["schema", "check"]));
     assert!(schema.contains("compatible"));
+}
+
+/// Every chunk as (name_hash, offset, md5 of the bytes) and every row, sorted: the whole state.
+async fn snapshot(db: &TestDb) -> (Vec<(String, u64, String)>, Vec<(String, String, u64)>) {
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
+    let chunks = sqlx::query_as(
+        "SELECT CAST(name_hash AS CHAR), CAST(`offset` AS UNSIGNED), MD5(filedata) FROM ezdbfile_data ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let rows = sqlx::query_as("SELECT CAST(name_hash AS CHAR), CAST(name AS CHAR), size FROM ezdbfile ORDER BY 1")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    (chunks, rows)
+}
+
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test]
+async fn repair_keeps_every_byte_and_restore_brings_back_what_it_set_aside() {
+    let (db, c) = setup().await;
+    let opts = StoreOptions::new("image", "image/png");
+    let files: [(&str, usize); 6] = [
+        ("ok", 70_000),
+        ("big", 70_000),
+        ("zero", 70_000),
+        ("overlap", 140_000),
+        ("lost", 140_000),
+        ("real", 200_000),
+    ];
+    for (i, (name, len)) in files.iter().enumerate() {
+        c.store(name, &content(*len, i as u8), &opts).await.unwrap();
+    }
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
+    for sql in [
+        "UPDATE ezdbfile SET size = size + 10 WHERE name = 'big'",
+        "UPDATE ezdbfile SET size = 0 WHERE name = 'zero'",
+        "INSERT INTO ezdbfile_data VALUES (MD5('overlap'), 1000, 'extra')",
+        "DELETE FROM ezdbfile_data WHERE name_hash = MD5('lost') AND `offset` = 65535",
+        "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, size, mtime, expired)
+         SELECT name, name_trunk, 'copyhash', scope, datatype, size, mtime, expired FROM ezdbfile WHERE name = 'real'",
+    ] {
+        conn.execute(sql).await.unwrap();
+    }
+    let damaged = snapshot(&db).await;
+    let plan: serde_json::Value =
+        serde_json::from_slice(&tool("ezdb", &db, &["check", "--repair", "--dry-run", "--json"]).stdout).unwrap();
+    assert_eq!(snapshot(&db).await, damaged, "a dry run changes nothing");
+    let planned: Vec<_> = plan["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["plan"].clone())
+        .collect();
+    let report: serde_json::Value =
+        serde_json::from_str(ok(&tool("ezdb", &db, &["check", "--repair", "--json"])).trim()).unwrap();
+    let done: Vec<_> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["plan"].clone())
+        .collect();
+    assert_eq!(planned, done, "the dry run shows exactly what the repair does");
+    assert!(report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["status"] != "found"));
+    for (i, (name, len)) in files.iter().enumerate() {
+        if *name == "lost" {
+            assert!(c.stat(name).await.unwrap().is_none());
+        } else {
+            assert_eq!(c.fetch(name).await.unwrap(), content(*len, i as u8), "{name}");
+        }
+    }
+    let listed: serde_json::Value =
+        serde_json::from_str(ok(&tool("ezdb", &db, &["check", "--quarantine", "--json"])).trim()).unwrap();
+    let items = listed["quarantine"].as_array().unwrap();
+    assert!(
+        items.iter().any(|i| i["name"] == "lost" && i["removed"] == "row"),
+        "{listed}"
+    );
+    let lost_id = items.iter().find(|i| i["name"] == "lost").unwrap()["id"].to_string();
+    let text = ok(&tool("ezdb", &db, &["check", "--repair"]));
+    assert!(text.contains("0 problem(s)"), "{text}");
+    let would = ok(&tool(
+        "ezdb",
+        &db,
+        &["check", &format!("--restore={lost_id}"), "--dry-run"],
+    ));
+    assert!(would.contains("would restore") && would.contains("lost"), "{would}");
+    ok(&tool("ezdb", &db, &["check", "--restore"]));
+    let restored = snapshot(&db).await;
+    assert_eq!(restored.0, damaged.0, "every chunk is back, byte for byte");
+    assert_eq!(restored.1, damaged.1, "every row is back as it was");
+    assert!(failed(&tool("ezdb", &db, &["check", "--restore=999"])).contains("not restored"));
+}
+
+#[tokio::test]
+async fn a_repair_racing_uploads_of_the_rows_it_examines_never_removes_an_upload() {
+    let (db, c) = setup().await;
+    let opts = StoreOptions::new("image", "image/png");
+    let names: Vec<String> = (0..3000).map(|i| format!("var/site/storage/f{i}.png")).collect();
+    for name in &names {
+        c.store(name, b"first version", &opts).await.unwrap();
+    }
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
+    // Half lose their only chunk (a repair sets the row aside), half say 10 bytes too many.
+    conn.execute("SET FOREIGN_KEY_CHECKS = 0").await.unwrap();
+    conn.execute("DELETE d FROM ezdbfile_data d JOIN ezdbfile f ON f.name_hash = d.name_hash WHERE MID(f.name, LENGTH(f.name) - 4, 1) IN ('1', '3', '5', '7', '9')")
+        .await
+        .unwrap();
+    conn.execute(
+        "UPDATE ezdbfile SET size = size + 10 WHERE MID(name, LENGTH(name) - 4, 1) IN ('0', '2', '4', '6', '8')",
+    )
+    .await
+    .unwrap();
+    let repair = Command::new(env!("CARGO_BIN_EXE_ezdb"))
+        .env("EZDB_URL", &db.url)
+        .args(["check", "--repair"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Meanwhile every file is uploaded again, in the order of the keys the repair walks, from
+    // the far end, so some uploads land before the repair reaches them and some after.
+    let mut order = names.clone();
+    order.sort_by_key(|n| ezdb_core::name_hash(n));
+    order.reverse();
+    let uploads: Vec<_> = order
+        .chunks(750)
+        .map(|part| {
+            let (c, part, opts) = (c.clone(), part.to_vec(), opts.clone());
+            tokio::spawn(async move {
+                for name in part {
+                    c.store(&name, format!("uploaded {name}").as_bytes(), &opts)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for upload in uploads {
+        upload.await.unwrap();
+    }
+    let repair = tokio::task::spawn_blocking(move || repair.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&repair.stdout);
+    assert!(
+        stdout.contains("problem(s)"),
+        "the repair ran: {stdout}{}",
+        String::from_utf8_lossy(&repair.stderr)
+    );
+    for name in &names {
+        assert_eq!(
+            c.fetch(name).await.unwrap_or_else(|e| panic!("{name}: {e}\n{stdout}")),
+            format!("uploaded {name}").as_bytes(),
+            "{name}: the upload survives the repair"
+        );
+    }
+    let changed = stdout.matches("changed since the check").count();
+    let repaired = stdout.matches("(repaired").count();
+    println!("repairs: {repaired} done before the upload, {changed} found the upload and left it alone");
+}
+
+#[tokio::test]
+async fn expiry_means_what_the_legacy_scripts_mean_and_never_the_future() {
+    let (db, c) = setup().await;
+    let now = c.now();
+    for (name, age_days) in [("img/40-days", 40), ("img/10-days", 10)] {
+        c.store(name, b"x", &at(now - age_days * 86_400, "image"))
+            .await
+            .unwrap();
+        c.delete(name).await.unwrap();
+    }
+    let view = "var/site/cache/content/site/2-a.cache";
+    c.store(view, b"v", &at(now - 3_600, "viewcache")).await.unwrap();
+    // clusterpurge.php: --expiry=30 is 30 days.
+    let purged = ok(&tool("ezcache", &db, &["--purge", "--scope=image", "--expiry=30"]));
+    assert!(purged.contains("removed 1 file(s)"), "{purged}");
+    assert!(c.stat("img/40-days").await.unwrap().is_none());
+    assert!(c.stat("img/10-days").await.unwrap().is_some(), "10 days < 30 days");
+    // Nothing an operator types means "the future" for a purge.
+    for args in [
+        &["--purge", "--scope=image", "--expiry=-3600"][..],
+        &["--purge", "--scope=image", "--expiry=+1 day"],
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=+1 hour",
+        ],
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=@9999999999",
+        ],
+    ] {
+        let line = failed(&tool("ezcache", &db, args));
+        assert!(line.contains("future"), "{args:?}: {line}");
+    }
+    // ezcache.php hands --expiry to strtotime: a bare number is refused, not guessed.
+    let line = failed(&tool(
+        "ezcache",
+        &db,
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=-3600",
+        ],
+    ));
+    assert!(line.contains("-3600 days") || line.contains("seconds ago"), "{line}");
+    assert!(c.exists(view).await.unwrap(), "no refused purge removed anything");
+    assert!(c.stat("img/10-days").await.unwrap().is_some());
+    // A purge or clear that matches nothing says so.
+    let nothing = ok(&tool("ezcache", &db, &["--purge", "--scope=binaryfile", "--expiry=30"]));
+    assert!(nothing.contains("nothing matched"), "{nothing}");
+    let nothing = ok(&tool(
+        "ezcache",
+        &db,
+        &["--cache-dir=var/site/cache", "--clear-id=rss_cache"],
+    ));
+    assert!(nothing.contains("nothing matched"), "{nothing}");
+    // A real purge lists no names and no "... and N more".
+    c.store(
+        "var/site/cache/content/site/3-b.cache",
+        b"v",
+        &at(now - 10 * 86_400, "viewcache"),
+    )
+    .await
+    .unwrap();
+    let purged = ok(&tool(
+        "ezcache",
+        &db,
+        &[
+            "--cache-dir=var/site/cache",
+            "--clear-id=content",
+            "--purge",
+            "--expiry=-2 days",
+        ],
+    ));
+    assert!(purged.contains("removed 1") && !purged.contains("more"), "{purged}");
+}
+
+#[tokio::test]
+async fn cache_dir_is_found_or_a_wrong_one_is_named() {
+    let (db, c) = setup().await;
+    c.store("var/site/cache/rss/a.xml", b"x", &at(c.now() - 60, "rss"))
+        .await
+        .unwrap();
+    // Not given: the only cache directory of the cluster is used.
+    let out = tool("ezcache", &db, &["--clear-id=rss_cache"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cache-dir=var/site/cache"),
+        "{out:?}"
+    );
+    assert!(ok(&out).contains("marked 1 file(s)"));
+    // A wrong one warns, naming the directories the cluster holds.
+    let out = tool("ezcache", &db, &["--cache-dir=var/other/cache", "--clear-id=rss_cache"]);
+    let warning = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        warning.contains("warning") && warning.contains("var/site/cache"),
+        "{warning}"
+    );
+    assert!(ok(&out).contains("nothing matched"));
+    // Several sites: the choice is the operator's.
+    c.store("var/two/cache/rss/b.xml", b"x", &at(c.now() - 60, "rss"))
+        .await
+        .unwrap();
+    let line = failed(&tool("ezcache", &db, &["--clear-id=rss_cache"]));
+    assert!(
+        line.contains("var/site/cache") && line.contains("var/two/cache"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_are_one_line_and_exit_1_and_every_report_has_json() {
+    let (db, _c) = setup().await;
+    for (bin, args) in [
+        ("ezcache", &["--no-such-flag"][..]),
+        ("ezcache", &["--iteration-limit=abc", "--purge", "--scope=x"]),
+        ("ezdb", &[]),
+        ("ezdb", &["frobnicate"]),
+        ("ezdb", &["check", "--bogus"]),
+    ] {
+        let out = tool(bin, &db, args);
+        assert_eq!(out.status.code(), Some(1), "{bin} {args:?}: {out:?}");
+        let line = failed(&out);
+        assert!(line.contains("see --help"), "{line}");
+    }
+    let help = tool("ezdb", &db, &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Examples"));
+    let list: serde_json::Value =
+        serde_json::from_str(ok(&tool("ezcache", &db, &["--list", "--json"])).trim()).unwrap();
+    assert!(
+        list["clustered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == "content"),
+        "{list}"
+    );
+    assert!(list["local_only"].as_array().is_some());
 }
 
 #[tokio::test]

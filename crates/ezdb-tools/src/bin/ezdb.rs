@@ -1,12 +1,17 @@
-// ezdb: administration of an ezdb cluster: schema install/check, import a site's var/ tree,
-// export to disk, consistency check and repair, statistics. Exit 0 on success, 1 on error.
+//! ezdb: administration of an ezdb cluster: schema install/check/upgrade, import a site's var/
+//! tree, export to disk, consistency check and repair, statistics. Exit 0 on success, 1 with
+//! one line on error (usage errors included).
 
 use clap::{Parser, Subcommand};
-use ezdb_core::{Cluster, FileMeta, ScopeFilter, StoreOptions, Visibility};
+use ezdb_core::{
+    Cluster, FileMeta, Outcome, QuarantineItem, Restored, ScopeFilter, StoreOptions, Visibility, QUARANTINE_TABLE,
+};
+use ezdb_tools::cli::{fail, parse_or_exit};
 use ezdb_tools::connect::{connect, URL_HELP};
 use ezdb_tools::emit;
 use ezdb_tools::files::{classify, export_path, read_spread_manifest, Layout, SPREAD_MANIFEST};
 use ezdb_tools::progress::Progress;
+use ezdb_tools::schema_cmd::{self, SchemaAction};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -18,10 +23,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
     about = "Administer an ezdb cluster database",
     after_help = "Examples:
   ezdb --url=mysql://ez:pw@db/cluster schema install
-  ezdb schema check                     # is this (legacy) database compatible?
+  ezdb schema check                     # every risk of this (legacy) database, and its fix
+  ezdb schema upgrade --dry-run         # the statements upgrade would run
   ezdb import /var/www/site --dry-run   # what clusterize would store from /var/www/site/var
   ezdb export /srv/backup               # every live file back to disk
-  ezdb check --verify --repair
+  ezdb check --repair --dry-run         # what a repair would do
+  ezdb check --verify --repair          # removed bytes go to ezdbfile_quarantine
+  ezdb check --restore=7                # put quarantined item 7 back
   ezdb stats --json"
 )]
 struct Args {
@@ -36,10 +44,10 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the cluster tables (idempotent), or check an existing database.
+    /// Create the cluster tables (idempotent), check an existing database, or upgrade it.
     Schema {
-        #[arg(value_parser = ["install", "check"])]
-        action: String,
+        #[command(subcommand)]
+        action: SchemaAction,
     },
     /// Store every clustered file of a site's var/ tree (the legacy clusterize step).
     Import {
@@ -61,14 +69,25 @@ enum Command {
         #[arg(long, value_name = "N")]
         max_per_dir: Option<usize>,
     },
-    /// Find inconsistencies in the tables; optionally read every file, and repair.
+    /// Find inconsistencies in the tables; optionally read every file, repair, or restore what
+    /// a repair set aside.
     Check {
         /// Also read every live file through the checked reader and print its sha256.
         #[arg(long)]
         verify: bool,
-        /// Repair what can be repaired safely (each repair is described in the report).
+        /// Repair what can be repaired without loss; whatever a repair removes is moved to the
+        /// quarantine (table ezdbfile_quarantine) first.
         #[arg(long)]
         repair: bool,
+        /// With --repair or --restore: show exactly what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Put quarantined items back (all, or the ids given: --restore=3,7).
+        #[arg(long, value_name = "IDS", num_args = 0..=1, default_missing_value = "all")]
+        restore: Option<String>,
+        /// List what is in the quarantine.
+        #[arg(long)]
+        quarantine: bool,
     },
     /// Files and bytes by scope, live and expired, and the generation locks.
     Stats,
@@ -76,47 +95,39 @@ enum Command {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let args = Args::parse();
+    let args: Args = parse_or_exit("ezdb");
     let outcome = match connect(args.url, |c| c).await {
         Ok(cluster) => run(&cluster, args.command, args.json).await,
         Err(e) => Err(e),
     };
     if let Err(message) = outcome {
-        eprintln!("ezdb: error: {message}");
-        std::process::exit(1);
+        fail("ezdb", &message);
     }
 }
 
 async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), String> {
     match command {
-        Command::Schema { action } if action == "install" => {
-            cluster.install_schema().await.map_err(|e| e.to_string())?;
-            emit!("schema installed (existing tables were kept)");
-            Ok(())
-        }
-        Command::Schema { .. } => schema_check(cluster).await,
+        Command::Schema { action } => schema_cmd::run(cluster, action, json).await,
         Command::Import { site, dry_run } => import(cluster, &site, dry_run, json).await,
         Command::Export {
             dir,
             scope,
             max_per_dir,
         } => export(cluster, &dir, scope, max_per_dir, json).await,
-        Command::Check { verify, repair } => check(cluster, verify, repair, json).await,
+        Command::Check {
+            restore: Some(ids),
+            dry_run,
+            ..
+        } => restore(cluster, &ids, dry_run, json).await,
+        Command::Check { quarantine: true, .. } => list_quarantine(cluster, json).await,
+        Command::Check {
+            verify,
+            repair,
+            dry_run,
+            ..
+        } => check(cluster, verify, repair && !dry_run, json).await,
         Command::Stats => stats(cluster, json).await,
     }
-}
-
-async fn schema_check(cluster: &Cluster) -> Result<(), String> {
-    let problems = cluster.check_schema().await.map_err(|e| e.to_string())?;
-    if problems.is_empty() {
-        emit!("schema is compatible");
-        return Ok(());
-    }
-    problems.iter().for_each(|p| emit!("- {p}"));
-    Err(format!(
-        "{} schema difference(s); `ezdb schema install` adds what is missing",
-        problems.len()
-    ))
 }
 
 async fn import(cluster: &Cluster, site: &Path, dry_run: bool, json: bool) -> Result<(), String> {
@@ -293,23 +304,50 @@ fn set_mtime(path: &Path, meta: &FileMeta) {
 async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Result<(), String> {
     let problems = cluster.check().await.map_err(|e| e.to_string())?;
     let mut report = Vec::new();
-    let mut unrepaired = 0;
-    for problem in &problems {
-        let repaired = if repair {
-            cluster.repair(problem).await.map_err(|e| e.to_string())?
+    let (mut left, mut repaired, mut notes, mut quarantined) = (0usize, 0usize, 0usize, 0usize);
+    for (i, problem) in problems.iter().enumerate() {
+        let outcome = if repair {
+            Some(cluster.repair(problem).await.map_err(|e| e.to_string())?)
         } else {
-            false
+            None
         };
-        unrepaired += usize::from(!repaired);
-        if !json {
-            let status = if repaired {
-                format!("repaired: {}", problem.repair_action())
-            } else {
-                format!("repair would {}", problem.repair_action())
-            };
-            emit!("{}: {} ({status})", problem.kind(), problem.describe());
+        let settled_above = problems[..i].iter().any(|p| p.stored_hash() == problem.stored_hash());
+        let quarantine = match &outcome {
+            Some(Outcome::Repaired { quarantine }) => *quarantine,
+            _ => None,
+        };
+        let (status, text) = match &outcome {
+            _ if problem.is_note() => ("note", format!("note: {}", problem.plan())),
+            None => ("found", format!("repair would {}", problem.plan())),
+            Some(Outcome::Repaired { quarantine: None }) => ("repaired", format!("repaired: {}", problem.plan())),
+            Some(Outcome::Repaired { quarantine: Some(id) }) => (
+                "repaired",
+                format!(
+                    "repaired: {}; removed bytes are in {QUARANTINE_TABLE} #{id} (`ezdb check --restore={id}` puts them back)",
+                    problem.plan()
+                ),
+            ),
+            Some(Outcome::Changed) if settled_above => ("settled", "settled by the repair above".to_owned()),
+            Some(Outcome::Changed) => (
+                "changed",
+                "left alone: the row changed since the check (an upload?); run the check again".to_owned(),
+            ),
+            Some(Outcome::NeedsDecision) => ("needs-decision", format!("left alone, {}", problem.plan())),
+        };
+        match status {
+            "note" => notes += 1,
+            "repaired" | "settled" => repaired += 1,
+            _ => left += 1,
         }
-        report.push(json!({"kind": problem.kind(), "detail": problem.describe(), "repaired": repaired}));
+        quarantined += usize::from(quarantine.is_some());
+        if !json {
+            emit!("{}: {} ({text})", problem.kind(), problem.describe());
+        }
+        report.push(
+            json!({"kind": problem.kind(), "stored_hash": problem.stored_hash(), "detail": problem.describe(),
+                           "plan": problem.plan(), "status": status, "repaired": status == "repaired",
+                           "quarantine_id": quarantine}),
+        );
     }
     let digests = if verify {
         verify_all(cluster, json).await?
@@ -318,17 +356,95 @@ async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Res
     };
     let unreadable = digests.iter().filter(|d| d["sha256"].is_null()).count();
     if json {
-        emit!("{}", json!({"problems": report, "files": digests}));
+        emit!(
+            "{}",
+            json!({"problems": report, "files": digests, "left": left, "repaired": repaired,
+                   "quarantined": quarantined, "quarantine_table": QUARANTINE_TABLE})
+        );
     } else {
         emit!(
-            "{} problem(s), {} repaired; {} file(s) verified, {unreadable} unreadable",
-            problems.len(),
-            problems.len() - unrepaired,
+            "{} problem(s), {repaired} repaired, {quarantined} set aside in {QUARANTINE_TABLE}, {notes} note(s); {} file(s) verified, {unreadable} unreadable",
+            problems.len() - notes,
             digests.len()
         );
     }
-    if unrepaired > 0 || unreadable > 0 {
-        return Err(format!("{unrepaired} problem(s) left, {unreadable} unreadable file(s)"));
+    if left > 0 || unreadable > 0 {
+        let hint = if repair {
+            ""
+        } else {
+            "; `ezdb check --repair --dry-run` shows the repairs"
+        };
+        return Err(format!("{left} problem(s) left, {unreadable} unreadable file(s){hint}"));
+    }
+    Ok(())
+}
+
+async fn list_quarantine(cluster: &Cluster, json: bool) -> Result<(), String> {
+    let items = cluster.quarantined().await.map_err(|e| e.to_string())?;
+    if json {
+        let items: Vec<_> = items.iter().map(quarantine_json).collect();
+        emit!("{}", json!({"quarantine": items}));
+        return Ok(());
+    }
+    for item in &items {
+        emit!("{}", quarantine_line(item));
+    }
+    emit!("{} item(s) in {QUARANTINE_TABLE}", items.len());
+    Ok(())
+}
+
+fn quarantine_json(item: &QuarantineItem) -> serde_json::Value {
+    json!({"id": item.id, "quarantined_at": item.quarantined_at, "reason": item.reason, "removed": item.removed,
+           "stored_hash": item.name_hash, "name": item.name, "chunks": item.chunks, "bytes": item.bytes})
+}
+
+fn quarantine_line(item: &QuarantineItem) -> String {
+    let name = item.name.as_deref().unwrap_or(&item.name_hash);
+    format!(
+        "#{} {name}: {} ({} chunk(s), {} bytes) set aside for {}",
+        item.id, item.removed, item.chunks, item.bytes, item.reason
+    )
+}
+
+async fn restore(cluster: &Cluster, ids: &str, dry_run: bool, json: bool) -> Result<(), String> {
+    let items = cluster.quarantined().await.map_err(|e| e.to_string())?;
+    let wanted: Vec<u64> = if ids == "all" {
+        items.iter().map(|i| i.id).collect()
+    } else {
+        ids.split(',')
+            .map(|id| {
+                id.trim().parse().map_err(|_| {
+                    format!("--restore={ids}: give quarantine ids (see `ezdb check --quarantine`) or no value for all")
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut report = Vec::new();
+    let mut failed = 0;
+    for id in wanted {
+        let item = items.iter().find(|i| i.id == id);
+        let (status, text) = match (item, dry_run) {
+            (None, _) => ("no-such-item", format!("#{id}: no such item in {QUARANTINE_TABLE}")),
+            (Some(item), true) => ("would-restore", format!("would restore {}", quarantine_line(item))),
+            (Some(item), false) => match cluster.restore(id).await.map_err(|e| e.to_string())? {
+                Restored::Restored { .. } => ("restored", format!("restored {}", quarantine_line(item))),
+                Restored::Conflict(why) => ("conflict", format!("#{id} kept in the quarantine: {why}")),
+                Restored::NoSuchItem => ("no-such-item", format!("#{id}: restored by another run meanwhile")),
+            },
+        };
+        failed += usize::from(matches!(status, "conflict" | "no-such-item"));
+        if !json {
+            emit!("{text}");
+        }
+        report.push(json!({"id": id, "status": status, "detail": text}));
+    }
+    if json {
+        emit!("{}", json!({"dry_run": dry_run, "restores": report}));
+    } else if report.is_empty() {
+        emit!("nothing in {QUARANTINE_TABLE} to restore");
+    }
+    if failed > 0 {
+        return Err(format!("{failed} item(s) not restored"));
     }
     Ok(())
 }
