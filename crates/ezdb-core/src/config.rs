@@ -34,9 +34,9 @@ pub struct ClusterConfig {
     pub max_attempts: u32,
     /// First backoff between attempts; doubled each time, with jitter.
     pub retry_backoff: Duration,
-    /// On Galera (certification conflicts) and after a host failure (failover to the next host
-    /// of the URL), attempts go on past `max_attempts` until this much time has passed since
-    /// the first one.
+    /// On Galera (certification conflicts, a node rejoining) and after a host failure when the
+    /// URL names other hosts to fail over to, attempts go on past `max_attempts` until this
+    /// much time has passed since the first one.
     pub retry_budget: Duration,
     /// URLs of asynchronous read replicas of the primary (`url`). Plain reads (fetch, stat,
     /// exists, streams) go to one of them when it is up, replicating and at most

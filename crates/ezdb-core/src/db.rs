@@ -275,6 +275,12 @@ impl Db {
                             self.choice.succeeded(i);
                             return Ok(Conn::new(Held::Pooled(conn), i));
                         }
+                        // Every connection open and in use: the pool is busy, the host is fine.
+                        Err(e @ sqlx::Error::PoolTimedOut)
+                            if pools[i].size() >= pools[i].options().get_max_connections() =>
+                        {
+                            return Err(e);
+                        }
                         Err(e) => {
                             self.choice.failed(i, &e.to_string());
                             last = Some(e);
@@ -366,8 +372,8 @@ impl Db {
     /// Runs `attempt` until it succeeds, retrying the whole transaction on deadlocks,
     /// certification conflicts, lock-wait timeouts, nodes not ready and lost connections, with
     /// jittered exponential backoff: at most `max_attempts` times, or, on Galera and after a
-    /// host failure, until `retry_budget` has passed since the first attempt (whichever allows
-    /// more). A host failure moves the next attempt to the next host of the URL. A connection
+    /// host failure with other hosts to try, until `retry_budget` has passed since the first
+    /// attempt (whichever allows more). A host failure moves the next attempt to the next host of the URL. A connection
     /// lost during COMMIT is reported as an unknown outcome, never retried.
     pub(crate) async fn retrying<T, F, Fut>(&self, op: Op, name: &str, mut attempt: F) -> Result<T>
     where
@@ -395,7 +401,7 @@ impl Db {
                 }
                 (_, AttemptError::Final(e)) => return Err(e),
                 (Some(conn), AttemptError::Sql(source)) if conn.commit_lost => {
-                    self.choice.failed(conn.host, &source.to_string());
+                    self.choice.left(conn.host);
                     conn.discard();
                     return Err(Error::OutcomeUnknown {
                         op,
@@ -419,11 +425,14 @@ impl Db {
             if kind.is_host_failure() {
                 host_failed = true;
                 if let Some(host) = host {
-                    self.choice.failed(host, &error.to_string());
+                    self.choice.left(host);
                 }
             }
             let wait = retry::backoff(self.backoff, tries, kind);
-            let within_budget = (self.is_galera() || host_failed) && started.elapsed() + wait < self.retry_budget;
+            // A single plain server that is down gets `max_attempts` and fails fast; a cluster
+            // (Galera, or several hosts to fail over to) gets the time budget.
+            let budgeted = self.is_galera() || (host_failed && self.hosts.len() > 1);
+            let within_budget = budgeted && started.elapsed() + wait < self.retry_budget;
             if tries >= self.max_attempts && !within_budget {
                 return Err(Error::db(op, name, error));
             }

@@ -90,14 +90,21 @@ impl HostChoice {
         healthy(&self.keys[i]);
     }
 
-    /// Records that host `i` failed (connect refused, connection lost, node not ready): the
-    /// next connection goes to the next host.
+    /// Records that a connect to host `i` failed (refused, timed out, node not ready): it is
+    /// left alone for a backoff and the next connection goes to the next host.
     pub(crate) fn failed(&self, i: usize, error: &str) {
+        self.left(i);
+        failed(&self.keys[i], error);
+    }
+
+    /// Records that a connection to host `i` broke in use (lost, or the node stopped being
+    /// ready): the next connection goes to the next host, which its connect then vets. No
+    /// backoff: one killed session says nothing about the host.
+    pub(crate) fn left(&self, i: usize) {
         let n = self.keys.len();
         let _ = self
             .current
             .compare_exchange(i, (i + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
-        failed(&self.keys[i], error);
     }
 
     /// When every host is within its backoff after a failure: the wait left and the last error,
