@@ -56,10 +56,17 @@ impl Fixture {
         database_url(&self.galera.multi_host_url(), &self.database)
     }
 
+    /// A handle on `node`; a node that just rejoined may take a moment to accept clients on a
+    /// loaded machine, so connecting is retried for up to 30 s.
     async fn node(&self, node: usize) -> Cluster {
-        Cluster::connect(ClusterConfig::new(self.url(node)).with_pool(4))
-            .await
-            .unwrap_or_else(|e| panic!("connect to Galera node {}: {e}", node + 1))
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match Cluster::connect(ClusterConfig::new(self.url(node)).with_pool(4)).await {
+                Ok(cluster) => return cluster,
+                Err(e) if Instant::now() >= deadline => panic!("connect to Galera node {}: {e}", node + 1),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
     }
 }
 
