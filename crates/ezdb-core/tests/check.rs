@@ -289,3 +289,45 @@ async fn stats_count_files_bytes_and_locks() {
     assert_eq!(stats.locks.len(), 1);
     assert_eq!(stats.locks[0].name, "c.generating");
 }
+
+#[tokio::test]
+async fn stats_count_entries_a_global_expiry_key_expired() {
+    let (_db, cluster) = cluster().await;
+    let now = cluster.now();
+    let at = |mtime| StoreOptions {
+        mtime: Some(mtime),
+        ..StoreOptions::new("template-block", "php")
+    };
+    for i in 0..4 {
+        let name = format!("var/site/cache/template-block/1/{i}.cache");
+        cluster.store(&name, &[1; 10], &at(now - 100)).await.unwrap();
+    }
+    cluster
+        .store("var/site/cache/template-block/1/new.cache", &[1; 10], &at(now + 100))
+        .await
+        .unwrap();
+    cluster
+        .store(
+            "var/site/cache/content/site/2-a.cache",
+            &[1; 10],
+            &StoreOptions::new("viewcache", "php"),
+        )
+        .await
+        .unwrap();
+    let before = cluster.stats().await.unwrap();
+    let blocks = |s: &ezdb_core::Stats| s.scopes.iter().find(|s| s.scope == "template-block").unwrap().clone();
+    assert_eq!((blocks(&before).expired_files, blocks(&before).expired_by_key), (0, 0));
+    cluster
+        .set_global_expiry("global-template-block-cache", Some(now))
+        .await
+        .unwrap();
+    let after = cluster.stats().await.unwrap();
+    let b = blocks(&after);
+    assert_eq!(
+        (b.files, b.expired_files, b.expired_bytes, b.expired_by_key),
+        (5, 4, 40, 4),
+        "{b:?}"
+    );
+    let view = after.scopes.iter().find(|s| s.scope == "viewcache").unwrap();
+    assert_eq!(view.expired_files, 0, "a key expires only its own scope");
+}

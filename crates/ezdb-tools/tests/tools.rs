@@ -94,6 +94,15 @@ async fn clear_moves_the_key_and_purge_removes_only_older_entries() {
         0,
         "no row changed"
     );
+    let stats: serde_json::Value = serde_json::from_str(ok(&tool("ezdb", &db, &["stats", "--json"])).trim()).unwrap();
+    let views = stats["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scope"] == "viewcache")
+        .unwrap();
+    assert_eq!(views["expired_files"], 2, "stats count what the key expired: {stats}");
+    assert_eq!(views["expired_by_global_key"], 2, "{stats}");
     c.store(&view("4-after"), b"v", &at(now + 100, "viewcache"))
         .await
         .unwrap();

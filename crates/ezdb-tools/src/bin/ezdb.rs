@@ -676,7 +676,8 @@ async fn stats(cluster: &Cluster, json: bool) -> Result<(), String> {
             .iter()
             .map(|s| {
                 json!({"scope": s.scope, "files": s.files, "bytes": s.bytes, "expired_files": s.expired_files,
-                             "expired_bytes": s.expired_bytes, "oldest_mtime": s.oldest, "newest_mtime": s.newest})
+                             "expired_bytes": s.expired_bytes, "expired_by_global_key": s.expired_by_key,
+                       "oldest_mtime": s.oldest, "newest_mtime": s.newest})
             })
             .collect();
         let locks: Vec<_> = stats
@@ -688,21 +689,23 @@ async fn stats(cluster: &Cluster, json: bool) -> Result<(), String> {
         return Ok(());
     }
     emit!(
-        "{:<24} {:>10} {:>14} {:>10} {:>14}",
+        "{:<24} {:>10} {:>14} {:>10} {:>14} {:>10}",
         "scope",
         "files",
         "bytes",
         "expired",
-        "expired bytes"
+        "expired bytes",
+        "(by key)"
     );
     for s in &stats.scopes {
         emit!(
-            "{:<24} {:>10} {:>14} {:>10} {:>14}",
+            "{:<24} {:>10} {:>14} {:>10} {:>14} {:>10}",
             s.scope,
             s.files,
             s.bytes,
             s.expired_files,
-            s.expired_bytes
+            s.expired_bytes,
+            s.expired_by_key
         );
     }
     emit!(
