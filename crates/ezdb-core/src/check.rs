@@ -333,7 +333,17 @@ fn fix_for(size: u64, chunks: &[Chunk], grid: u64) -> LayoutFix {
         return LayoutFix::Mend { size: None, remove };
     }
     if end > size {
-        // The run from 0 holds more than the size says: keep every byte readable.
+        // Legacy stores delete old chunks with `offset > size`, so a shorter new version whose
+        // size is on the grid keeps the old version's chunk at exactly `size`, and nothing
+        // beyond: that chunk is the stale tail. Any other run past the size is the file.
+        let beyond: Vec<&Chunk> = chunks.iter().filter(|c| c.offset >= size).collect();
+        let stale_tail = size > 0 && size % grid == 0 && beyond.len() == 1 && beyond[0].offset == size;
+        if stale_tail {
+            let mut remove = remove;
+            remove.push(size);
+            remove.sort_unstable();
+            return LayoutFix::Mend { size: None, remove };
+        }
         return LayoutFix::Mend {
             size: Some(end),
             remove,
@@ -801,9 +811,14 @@ mod tests {
             analyze_layout(0, &chunks(&[(0, 10), (10, 5)]), 10).1,
             mend(Some(15), vec![])
         );
-        // chunks beyond a size on the grid: still every byte kept readable.
+        // the legacy stale tail: a new version ending on the grid, the old one's chunk at its end.
         assert_eq!(
             analyze_layout(20, &chunks(&[(0, 10), (10, 10), (20, 3)]), 10).1,
+            mend(None, vec![20])
+        );
+        // more than that beyond a size on the grid: the size is wrong, every byte stays readable.
+        assert_eq!(
+            analyze_layout(10, &chunks(&[(0, 10), (10, 10), (20, 3)]), 10).1,
             mend(Some(23), vec![])
         );
         // an extra overlapping chunk: every byte is still in the run from 0.

@@ -62,6 +62,7 @@ async fn every_damage_is_found_and_repaired_without_losing_a_byte() {
         ("gapover", 140_000),
         ("lost", 140_000),
         ("stray", 70_000),
+        ("staletail", 131_070),
         ("flag", 10),
         ("trunk", 10),
     ];
@@ -82,7 +83,10 @@ async fn every_damage_is_found_and_repaired_without_losing_a_byte() {
             "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, size, mtime, expired)
              SELECT name, name_trunk, 'copyhash', scope, datatype, size, mtime, expired FROM ezdbfile WHERE name = 'real'",
             "UPDATE ezdbfile SET size = size + 10 WHERE name = 'big'",
-            "UPDATE ezdbfile SET size = 65535 WHERE name = 'small'",
+            "UPDATE ezdbfile SET size = 60000 WHERE name = 'small'",
+            // A legacy store of a shorter version ending on the chunk grid keeps the old
+            // version's chunk at exactly the new size (spec 2.5).
+            "INSERT INTO ezdbfile_data VALUES (MD5('staletail'), 131070, 'old version tail')",
             "UPDATE ezdbfile SET size = 0 WHERE name = 'zero'",
             "INSERT INTO ezdbfile_data VALUES (MD5('overlap'), 3000, REPEAT('x', 500))",
             // A gap and an overlap with an unchanged total.
@@ -114,6 +118,7 @@ async fn every_damage_is_found_and_repaired_without_losing_a_byte() {
         ("gapover", "layout"),
         ("lost", "layout"),
         ("stray", "layout"),
+        ("staletail", "layout"),
         ("flag", "expired-flag"),
         ("trunk", "wrong-trunk"),
         ("old.generating", "stale-lock"),
