@@ -1059,3 +1059,41 @@ async fn import_keeps_the_clusters_deleted_and_newer_files_and_names_what_it_can
     );
     std::fs::remove_dir_all(site).unwrap();
 }
+
+#[tokio::test]
+async fn verify_against_a_manifest_names_every_difference() {
+    use sha2::Digest;
+    let (db, c) = setup().await;
+    let opts = StoreOptions::new("image", "image/png");
+    for name in ["var/s/storage/a.png", "var/s/storage/b.png", "var/s/storage/c.png"] {
+        c.store(name, name.as_bytes(), &opts).await.unwrap();
+    }
+    let dir = scratch("manifest");
+    let manifest = dir.join("manifest.txt");
+    // The output of --verify is a manifest; so is sha256sum's (binary mode, ./ paths).
+    let verified = ok(&tool("ezdb", &db, &["check", "--verify"]));
+    let sha_c = format!("{:x}", sha2::Sha256::digest(b"var/s/storage/c.png"));
+    let verified: String = verified
+        .lines()
+        .filter(|l| !l.contains("c.png"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&manifest, format!("{verified}{sha_c} *./var/s/storage/c.png\n")).unwrap();
+    let path = manifest.to_str().unwrap();
+    let same = ok(&tool("ezdb", &db, &["check", &format!("--against={path}")]));
+    assert!(same.contains("3 file(s) verified"), "{same}");
+    c.store("var/s/storage/b.png", b"changed", &opts).await.unwrap();
+    c.delete("var/s/storage/c.png").await.unwrap();
+    let out = tool("ezdb", &db, &["check", &format!("--against={path}")]);
+    let line = failed(&out);
+    assert!(line.contains("2 manifest mismatch(es)"), "{line}");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("MISMATCH var/s/storage/b.png: differs"), "{report}");
+    assert!(
+        report.contains("MISMATCH var/s/storage/c.png: in the manifest, not a live file"),
+        "{report}"
+    );
+    std::fs::write(&manifest, "not a manifest\n").unwrap();
+    assert!(failed(&tool("ezdb", &db, &["check", &format!("--against={path}")])).contains("no '<sha256>"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -77,6 +77,10 @@ enum Command {
         /// Also read every live file through the checked reader and print its sha256.
         #[arg(long)]
         verify: bool,
+        /// With --verify (implied): compare with a manifest of `<sha256>  <name>` lines (the
+        /// output of `ezdb check --verify`, or `sha256sum` run in the site root).
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
         /// Repair what can be repaired without loss; whatever a repair removes is moved to the
         /// quarantine (table ezdbfile_quarantine) first.
         #[arg(long)]
@@ -139,10 +143,17 @@ async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), Stri
         Command::Check { quarantine: true, .. } => list_quarantine(cluster, json).await,
         Command::Check {
             verify,
+            against,
             repair,
             dry_run,
             ..
-        } => check(cluster, verify, repair && !dry_run, json).await,
+        } => {
+            let manifest = match &against {
+                Some(path) => Some(read_manifest(path)?),
+                None => None,
+            };
+            check(cluster, verify || against.is_some(), repair && !dry_run, json, manifest).await
+        }
         Command::Stats => stats(cluster, json).await,
     }
 }
@@ -487,7 +498,61 @@ fn set_mtime(path: &Path, meta: &FileMeta) {
     }
 }
 
-async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Result<(), String> {
+/// `<sha256>  <name>` lines (`sha256sum` style; `*name` and `./name` accepted) by name. Other
+/// lines (the report lines of `ezdb check --verify`) are passed over; a manifest without any
+/// entry is refused.
+fn read_manifest(path: &Path) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the manifest {}: {e}", path.display()))?;
+    let entries: std::collections::BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|line| {
+            let (sha, name) = line.split_once(' ')?;
+            let name = name.trim_start_matches(' ').trim_start_matches('*');
+            let name = name.strip_prefix("./").unwrap_or(name);
+            let hex = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+            (hex && !name.is_empty()).then(|| (name.to_owned(), sha.to_ascii_lowercase()))
+        })
+        .collect();
+    if entries.is_empty() {
+        return Err(format!(
+            "{} holds no '<sha256>  <name>' line (as sha256sum or `ezdb check --verify` print)",
+            path.display()
+        ));
+    }
+    Ok(entries)
+}
+
+/// Differences between the verified files and a manifest: (name, what) for each.
+fn compare_manifest(
+    digests: &[serde_json::Value],
+    manifest: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, &'static str)> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut differences = Vec::new();
+    for d in digests {
+        let Some(name) = d["name"].as_str() else { continue };
+        seen.insert(name);
+        match (manifest.get(name), d["sha256"].as_str()) {
+            (Some(expected), Some(sha)) if expected == sha => {}
+            (Some(_), Some(_)) => differences.push((name.to_owned(), "differs from the manifest")),
+            (Some(_), None) => differences.push((name.to_owned(), "unreadable in the cluster")),
+            (None, _) => {}
+        }
+    }
+    for name in manifest.keys().filter(|n| !seen.contains(n.as_str())) {
+        differences.push((name.clone(), "in the manifest, not a live file of the cluster"));
+    }
+    differences
+}
+
+async fn check(
+    cluster: &Cluster,
+    verify: bool,
+    repair: bool,
+    json: bool,
+    manifest: Option<std::collections::BTreeMap<String, String>>,
+) -> Result<(), String> {
     let problems = cluster.check().await.map_err(|e| e.to_string())?;
     let mut report = Vec::new();
     let (mut left, mut repaired, mut notes, mut quarantined) = (0usize, 0usize, 0usize, 0usize);
@@ -541,11 +606,24 @@ async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Res
         Vec::new()
     };
     let unreadable = digests.iter().filter(|d| d["sha256"].is_null()).count();
+    let differences = manifest
+        .as_ref()
+        .map(|m| compare_manifest(&digests, m))
+        .unwrap_or_default();
+    if !json {
+        for (name, what) in &differences {
+            emit!("MISMATCH {name}: {what}");
+        }
+    }
     if json {
+        let mismatches: Vec<_> = differences
+            .iter()
+            .map(|(name, what)| json!({"name": name, "detail": what}))
+            .collect();
         emit!(
             "{}",
             json!({"problems": report, "files": digests, "left": left, "repaired": repaired,
-                   "quarantined": quarantined, "quarantine_table": QUARANTINE_TABLE})
+                   "quarantined": quarantined, "quarantine_table": QUARANTINE_TABLE, "manifest_mismatches": mismatches})
         );
     } else {
         emit!(
@@ -554,13 +632,19 @@ async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Res
             digests.len()
         );
     }
-    if left > 0 || unreadable > 0 {
-        let hint = if repair {
+    if left > 0 || unreadable > 0 || !differences.is_empty() {
+        let hint = if repair || left == 0 {
             ""
         } else {
             "; `ezdb check --repair --dry-run` shows the repairs"
         };
-        return Err(format!("{left} problem(s) left, {unreadable} unreadable file(s){hint}"));
+        let against = match &manifest {
+            Some(_) => format!(", {} manifest mismatch(es)", differences.len()),
+            None => String::new(),
+        };
+        return Err(format!(
+            "{left} problem(s) left, {unreadable} unreadable file(s){against}{hint}"
+        ));
     }
     Ok(())
 }
