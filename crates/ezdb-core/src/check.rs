@@ -12,8 +12,8 @@ use crate::error::{Op, Result};
 use crate::name::{clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX};
 use crate::quarantine::{self, Removal};
 use crate::store::refused_label;
-use futures_util::TryStreamExt;
 use sqlx::mysql::MySqlConnection;
+use sqlx::Executor;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One stored chunk: where it starts and how many bytes it holds.
@@ -535,56 +535,62 @@ impl Cluster {
     }
 }
 
-async fn find_all(conn: &mut MySqlConnection, judge: Judge) -> Result<Vec<Problem>, sqlx::Error> {
+/// Rows judged per round trip of the scan.
+const SCAN_BATCH: u32 = 1000;
+
+/// Reads every row and its chunk layout in primary-key order, `SCAN_BATCH` rows at a time (no
+/// sort, no temporary table), all in one REPEATABLE READ snapshot, so a write during the scan
+/// never shows as a half-changed file.
+async fn find_all(conn: &mut Conn, judge: Judge) -> Result<Vec<Problem>, sqlx::Error> {
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+    conn.begin().await?;
     let mut problems = Vec::new();
-    let mut keys = BTreeSet::new();
-    {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS}, CAST(d.`offset` AS UNSIGNED), CAST(LENGTH(d.filedata) AS UNSIGNED)
-             FROM ezdbfile f LEFT JOIN ezdbfile_data d ON d.name_hash = f.name_hash
-             ORDER BY f.name_hash, d.`offset`"
-        );
-        let mut rows = sqlx::query_as::<
-            _,
-            (
-                String,
-                String,
-                String,
-                String,
-                String,
-                u64,
-                i64,
-                i64,
-                Option<u64>,
-                Option<u64>,
-            ),
-        >(&sql)
-        .fetch(&mut *conn);
-        let mut current: Option<(Row, Vec<Chunk>)> = None;
-        while let Some(t) = rows.try_next().await? {
-            let chunk = t.8.zip(t.9).map(|(offset, len)| Chunk { offset, len });
-            let row = row_from((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7));
-            match &mut current {
-                Some((r, chunks)) if r.stored_hash == row.stored_hash => chunks.extend(chunk),
-                _ => {
-                    if let Some((r, chunks)) = current.take() {
-                        problems.extend(judge.problems(&r, chunks));
-                    }
-                    keys.insert(row.stored_hash.clone());
-                    current = Some((row, chunk.into_iter().collect()));
-                }
-            }
+    let first_sql = format!("SELECT {ROW_COLUMNS} FROM ezdbfile f ORDER BY f.name_hash LIMIT {SCAN_BATCH}");
+    let next_sql =
+        format!("SELECT {ROW_COLUMNS} FROM ezdbfile f WHERE f.name_hash > ? ORDER BY f.name_hash LIMIT {SCAN_BATCH}");
+    let mut after: Option<String> = None;
+    loop {
+        let rows: Vec<RowTuple> = match &after {
+            None => sqlx::query_as(&first_sql).fetch_all(&mut **conn).await?,
+            Some(after) => sqlx::query_as(&next_sql).bind(after).fetch_all(&mut **conn).await?,
+        };
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            break;
+        };
+        let chunks: Vec<(String, u64, u64)> = sqlx::query_as(
+            "SELECT CAST(name_hash AS CHAR), CAST(`offset` AS UNSIGNED), CAST(LENGTH(filedata) AS UNSIGNED)
+             FROM ezdbfile_data WHERE name_hash >= ? AND name_hash <= ? ORDER BY name_hash, `offset`",
+        )
+        .bind(&first.0)
+        .bind(&last.0)
+        .fetch_all(&mut **conn)
+        .await?;
+        let mut by_hash: BTreeMap<String, Vec<Chunk>> = BTreeMap::new();
+        for (hash, offset, len) in chunks {
+            by_hash
+                .entry(hash.to_ascii_lowercase())
+                .or_default()
+                .push(Chunk { offset, len });
         }
-        if let Some((r, chunks)) = current.take() {
-            problems.extend(judge.problems(&r, chunks));
+        after = Some(last.0.clone());
+        for row in rows.into_iter().map(row_from) {
+            let chunks = by_hash
+                .remove(&row.stored_hash.to_ascii_lowercase())
+                .unwrap_or_default();
+            problems.extend(judge.problems(&row, chunks));
         }
     }
     for p in &mut problems {
         if let Problem::HashMismatch { name, duplicate, .. } = p {
-            *duplicate = keys.contains(&name_hash(name));
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ezdbfile WHERE name_hash = ?")
+                .bind(name_hash(name))
+                .fetch_one(&mut **conn)
+                .await?;
+            *duplicate = n > 0;
         }
     }
     problems.extend(orphans(conn, None).await?);
+    conn.commit().await?;
     Ok(problems)
 }
 

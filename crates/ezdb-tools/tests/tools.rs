@@ -566,6 +566,11 @@ async fn a_repair_racing_uploads_of_the_rows_it_examines_never_removes_an_upload
     let changed = stdout.matches("changed since the check").count();
     let repaired = stdout.matches("(repaired").count();
     println!("repairs: {repaired} done before the upload, {changed} found the upload and left it alone");
+    assert_eq!(
+        repaired + changed,
+        3000,
+        "the check (in batches of 1000 rows) saw every damaged row: {stdout}"
+    );
 }
 
 #[tokio::test]
