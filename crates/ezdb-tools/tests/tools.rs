@@ -585,8 +585,8 @@ async fn expiry_means_what_the_legacy_scripts_mean_and_never_the_future() {
     }
     let view = "var/site/cache/content/site/2-a.cache";
     c.store(view, b"v", &at(now - 3_600, "viewcache")).await.unwrap();
-    // clusterpurge.php: --expiry=30 is 30 days.
-    let purged = ok(&tool("ezcache", &db, &["--purge", "--scope=image", "--expiry=30"]));
+    // clusterpurge.php: --expiry=30 is 30 days (and its --scopes spelling works).
+    let purged = ok(&tool("ezcache", &db, &["--purge", "--scopes=image", "--expiry=30"]));
     assert!(purged.contains("removed 1 file(s)"), "{purged}");
     assert!(c.stat("img/40-days").await.unwrap().is_none());
     assert!(c.stat("img/10-days").await.unwrap().is_some(), "10 days < 30 days");
