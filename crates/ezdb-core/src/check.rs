@@ -8,7 +8,7 @@
 
 use crate::cluster::Cluster;
 use crate::db::{done, Conn};
-use crate::error::{Op, Result};
+use crate::error::{is_transient_lock_error, Error, Op, Result};
 use crate::name::{clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX};
 use crate::quarantine::{self, Removal};
 use crate::store::refused_label;
@@ -136,6 +136,8 @@ pub enum Outcome {
     Changed,
     /// Only a person can decide (see [`Problem::plan`]): nothing done.
     NeedsDecision,
+    /// A writer held the row through every attempt (a long upload): nothing done, check again.
+    Busy,
 }
 
 impl Problem {
@@ -525,13 +527,18 @@ impl Cluster {
             })
             .await?;
         let judge = self.judge();
-        self.inner
+        let repaired = self
+            .inner
             .db
             .retrying(Op::Delete, "repair", |mut conn| async move {
                 let repaired = repair_one(&mut conn, judge, problem).await;
                 done(conn, repaired.map_err(Into::into))
             })
-            .await
+            .await;
+        match repaired {
+            Err(Error::Database { source, .. }) if is_transient_lock_error(&source) => Ok(Outcome::Busy),
+            other => other,
+        }
     }
 }
 

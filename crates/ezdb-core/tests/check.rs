@@ -336,3 +336,32 @@ async fn stats_count_entries_a_global_expiry_key_expired() {
     let view = after.scopes.iter().find(|s| s.scope == "viewcache").unwrap();
     assert_eq!(view.expired_files, 0, "a key expires only its own scope");
 }
+
+#[tokio::test]
+async fn a_repair_blocked_by_a_writer_leaves_the_row_alone() {
+    let (db, cluster) = cluster_with(|mut c| {
+        c.max_attempts = 1;
+        c
+    })
+    .await;
+    let opts = StoreOptions::new("image", "image/png");
+    cluster.store("held", &bytes(100, 1), &opts).await.unwrap();
+    damage(&db, &["UPDATE ezdbfile SET size = 110 WHERE name = 'held'"]).await;
+    let problems = cluster.check().await.unwrap();
+    assert_eq!(problems.len(), 1);
+    // A writer (an upload in progress) holds the row for longer than the lock wait.
+    let mut writer = raw(&db).await;
+    writer.execute("BEGIN").await.unwrap();
+    writer
+        .execute("SELECT * FROM ezdbfile WHERE name_hash = MD5('held') FOR UPDATE")
+        .await
+        .unwrap();
+    assert_eq!(cluster.repair(&problems[0]).await.unwrap(), Outcome::Busy);
+    writer.execute("ROLLBACK").await.unwrap();
+    assert_eq!(cluster.check().await.unwrap(), problems, "nothing changed");
+    assert!(matches!(
+        cluster.repair(&problems[0]).await.unwrap(),
+        Outcome::Repaired { .. }
+    ));
+    assert_eq!(cluster.fetch("held").await.unwrap(), bytes(100, 1));
+}

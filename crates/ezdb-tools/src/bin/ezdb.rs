@@ -584,6 +584,10 @@ async fn check(
                 "left alone: the row changed since the check (an upload?); run the check again".to_owned(),
             ),
             Some(Outcome::NeedsDecision) => ("needs-decision", format!("left alone, {}", problem.plan())),
+            Some(Outcome::Busy) => (
+                "busy",
+                "left alone: a writer held the row through every attempt (a long upload?); run the check again".to_owned(),
+            ),
         };
         match status {
             "note" => notes += 1,
