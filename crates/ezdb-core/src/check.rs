@@ -520,12 +520,21 @@ impl Cluster {
         if problem.is_note() {
             return Ok(Outcome::Repaired { quarantine: None });
         }
-        self.inner
-            .db
-            .retrying(Op::Delete, "repair", |conn| async move {
-                quarantine::ensure_tables(conn).await
-            })
-            .await?;
+        let moves_bytes = matches!(
+            problem,
+            Problem::Layout { .. }
+                | Problem::HashMismatch { duplicate: true, .. }
+                | Problem::OrphanChunks { .. }
+                | Problem::StaleLock { .. }
+        );
+        if moves_bytes {
+            self.inner
+                .db
+                .retrying(Op::Delete, "repair", |conn| async move {
+                    quarantine::ensure_tables(conn).await
+                })
+                .await?;
+        }
         let judge = self.judge();
         let repaired = self
             .inner
@@ -733,7 +742,9 @@ async fn repair_locked(conn: &mut MySqlConnection, judge: Judge, problem: &Probl
             Some(quarantine::move_out(conn, hash, Some(row.size), &Removal::Row, reason, judge.now).await?)
         }
         Problem::HashMismatch { name, .. } => {
-            rekey(conn, name, hash).await?;
+            if !rekey(conn, name, hash).await? {
+                return Ok(Outcome::Changed);
+            }
             None
         }
         Problem::ExpiredFlag { .. } => {
@@ -760,18 +771,22 @@ async fn repair_locked(conn: &mut MySqlConnection, judge: Judge, problem: &Probl
     })
 }
 
-/// Moves a row stored under a wrong hash (and its chunks) to md5(name); the caller has checked
-/// under lock that md5(name) is free.
-async fn rekey(conn: &mut MySqlConnection, name: &str, stored_hash: &str) -> Result<(), sqlx::Error> {
+/// Moves a row stored under a wrong hash (and its chunks) to md5(name). The caller found
+/// md5(name) free; if a store takes it meanwhile (no gap lock holds it free), nothing is done
+/// and false is returned.
+async fn rekey(conn: &mut MySqlConnection, name: &str, stored_hash: &str) -> Result<bool, sqlx::Error> {
     let right = name_hash(name);
-    sqlx::query(
-        "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
+    let inserted = sqlx::query(
+        "INSERT IGNORE INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
          SELECT datatype, name, name_trunk, ?, scope, size, mtime, expired FROM ezdbfile WHERE name_hash = ?",
     )
     .bind(&right)
     .bind(stored_hash)
     .execute(&mut *conn)
     .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
     sqlx::query("UPDATE ezdbfile_data SET name_hash = ? WHERE name_hash = ?")
         .bind(&right)
         .bind(stored_hash)
@@ -781,7 +796,7 @@ async fn rekey(conn: &mut MySqlConnection, name: &str, stored_hash: &str) -> Res
         .bind(stored_hash)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
