@@ -1,12 +1,18 @@
 <?php
-// Benchmark: ops/s of eZDBFileHandler (libezdb through FFI) beside the same operations done with
-// plain mysqli prepared statements in the legacy SQL layout, in one run, on a database of its own.
+// Benchmark: ops/s of eZDBFileHandler (libezdb through FFI) beside, in the same run and on a
+// database of its own, (1) the original legacy handler's statements as it sends them (mysqli_query,
+// escaped literals, MD5() in SQL: spec sections 2-4) and (2) plain mysqli prepared statements doing
+// the same SQL as ezdb (single-statement calls) or the legacy layout (the others). The statements
+// each call sends are counted on the wire (a loopback proxy, tests/php/lib/StatementCounter.php).
 // Usage: php php/bench.php [SECONDS_PER_MEASURE]   (server: EZDB_TEST_URL, default mysql://root@127.0.0.1:3306)
 
 require __DIR__ . '/autoload.php';
 require_once __DIR__ . '/eZDBFileHandler.php';
+require_once dirname(__DIR__) . '/tests/php/lib/StatementCounter.php';
 
 const CHUNK = 65535;
+/** Rounds per measure (each side runs SECONDS / ROUNDS per round, interleaved). */
+const ROUNDS = 9;
 
 /** The legacy handler's statements, prepared once, on plain mysqli. */
 final class MysqliReference
@@ -119,6 +125,121 @@ final class MysqliReference
     }
 }
 
+/** The original legacy handler's statements, sent as it sends them (text protocol, escaped literals). */
+final class LegacyHandlerSql
+{
+    public function __construct(private mysqli $db)
+    {
+    }
+
+    private function literal(string $text): string
+    {
+        return "'" . $this->db->real_escape_string($text) . "'";
+    }
+
+    /** _exists: the row's name and mtime; a negative mtime is a deleted file. */
+    public function exists(string $name): bool
+    {
+        $row = $this->db->query('SELECT name, mtime FROM ezdbfile WHERE name_hash=MD5(' . $this->literal($name) . ')')->fetch_row();
+        return $row !== null && (int) $row[1] >= 0;
+    }
+
+    /** loadMetaData / _fetchMetadata. */
+    public function metadata(string $name): array|false
+    {
+        return $this->db->query('SELECT * FROM ezdbfile WHERE name_hash=MD5(' . $this->literal($name) . ')')->fetch_assoc() ?? false;
+    }
+
+    /** _fetchContents: metadata, then the chunks in order, checked. */
+    public function fetchContents(string $name): string|false
+    {
+        $meta = $this->metadata($name);
+        if ($meta === false) {
+            return false;
+        }
+        $result = $this->db->query('SELECT filedata, `offset` FROM ezdbfile_data WHERE name_hash=MD5(' . $this->literal($name) . ') ORDER BY `offset`');
+        $data = '';
+        while ($row = $result->fetch_row()) {
+            if ((int) $row[1] !== strlen($data)) {
+                return false;
+            }
+            $data .= $row[0];
+        }
+        return strlen($data) === (int) $meta['size'] ? $data : false;
+    }
+
+    /** _storeContents in _protect: BEGIN, metadata upsert, one upsert per chunk, leftovers, COMMIT. */
+    public function storeContents(string $name, string $data, string $scope = 'UNKNOWN_SCOPE', string $datatype = 'misc'): void
+    {
+        $hash = $this->literal(md5($name));
+        $this->db->query('BEGIN');
+        $this->db->query('INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired) VALUES ('
+            . implode(', ', [$this->literal($datatype), $this->literal($name), $this->literal($name), $hash, $this->literal($scope),
+                strlen($data), time(), 0])
+            . ') ON DUPLICATE KEY UPDATE datatype=VALUES(datatype), name_trunk=VALUES(name_trunk), scope=VALUES(scope), '
+            . 'size=VALUES(size), mtime=VALUES(mtime), expired=VALUES(expired)');
+        for ($offset = 0; $offset < strlen($data); $offset += CHUNK) {
+            $this->db->query("INSERT INTO ezdbfile_data (name_hash, `offset`, filedata) VALUES ($hash, $offset, "
+                . $this->literal(substr($data, $offset, CHUNK)) . ') ON DUPLICATE KEY UPDATE filedata=VALUES(filedata)');
+        }
+        $this->db->query("DELETE FROM ezdbfile_data WHERE name_hash=$hash AND (`offset` % " . CHUNK . ' != 0 OR `offset` > ' . strlen($data) . ')');
+        $this->db->query('COMMIT');
+    }
+
+    /** processCache hit: the local copy is not expired and not older than the row, then retrieve. */
+    public function cacheHit(string $name): string|false
+    {
+        clearstatcache(true, $name);
+        $local = @filemtime($name);
+        $meta = $this->metadata($name);
+        return $local !== false && $meta !== false && $meta['mtime'] >= 0 && $local >= $meta['mtime'] ? file_get_contents($name) : false;
+    }
+}
+
+/** ezdb's own single statements, sent by plain mysqli as prepared statements (same SQL, same plan). */
+final class SameSqlReference
+{
+    private const EXPIRY_JOIN = "LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope)";
+    private ?mysqli_stmt $exists = null;
+    private ?mysqli_stmt $stat = null;
+
+    public function __construct(private mysqli $db)
+    {
+    }
+
+    public function exists(string $name): bool
+    {
+        $this->exists ??= $this->db->prepare('SELECT 1 FROM ezdbfile f ' . self::EXPIRY_JOIN
+            . ' WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0 AND (e.expiry IS NULL OR f.mtime >= e.expiry)');
+        $hash = md5($name);
+        $this->exists->bind_param('s', $hash);
+        $this->exists->execute();
+        $this->exists->bind_result($one);
+        $found = $this->exists->fetch();
+        $this->exists->free_result();
+        return (bool) $found;
+    }
+
+    /** processCache hit as ezdb does it: local mtime, the stat statement, the freshness rule, retrieve. */
+    public function cacheHit(string $name): string|false
+    {
+        $this->stat ??= $this->db->prepare('SELECT CAST(f.name AS CHAR) AS name, CAST(f.size AS UNSIGNED) AS size,
+            CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, CAST(f.datatype AS CHAR) AS datatype,
+            CAST(f.name_trunk AS CHAR) AS name_trunk, CAST(f.expired AS SIGNED) AS expired,
+            CAST(e.expiry AS SIGNED) AS global_expiry FROM ezdbfile f ' . self::EXPIRY_JOIN . ' WHERE f.name_hash = ?');
+        clearstatcache(true, $name);
+        $local = @filemtime($name);
+        $hash = md5($name);
+        $this->stat->bind_param('s', $hash);
+        $this->stat->execute();
+        $this->stat->bind_result($n, $size, $mtime, $scope, $datatype, $trunk, $expired, $global);
+        $found = $this->stat->fetch();
+        $this->stat->free_result();
+        $live = $found && !$expired && $mtime >= 0 && ($global === null || $mtime >= $global);
+        return $local !== false && $live && $local >= $mtime ? file_get_contents($name) : false;
+    }
+}
+
 /** Runs $op($n) repeatedly for $seconds, $n never the same twice in a run; returns ops/s. */
 function measure(callable $op, float $seconds): float
 {
@@ -165,46 +286,83 @@ $reference = new MysqliReference($mysqli);
 mkdir($workDir);
 chdir($workDir);
 
-$handler = new eZDBFileHandler();
+// What the cases call through: swapped for the counting pass (closures capture $via's handle).
+$via = new stdClass();
+$via->handler = $handler = new eZDBFileHandler();
+$via->legacy = new LegacyHandlerSql($mysqli);
+$same = new SameSqlReference($mysqli);
 $payloads = ['1 KB' => random_bytes(1024), '100 KB' => random_bytes(100 * 1024), '2 MB' => random_bytes(2 * 1024 * 1024)];
-$handler->fileStoreContents('bench/fetch-ezdb.bin', $payloads['100 KB']);
-$reference->storeContents('bench/fetch-mysqli.bin', $payloads['100 KB']);
-$handler->fileStoreContents('bench/small-ezdb.bin', $payloads['1 KB']);
-$reference->storeContents('bench/small-mysqli.bin', $payloads['1 KB']);
+foreach (['ezdb', 'legacy', 'mysqli'] as $who) {
+    $handler->fileStoreContents("bench/fetch-$who.bin", $payloads['100 KB']);
+    $handler->fileStoreContents("bench/small-$who.bin", $payloads['1 KB']);
+}
 $retrieve = fn ($path) => file_get_contents($path);
-(new eZDBFileHandler('bench/hit.cache'))->processCache($retrieve, fn () => str_repeat('h', 10000));
-$reference->cacheMiss('bench/hit-mysqli.cache', str_repeat('h', 10000));
+foreach (['ezdb', 'legacy', 'mysqli'] as $who) {
+    (new eZDBFileHandler("bench/hit-$who.cache"))->processCache($retrieve, fn () => str_repeat('h', 10000));
+}
 
+// operation => [ezdb, legacy handler's SQL, plain mysqli (same SQL as ezdb when it is one statement)]
 $cases = [
-    'fileExists' => [fn () => $handler->fileExists('bench/small-ezdb.bin'), fn () => $reference->exists('bench/small-mysqli.bin')],
-    'fileFetchContents 1 KB' => [fn () => $handler->fileFetchContents('bench/small-ezdb.bin'), fn () => $reference->fetchContents('bench/small-mysqli.bin')],
-    'fileFetchContents 100 KB' => [fn () => $handler->fileFetchContents('bench/fetch-ezdb.bin'), fn () => $reference->fetchContents('bench/fetch-mysqli.bin')],
+    'fileExists' => [fn () => $via->handler->fileExists('bench/small-ezdb.bin'), fn () => $via->legacy->exists('bench/small-legacy.bin'),
+        fn () => $same->exists('bench/small-mysqli.bin')],
+    'Ezdb\\Cluster::exists' => [fn () => eZDBFileHandler::cluster()->exists('bench/small-ezdb.bin'),
+        fn () => $via->legacy->exists('bench/small-legacy.bin'), fn () => $same->exists('bench/small-mysqli.bin')],
+    'processCache hit' => [
+        fn () => (new eZDBFileHandler('bench/hit-ezdb.cache'))->processCache($retrieve, fn () => 'miss!'),
+        fn () => $via->legacy->cacheHit('bench/hit-legacy.cache'),
+        fn () => $same->cacheHit('bench/hit-mysqli.cache'),
+    ],
+    'fileFetchContents 1 KB' => [fn () => $via->handler->fileFetchContents('bench/small-ezdb.bin'),
+        fn () => $via->legacy->fetchContents('bench/small-legacy.bin'), fn () => $reference->fetchContents('bench/small-mysqli.bin')],
+    'fileFetchContents 100 KB' => [fn () => $via->handler->fileFetchContents('bench/fetch-ezdb.bin'),
+        fn () => $via->legacy->fetchContents('bench/fetch-legacy.bin'), fn () => $reference->fetchContents('bench/fetch-mysqli.bin')],
 ];
 foreach ($payloads as $label => $bytes) {
     $cases["fileStoreContents $label"] = [
-        fn ($i) => $handler->fileStoreContents("bench/store-ezdb-$label", $bytes),
+        fn ($i) => $via->handler->fileStoreContents("bench/store-ezdb-$label", $bytes),
+        fn ($i) => $via->legacy->storeContents("bench/store-legacy-$label", $bytes),
         fn ($i) => $reference->storeContents("bench/store-mysqli-$label", $bytes),
     ];
 }
-$cases['processCache hit'] = [
-    fn () => (new eZDBFileHandler('bench/hit.cache'))->processCache($retrieve, fn () => 'miss!'),
-    fn () => $reference->cacheHit('bench/hit-mysqli.cache'),
-];
 $cases['processCache miss (10 KB)'] = [
     fn ($i) => (new eZDBFileHandler("bench/miss/ezdb-$i.cache"))->processCache($retrieve, fn () => str_repeat('m', 10000)),
+    null,
     fn ($i) => $reference->cacheMiss("bench/miss/mysqli-$i.cache", str_repeat('m', 10000)),
 ];
 
-printf("libezdb %s (%s), PHP %s, %.1f s per measure, best of 3 rounds\n\n", Ezdb\Library::version(),
-    getenv('EZDB_LIBRARY') ?: 'default search', PHP_VERSION, $seconds);
-printf("| %-26s | %12s | %12s | %7s | %13s |\n", 'operation', 'ezdb ops/s', 'mysqli ops/s', 'ratio', 'µs/op ezdb−ref');
-printf("|%s|%s|%s|%s|%s|\n", str_repeat('-', 28), str_repeat('-', 14), str_repeat('-', 14), str_repeat('-', 9), str_repeat('-', 15));
+// Statements per call, counted on the wire: ezdb and the legacy SQL each through the proxy once.
+$counter = new StatementCounter($url);
+$counted = [];
+eZDBFileHandler::configure(['URL' => $counter->url]);
+$legacyThroughProxy = new mysqli('127.0.0.1', $user, $pass, $dbName, $counter->port);
+[$via->handler, $via->legacy] = [new eZDBFileHandler(), new LegacyHandlerSql($legacyThroughProxy)];
 foreach ($cases as $name => [$ours, $theirs]) {
-    [$a, $b] = [0.0, 0.0];
-    for ($round = 0; $round < 3; $round++) {
-        $a = max($a, measure($ours, $seconds / 3));
-        $b = max($b, measure($theirs, $seconds / 3));
-    }
-    printf("| %-26s | %12.0f | %12.0f | %6.2fx | %+13.1f |\n", $name, $a, $b, $a / $b, 1e6 / $a - 1e6 / $b);
+    $ours(0);
+    $counted[$name] = [$counter->during(fn () => $ours(-1))[0], $theirs === null ? null : $counter->during(fn () => $theirs(-1))[0]];
 }
-echo "\nratio = ezdb ops/s / mysqli ops/s (above 1: ezdb is faster)\n";
+$legacyThroughProxy->close();
+$counter->stop();
+eZDBFileHandler::configure(['URL' => $url]);
+[$via->handler, $via->legacy] = [new eZDBFileHandler(), new LegacyHandlerSql($mysqli)];
+
+printf("libezdb %s (%s), PHP %s, %.1f s per measure, best of %d interleaved rounds\n\n", Ezdb\Library::version(),
+    getenv('EZDB_LIBRARY') ?: 'default search', PHP_VERSION, $seconds, ROUNDS);
+printf("| %-26s | %10s | %10s | %10s | %9s | %9s | %10s |\n", 'operation', 'ezdb ops/s', 'legacy', 'mysqli',
+    'vs legacy', 'vs mysqli', 'statements');
+printf("|%s|%s|%s|%s|%s|%s|%s|\n", str_repeat('-', 28), str_repeat('-', 12), str_repeat('-', 12), str_repeat('-', 12),
+    str_repeat('-', 11), str_repeat('-', 11), str_repeat('-', 12));
+foreach ($cases as $name => [$ours, $theirs, $plain]) {
+    [$a, $b, $c] = [0.0, 0.0, 0.0];
+    // Interleaved short rounds, best of each: a burst of load elsewhere hits one round, not one side.
+    for ($round = 0; $round < ROUNDS; $round++) {
+        $a = max($a, measure($ours, $seconds / ROUNDS));
+        $b = $theirs === null ? 0.0 : max($b, measure($theirs, $seconds / ROUNDS));
+        $c = max($c, measure($plain, $seconds / ROUNDS));
+    }
+    [$mine, $legacyCount] = $counted[$name];
+    printf("| %-26s | %10.0f | %10s | %10.0f | %9s | %8.2fx | %10s |\n", $name, $a, $b ? sprintf('%.0f', $b) : 'n/a', $c,
+        $b ? sprintf('%.2fx', $a / $b) : 'n/a', $a / $c, $mine . ' / ' . ($legacyCount ?? 'n/a'));
+}
+echo "\nvs = ezdb ops/s / theirs (above 1: ezdb is faster). legacy: the legacy handler's statements as it sends them\n"
+    . "(text protocol, escaped literals). mysqli: prepared statements, with ezdb's own SQL for fileExists and the\n"
+    . "processCache hit, the legacy layout for the others. statements: per call, ezdb / legacy, counted on the wire.\n";

@@ -29,6 +29,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         'NonExistantStaleCacheHandling' => ['viewcache' => 'wait', 'cacheblock' => 'wait', 'misc' => 'wait'],
         'CacheGenerationTimeout' => 60,
         'StorageFilePermissions' => '0666',
+        // Cluster name of the legacy expiry.php through which legacy nodes share global expiry
+        // keys: inside eZ Publish <VarDir>/<CacheDir>/expiry.php (site.ini [FileSettings]).
+        'LegacyExpiryFile' => null,
         // Not in eZ Publish: a full DSN instead of DBHost..DBName, the library path, the
         // connect timeout in milliseconds, and a logger callable fn(string $level, string $message).
         'URL' => null,
@@ -37,10 +40,14 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         'Logger' => null,
     ];
 
+    /**
+     * Keys of file.ini [ClusteringSettings] that eZ Publish itself reads (to pick the handler
+     * and backend classes, and where to find them): accepted by configure() and ignored.
+     */
+    const IGNORED_SETTINGS = ['FileHandler', 'DBBackend', 'ExtensionDirectories'];
+
     /** Passes of processCache's read/generate loop before it gives up waiting for others. */
     const MAX_PASSES = 8;
-    /** Bytes read per library call by passthrough(): 16 chunks. */
-    const PASSTHROUGH_PIECE = 16 * 65535;
 
     /** @var string|false the current path: the ".generating" name while a generation lock is held */
     public $filePath;
@@ -78,21 +85,40 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     // ---------------------------------------------------------------- configuration
 
     /**
-     * Outside eZ Publish: the settings (same keys as file.ini [ClusteringSettings], plus
-     * CacheGenerationTimeout, StorageFilePermissions and URL, Library, ConnectTimeout, Logger).
+     * Outside eZ Publish: the settings, e.g. the whole file.ini [ClusteringSettings] section as
+     * eZINI or parse_ini_file() returns it, plus CacheGenerationTimeout, StorageFilePermissions,
+     * LegacyExpiryFile and URL, Library, ConnectTimeout, Logger. Keys eZ Publish reads for itself
+     * (IGNORED_SETTINGS) are ignored; unknown keys are named in a warning and ignored.
      * Takes precedence over eZINI; closes the current connection so the next use reopens it.
      */
     public static function configure(array $settings)
     {
-        $unknown = array_diff_key($settings, self::DEFAULTS);
-        if ($unknown) {
-            $names = implode(', ', array_keys($unknown));
-            throw new InvalidArgumentException("eZDBFileHandler::configure: unknown settings $names");
-        }
-        self::$configured = $settings;
+        $settings = self::arraysOf($settings);
+        $unknown = array_diff_key($settings, self::DEFAULTS, array_flip(self::IGNORED_SETTINGS));
+        self::$configured = array_intersect_key($settings, self::DEFAULTS);
         self::$settings = null;
         self::$cluster = null;
         self::$connectedPid = null;
+        if ($unknown) {
+            $names = implode(', ', array_keys($unknown));
+            self::log('warning', "configure: unknown settings $names ignored (known: "
+                . implode(', ', array_keys(self::DEFAULTS)) . ')', E_USER_WARNING);
+        }
+    }
+
+    /** Flat "Name[key]" entries (an INI file read without sections' arrays) become Name => [key => value]. */
+    private static function arraysOf(array $settings)
+    {
+        foreach ($settings as $name => $value) {
+            if (is_string($name) && preg_match('/^(\w+)\[(\w*)\]$/', $name, $m)) {
+                unset($settings[$name]);
+                $settings[$m[1]] = (array) ($settings[$m[1]] ?? []);
+                if ($m[2] !== '') {
+                    $settings[$m[1]][$m[2]] = $value;
+                }
+            }
+        }
+        return $settings;
     }
 
     /** The settings in force: configure(), else eZ Publish's INI files, else the defaults. */
@@ -110,7 +136,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         $settings = [];
         $file = eZINI::instance('file.ini');
         foreach (['DBHost', 'DBPort', 'DBSocket', 'DBName', 'DBUser', 'DBPassword', 'DBChunkSize',
-            'DBExecuteRetries', 'DBConnectRetries', 'NonExistantStaleCacheHandling'] as $name) {
+            'DBExecuteRetries', 'DBConnectRetries', 'NonExistantStaleCacheHandling', 'LegacyExpiryFile'] as $name) {
             if ($file->hasVariable('ClusteringSettings', $name)) {
                 $settings[$name] = $file->variable('ClusteringSettings', $name);
             }
@@ -121,7 +147,25 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 $settings[$name] = $site->variable($group, $name);
             }
         }
+        $settings['LegacyExpiryFile'] ??= self::cacheDirectory($site) . '/expiry.php';
         return $settings;
+    }
+
+    /**
+     * eZ Publish's cache directory, where eZExpiryHandler keeps expiry.php: eZSys::cacheDirectory()
+     * when eZ Publish is loaded, else as it computes it from site.ini [FileSettings] VarDir and
+     * CacheDir (defaults var and cache; a CacheDir starting with / is used as it is).
+     */
+    private static function cacheDirectory($site)
+    {
+        if (method_exists('eZSys', 'cacheDirectory')) {
+            return self::cleanPath((string) eZSys::cacheDirectory());
+        }
+        $setting = fn ($name, $default) => $site->hasVariable('FileSettings', $name)
+            ? (string) $site->variable('FileSettings', $name) : $default;
+        $cacheDir = $setting('CacheDir', 'cache');
+        $path = substr($cacheDir, 0, 1) === '/' ? $cacheDir : $setting('VarDir', 'var') . '/' . $cacheDir;
+        return self::cleanPath($path);
     }
 
     /** The DSN for the library: URL, or built from DBHost/DBPort/DBSocket/DBUser/DBPassword/DBName. */
@@ -148,6 +192,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public static function cluster()
     {
+        if (self::$cluster !== null && self::$connectedPid === getmypid()) {
+            return self::$cluster;  // the hot path: no settings lookup
+        }
         $s = self::settings();
         if (self::$cluster === null) {
             self::$cluster = Ezdb\Cluster::open(self::url($s), [
@@ -155,6 +202,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 'generation_timeout' => (int) $s['CacheGenerationTimeout'],
                 'max_attempts' => (int) $s['DBExecuteRetries'],
                 'connect_timeout_ms' => (int) $s['ConnectTimeout'],
+                'legacy_expiry_file' => self::cleanPath((string) $s['LegacyExpiryFile']),
                 'library' => $s['Library'],
             ]);
         }
@@ -198,7 +246,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         if (!is_string($path)) {
             return $path;
         }
-        $path = preg_replace('#[/\\\\]+#', '/', $path);
+        if (strpos($path, '//') !== false || strpos($path, '\\') !== false) {
+            $path = preg_replace('#[/\\\\]+#', '/', $path);
+        }
         return substr($path, -1) === '/' ? substr($path, 0, -1) : $path;
     }
 
@@ -220,7 +270,13 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         if (!$this->hasPath() || ($this->info !== null && !$force)) {
             return;
         }
-        $this->info = self::attempt('stat', fn ($c) => $c->stat($this->filePath) ?? false, false);
+        try {
+            // A hot call (every processCache): no closure, no settings lookup.
+            $this->info = self::cluster()->stat($this->filePath) ?? false;
+        } catch (Ezdb\Exception $e) {
+            self::log('error', 'stat: ' . $e->getMessage());
+            $this->info = false;
+        }
     }
 
     public function __get($name)
@@ -241,17 +297,21 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         return $name === 'metaData' || $name === 'cacheType';
     }
 
-    /** The row as the legacy handler returned it (columns of ezdbfile but name_trunk). */
+    /**
+     * The row as the legacy handler returned it: every column of ezdbfile in table order, each a
+     * string as mysqli returns them (name_hash is md5(name), the primary key).
+     */
     private static function legacyRow(Ezdb\FileInfo $info)
     {
         return [
-            'name' => $info->name,
-            'name_hash' => md5($info->name),
             'datatype' => $info->datatype,
+            'name' => $info->name,
+            'name_trunk' => $info->nameTrunk,
+            'name_hash' => md5($info->name),
             'scope' => $info->scope,
-            'size' => $info->size,
-            'mtime' => $info->mtime,
-            'expired' => $info->deleted ? 1 : 0,
+            'size' => (string) $info->size,
+            'mtime' => (string) $info->mtime,
+            'expired' => $info->deleted ? '1' : '0',
         ];
     }
 
@@ -425,25 +485,22 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     }
 
     /**
-     * Writes bytes [$offset, $offset + $length) (or to the end) of the file to the output, a
-     * piece at a time. Returns false when the file is missing or a read fails.
+     * Writes bytes [$offset, $offset + $length) (or to the end) of the file to the output, all
+     * from one version (one statement: a rewrite meanwhile never mixes versions). As legacy, a
+     * deleted row is still sent, and a missing row writes nothing (false here; legacy returned
+     * nothing). A range starting past the end writes nothing and is an error (false).
      */
     public function passthrough($offset = 0, $length = false)
     {
-        $this->loadMetaData();
-        if (!$this->info) {
+        if (!$this->hasPath()) {
             return false;
         }
-        $end = $length === false ? $this->info->size : min($this->info->size, $offset + $length);
-        for ($at = (int) $offset; $at < $end; $at += strlen($piece)) {
-            $size = min(self::PASSTHROUGH_PIECE, $end - $at);
-            $piece = self::attempt('passthrough', fn ($c) => $c->fetchRange($this->filePath, $at, $size), null);
-            if ($piece === null || $piece === '') {
-                return false;
-            }
-            echo $piece;
+        if ($length !== false && (int) $length <= 0) {
+            return true;
         }
-        return true;
+        $length = $length === false ? 0 : (int) $length;
+        $info = self::attempt('passthrough', fn ($c) => $c->passthrough($this->filePath, max(0, (int) $offset), $length, true), null);
+        return $info !== null;
     }
 
     /** fileFetch() through the library, then the legacy StorageFilePermissions. */
@@ -543,7 +600,9 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         $forceDB = $this->useStaleCache ? $localMtime === false
             : $ttl === 0 || self::fileExpired($localMtime, $expiry, $curtime, $ttl);
         $forceDB = $forceDB || $this->freshElsewhere;
-        $this->loadMetaData(true);
+        // Serving stale copies, the row the previous pass read will do (as legacy's per-request
+        // cache): the pass costs no statement of its own.
+        $this->loadMetaData(!$this->useStaleCache);
         $info = $this->info;
         $seen = $info && !$info->isExpired() ? $info->mtime : null;
         if (!$forceDB) {
@@ -768,8 +827,13 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** True when a live row exists (a deleted or globally expired file does not exist). */
     public function fileExists($path)
     {
-        $path = self::nameOf($path);
-        return (bool) self::attempt('fileExists', fn ($c) => $c->exists($path), false);
+        $path = (string) self::cleanPath($path);
+        try {
+            return self::cluster()->exists($path);  // a hot call: no closure, no settings lookup
+        } catch (Ezdb\Exception $e) {
+            self::log('error', 'fileExists: ' . $e->getMessage());
+            return false;
+        }
     }
 
     public function exists()
@@ -1078,13 +1142,19 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         }
     }
 
-    private static function log($level, $message)
+    /**
+     * To the Logger setting, else eZDebug, else trigger_error($phpError) when given (mistakes
+     * of the caller's own, such as a misspelt setting), else error_log.
+     */
+    private static function log($level, $message, $phpError = null)
     {
         $logger = self::settings()['Logger'];
         if (is_callable($logger)) {
             $logger($level, $message);
         } elseif (class_exists('eZDebug', false)) {
             $level === 'error' ? eZDebug::writeError($message, __CLASS__) : eZDebug::writeWarning($message, __CLASS__);
+        } elseif ($phpError !== null) {
+            trigger_error("eZDBFileHandler: $message", $phpError);
         } else {
             error_log("eZDBFileHandler $level: $message");
         }

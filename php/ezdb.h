@@ -103,7 +103,8 @@ typedef struct ezdb_cluster ezdb_cluster;
 typedef struct ezdb_lock ezdb_lock;
 
 /*
- Settings of `ezdb_open`; zero means "the default". Fill with `ezdb_options_init`.
+ Settings of `ezdb_open`; zero (NULL) means "the default". Fill with `ezdb_options_init`.
+ `ezdb_open` copies everything, strings included: the caller may free them afterwards.
  */
 typedef struct ezdb_options {
   /*
@@ -122,10 +123,24 @@ typedef struct ezdb_options {
    Milliseconds to wait for a connection to open (default 5000).
    */
   uint32_t connect_timeout_ms;
+  /*
+   `LegacyExpiryFile`: cluster name of the legacy `expiry.php` (e.g.
+   `var/site/cache/expiry.php`, eZ Publish's `<VarDir>/<CacheDir>/expiry.php`), through which
+   legacy nodes share global expiry keys. UTF-8, pointer + length; NULL/0: none.
+   */
+  const char *legacy_expiry_file;
+  size_t legacy_expiry_file_len;
 } ezdb_options;
 
 /*
  A file's metadata, written by the library into a struct the caller owns.
+
+ The texts (`scope`, `datatype`, `name_trunk`) are pointer + length, UTF-8, each followed by a
+ NUL byte (not counted in the length), as long as the columns hold them. They are owned by the
+ library: valid until the next call on the same thread that fills an `ezdb_file_info`
+ (`ezdb_stat`, `ezdb_store*`, `ezdb_fetch*`, `ezdb_generation_end`/`_publish`), or until the
+ thread ends. Copy them to keep them; never free them. `ezdb_info_is_fresh` reads only the
+ numeric fields, so a copied struct stays usable with it after the texts are gone.
  */
 typedef struct ezdb_file_info {
   uint64_t size;
@@ -143,13 +158,20 @@ typedef struct ezdb_file_info {
   int32_t has_global_expiry;
   int64_t global_expiry;
   /*
-   NUL-terminated (the column holds at most 20 characters).
+   The row's `scope` (library-owned, see above).
    */
-  char scope[32];
+  const char *scope;
+  size_t scope_len;
   /*
-   NUL-terminated, cut at 255 bytes.
+   The row's `datatype` (library-owned, see above).
    */
-  char datatype[256];
+  const char *datatype;
+  size_t datatype_len;
+  /*
+   The row's `name_trunk`, its expiry group (library-owned, see above).
+   */
+  const char *name_trunk;
+  size_t name_trunk_len;
 } ezdb_file_info;
 
 /*
@@ -176,7 +198,8 @@ typedef struct ezdb_freshness {
 const char *ezdb_version(void);
 
 /*
- Fills `*out` with the defaults (all zero: chunk 65535, timeout 60 s, 8 attempts, connect 5 s).
+ Fills `*out` with the defaults (all zero: chunk 65535, timeout 60 s, 8 attempts, connect 5 s,
+ no legacy `expiry.php`).
  */
 void ezdb_options_init(struct ezdb_options *out);
 
@@ -300,14 +323,19 @@ enum ezdb_status ezdb_fetch_into(struct ezdb_cluster *cluster,
                                  struct ezdb_file_info *out_info);
 
 /*
- Reads `length` bytes from `offset` (`length` 0: to the end) of a live file, reading only the
- chunks that hold them. A range past the end is `EZDB_INVALID_ARGUMENT`. Bytes as `ezdb_fetch`.
+ Reads `length` bytes from `offset` (`length` 0: to the end) of a file, with one statement
+ (one consistent version even while the file is rewritten) that reads only the chunks holding
+ them; the range is held in memory until handed over. A range starting at or past the end is
+ `EZDB_INVALID_ARGUMENT`, except `offset` 0 with `length` 0 (the whole file, empty too).
+ `flags`: `ezdb_fetch_flags` (`EZDB_FETCH_INCLUDE_DELETED`: deleted rows too, as legacy
+ `passthrough`). Bytes as `ezdb_fetch`; `out_info` (nullable) receives the metadata.
  */
 enum ezdb_status ezdb_fetch_range(struct ezdb_cluster *cluster,
                                   const char *name,
                                   size_t name_len,
                                   uint64_t offset,
                                   uint64_t length,
+                                  uint32_t flags,
                                   char **out_data,
                                   size_t *out_len,
                                   struct ezdb_file_info *out_info);
@@ -453,8 +481,9 @@ enum ezdb_status ezdb_generation_abort(struct ezdb_cluster *cluster, struct ezdb
 
 /*
  1 when a file described by `info` (from `ezdb_stat`/`ezdb_fetch`) may be served as fresh
- under `freshness`, else 0 (also for NULL arguments). Pure: no database call. A deleted file,
- or one older than the global expiry of its scope, is never fresh.
+ under `freshness`, else 0 (also for NULL arguments). Pure: no database call, and only the
+ numeric fields of `info` are read. A deleted file, or one older than the global expiry of its
+ scope, is never fresh.
  */
 int32_t ezdb_info_is_fresh(const struct ezdb_file_info *info,
                            const struct ezdb_freshness *freshness);

@@ -10,7 +10,11 @@ final class ClusterApiTest extends TestCase
 {
     private function open(): Cluster
     {
-        return Cluster::open(self::$db->url, ['chunk_size' => 1000, 'generation_timeout' => 30]);
+        return Cluster::open(self::$db->url, [
+            'chunk_size' => 1000,
+            'generation_timeout' => 30,
+            'legacy_expiry_file' => $this->expiryFile(),
+        ]);
     }
 
     public function testStoreFetchStat(): void
@@ -101,7 +105,7 @@ final class ClusterApiTest extends TestCase
             $this->assertFalse($c->isFresh($covered));
             $this->assertFalse($c->exists($this->path('api/fresh')));
         } finally {
-            self::$db->query('DELETE FROM ezdbfile_expiry');
+            $this->forgetGlobalExpiry();
         }
     }
 
@@ -109,11 +113,15 @@ final class ClusterApiTest extends TestCase
     {
         $c = $this->open();
         $name = $this->path('api/gen.cache');
+        $locked = microtime(true);
         $lock = $c->startGeneration($name);
         $this->assertInstanceOf(GenerationLock::class, $lock);
         $this->assertSame("$name.generating", $lock->lockName());
         $this->assertTrue($lock->check());
-        $this->assertSame(30, $c->startGeneration($name), 'busy, generation_timeout 30:');
+        // generation_timeout 30 less the lock's age in whole seconds (a loaded machine may take one).
+        $remaining = $c->startGeneration($name);
+        $age = (int) ceil(microtime(true) - $locked);
+        $this->assertTrue(is_int($remaining) && $remaining <= 30 && $remaining >= 30 - $age, 'busy, generation_timeout 30: ' . var_export($remaining, true));
         $lock->stage('staged', 'viewcache', 'php');
         $this->assertSame(6, $lock->end()->size);
         $this->assertFalse($lock->isHeld());
@@ -183,12 +191,6 @@ final class ClusterApiTest extends TestCase
         $e = $this->assertThrowsEzdb(Exception::CONNECT, fn () => new eZDBFileHandler('x'));
         $this->assertTrue(str_contains($e->getMessage(), "user someone, password '******'") && !str_contains($e->getMessage(), 'secret'), $e->getMessage());
         $this->assertThrowsEzdb(Exception::CONFIG, fn () => Cluster::open('postgres://x'));
-        try {
-            eZDBFileHandler::configure(['DBHots' => 'typo']);
-            $this->fail('unknown settings are refused');
-        } catch (InvalidArgumentException $e) {
-            $this->assertTrue(str_contains($e->getMessage(), 'DBHots'));
-        }
     }
 
     public function testLibraryNotFoundNamesWhatWasTried(): void

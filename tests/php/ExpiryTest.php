@@ -72,7 +72,7 @@ final class ExpiryTest extends TestCase
             $this->assertSame(['regenerated', 1], [$value, $generated]);
             $this->assertTrue((new eZDBFileHandler($name))->exists(), 'the new entry is newer than the key:');
         } finally {
-            self::$db->query("DELETE FROM ezdbfile_expiry");
+            $this->forgetGlobalExpiry();
         }
     }
 

@@ -14,7 +14,7 @@ final class EzPublishTest extends TestCase
                 'file.ini' => ['ClusteringSettings' => ['FileHandler' => 'eZDBFileHandler', 'DBHost' => $host, 'DBPort' => $port,
                     'DBUser' => $user, 'DBPassword' => $pass, 'DBName' => $db,
                     'NonExistantStaleCacheHandling' => ['viewcache' => 'wait', 'cacheblock' => 'wait', 'misc' => 'generate']]],
-                'site.ini' => ['ContentSettings' => ['CacheGenerationTimeout' => '7'], 'FileSettings' => ['StorageFilePermissions' => '0640']],
+                'site.ini' => ['ContentSettings' => ['CacheGenerationTimeout' => '7'], 'FileSettings' => ['StorageFilePermissions' => '0640', 'VarDir' => 'var/ezdemo_site']],
             ];
             require getenv('EZDB_PHP') . '/autoload.php';
             $handler = new eZDBFileHandler($name);
@@ -30,11 +30,34 @@ final class EzPublishTest extends TestCase
             $out[] = $handler->fileFetch($name) === $name ? sprintf('%o', fileperms($name) & 0777) : 'not fetched';
             $out[] = (new eZDBFileHandler())->fileStoreContents("bad\0", 'x');
             $out[] = count(eZDebug::$messages);
+            $out[] = eZDBFileHandler::settings()['LegacyExpiryFile'];
             echo json_encode($out);
             PHP;
         $settings = json_encode([$parts['host'], $parts['port'], $parts['user'], $parts['pass'], self::$db->name, $this->path('ez.cache')]);
         $output = $this->php($script, ['EZDB_SETTINGS' => $settings, 'EZDB_TESTS' => __DIR__, 'EZDB_PHP' => dirname(__DIR__, 2) . '/php']);
-        $this->assertSame([true, true, true, true, 7, 'private copy', true, 0, '640', false, 1], json_decode($output, true), $output);
+        $this->assertSame([true, true, true, true, 7, 'private copy', true, 0, '640', false, 1, 'var/ezdemo_site/cache/expiry.php'],
+            json_decode($output, true), $output);
+    }
+
+    public function testTheLegacyExpiryFileFollowsTheCacheDirectory(): void
+    {
+        $script = <<<'PHP'
+            require getenv('EZDB_TESTS') . '/fixtures/ezpublish-stubs.php';
+            require getenv('EZDB_PHP') . '/autoload.php';
+            $out = [];
+            eZINI::$values = ['site.ini' => ['FileSettings' => ['CacheDir' => '/srv/cache']]];
+            $out[] = eZDBFileHandler::settings()['LegacyExpiryFile'];
+            eZDBFileHandler::configure([]);  // configure() replaces eZINI: no expiry.php unless given
+            $out[] = eZDBFileHandler::settings()['LegacyExpiryFile'];
+            echo json_encode($out);
+            PHP;
+        $output = $this->php($script, ['EZDB_TESTS' => __DIR__, 'EZDB_PHP' => dirname(__DIR__, 2) . '/php']);
+        $this->assertSame(['/srv/cache/expiry.php', null], json_decode($output, true), $output);
+        $script = 'class eZSys { static function cacheDirectory() { return "var/plain_site/cache/"; } }'
+            . 'require getenv("EZDB_TESTS") . "/fixtures/ezpublish-stubs.php"; require getenv("EZDB_PHP") . "/autoload.php";'
+            . 'echo eZDBFileHandler::settings()["LegacyExpiryFile"];';
+        $output = $this->php($script, ['EZDB_TESTS' => __DIR__, 'EZDB_PHP' => dirname(__DIR__, 2) . '/php']);
+        $this->assertSame('var/plain_site/cache/expiry.php', $output, 'eZSys::cacheDirectory() when eZ Publish has it:');
     }
 
     public function testWithoutEzPublishTheStandInsAreUsed(): void

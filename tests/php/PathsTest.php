@@ -77,8 +77,9 @@ final class PathsTest extends TestCase
         $legacy->storeContents($theirs, random_bytes(70000), 'binaryfile', 'application/pdf', 1700000000);
         $handler = new eZDBFileHandler($theirs);
         $this->assertSame($legacy->fetchContents($theirs), $handler->fetchContents());
-        $this->assertSame(['name' => $theirs, 'name_hash' => md5($theirs), 'datatype' => 'application/pdf', 'scope' => 'binaryfile',
-            'size' => 70000, 'mtime' => 1700000000, 'expired' => 0], $handler->stat());
+        $this->assertSame(['datatype' => 'application/pdf', 'name' => $theirs, 'name_trunk' => $theirs, 'name_hash' => md5($theirs),
+            'scope' => 'binaryfile', 'size' => '70000', 'mtime' => '1700000000', 'expired' => '0'], $handler->stat());
+        $this->assertSame($legacy->loadMetaData($theirs), $handler->stat(), 'every key, type and value of the legacy row:');
 
         $ours = $this->path('ours.bin');
         $bytes = random_bytes(140000);

@@ -43,7 +43,7 @@ final class StoreFetchTest extends TestCase
         $local = $this->localFile('d.txt', 'stored then removed');
         $this->assertTrue($this->handler()->fileStore($local, 'test', true, 'text/plain'));
         $row = $this->handler('d.txt')->stat();
-        $this->assertSame(['test', 'text/plain', 19], [$row['scope'], $row['datatype'], $row['size']]);
+        $this->assertSame(['test', 'text/plain', '19'], [$row['scope'], $row['datatype'], $row['size']]);
         $this->assertNoFile($local, 'the local file is removed:');
     }
 

@@ -21,8 +21,10 @@ foreach (glob(__DIR__ . '/lib/*.php') as $file) {
 
 $serverUrl = getenv('EZDB_TEST_URL') ?: 'mysql://root@127.0.0.1:3306';
 try {
-    TestCase::$db = new TestDb($serverUrl);
-    Ezdb\Cluster::open(TestCase::$db->url)->installSchema();
+    TestCase::$db = new TestDb($serverUrl, getenv('EZDB_TEST_SCHEMA') ?: 'ezdb');
+    if (TestCase::$db->schema === 'ezdb') {
+        Ezdb\Cluster::open(TestCase::$db->url)->installSchema();
+    }
 } catch (Throwable $e) {
     fwrite(STDERR, "php tests: cannot prepare a test database on $serverUrl: {$e->getMessage()}\n"
         . "Start MariaDB/MySQL there, or set EZDB_TEST_URL=mysql://user:pass@host:port to a server where that user may create databases.\n");
@@ -47,7 +49,8 @@ foreach ($files as $file) {
 }
 $classes = array_filter(array_diff(get_declared_classes(), $before), fn ($c) => is_subclass_of($c, TestCase::class));
 
-echo 'libezdb ', Ezdb\Library::version(), ', PHP ', PHP_VERSION, ', database ', TestCase::$db->name, "\n";
+echo 'libezdb ', Ezdb\Library::version(), ', PHP ', PHP_VERSION, ', database ', TestCase::$db->name,
+    ' (', TestCase::$db->schema, " schema)\n";
 [$passed, $failed] = [0, 0];
 foreach ($classes as $class) {
     foreach ((new ReflectionClass($class))->getMethods(ReflectionMethod::IS_PUBLIC) as $method) {

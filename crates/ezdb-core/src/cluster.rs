@@ -4,7 +4,8 @@
 use crate::config::ClusterConfig;
 use crate::db::Db;
 use crate::error::{Error, Op, Result};
-use crate::schema;
+use crate::expiry::{ExpiryFile, ExpiryFileCache};
+use crate::schema::{self, Finding, UpgradeOptions, UpgradeReport};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -15,6 +16,8 @@ pub struct Cluster {
 pub(crate) struct Inner {
     pub(crate) db: Db,
     pub(crate) config: ClusterConfig,
+    /// The legacy `expiry.php` named by `legacy_expiry_file`, and its keys as last read.
+    pub(crate) expiry_file: ExpiryFileCache,
 }
 
 impl Cluster {
@@ -22,10 +25,35 @@ impl Cluster {
     /// handle. Does not create tables: see [`Cluster::install_schema`].
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
         config.validate()?;
+        let expiry_file = config.legacy_expiry_file.as_deref().map(ExpiryFile::new).transpose()?;
         let db = Db::connect(&config).await?;
-        Ok(Cluster {
-            inner: Arc::new(Inner { db, config }),
-        })
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                expiry_file,
+            }),
+        };
+        cluster.chunks_per_statement()?;
+        Ok(cluster)
+    }
+
+    /// Chunks per INSERT: the configured number, fewer when the server's `max_allowed_packet`
+    /// would not take them; an error when it cannot take even one chunk of the configured size.
+    pub(crate) fn chunks_per_statement(&self) -> Result<usize> {
+        let config = &self.inner.config;
+        let capabilities = &self.inner.db.capabilities;
+        capabilities
+            .chunks_per_statement(config.chunk_size, config.chunks_per_statement)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the server's max_allowed_packet ({} bytes) cannot carry one chunk of {} bytes; \
+                     lower the chunk size (DBChunkSize) below {} or raise max_allowed_packet on the server",
+                    capabilities.max_allowed_packet(),
+                    config.chunk_size,
+                    capabilities.max_allowed_packet().saturating_sub(20 * 1024)
+                ))
+            })
     }
 
     /// Connects with default settings to `url`.
@@ -56,17 +84,45 @@ impl Cluster {
             .acquire()
             .await
             .map_err(|e| Error::db(Op::Schema, "schema install", e))?;
-        schema::install(&mut conn).await
+        schema::install(&mut conn).await?;
+        self.inner
+            .db
+            .capabilities
+            .detect(&mut conn)
+            .await
+            .map_err(|e| Error::db(Op::Schema, "schema install", e))
     }
 
-    /// Lists every difference between the database and what the core needs; empty when fine.
+    /// Every finding of [`Cluster::inspect_schema`] as one line each; empty when the database is
+    /// exactly what `sql/mysql/schema.sql` creates.
     pub async fn check_schema(&self) -> Result<Vec<String>> {
+        Ok(self.inspect_schema().await?.iter().map(Finding::summary).collect())
+    }
+
+    /// Every risk of the database's cluster tables (character set, collation, column types,
+    /// engine, keys, missing tables), each with what it breaks and the statements that fix it.
+    pub async fn inspect_schema(&self) -> Result<Vec<Finding>> {
         let mut conn = self
             .inner
             .db
             .acquire()
             .await
             .map_err(|e| Error::db(Op::Schema, "schema check", e))?;
-        schema::check(&mut conn).await
+        schema::inspect(&mut conn).await
+    }
+
+    /// Applies the fixes of [`Cluster::inspect_schema`]: online ones, and with
+    /// `allow_offline` those that block writes while a table is rebuilt. Runs on a connection of
+    /// its own that is closed afterwards (it changes session settings).
+    pub async fn upgrade_schema(&self, options: &UpgradeOptions) -> Result<UpgradeReport> {
+        let mut conn = self
+            .inner
+            .db
+            .acquire()
+            .await
+            .map_err(|e| Error::db(Op::Schema, "schema upgrade", e))?;
+        let report = schema::upgrade(&mut conn, options).await;
+        conn.discard();
+        report
     }
 }

@@ -1,6 +1,7 @@
 // Connections to the cluster database: a pool or one dedicated connection, the database clock,
 // and the bounded retry (with backoff) of work hit by deadlocks, lock waits or a lost connection.
 
+use crate::capabilities::Capabilities;
 use crate::config::{redact_url, ClusterConfig, ConnectionMode};
 use crate::error::{is_connection_error, is_transient_lock_error, Error, Op, Result};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
@@ -135,6 +136,8 @@ pub(crate) struct Db {
     recheck: Source,
     options: MySqlConnectOptions,
     clock_offset_ms: Arc<AtomicI64>,
+    /// Limits and optional tables of the server, read on the first connection.
+    pub(crate) capabilities: Capabilities,
     max_attempts: u32,
     backoff: Duration,
     connect_timeout: Duration,
@@ -151,12 +154,17 @@ impl Db {
             .log_statements(tracing::log::LevelFilter::Trace);
         let clock_offset_ms = Arc::new(AtomicI64::new(0));
         // A direct connection first: a pool would hide the real cause behind a timeout.
-        let first = open(&options, &clock_offset_ms, config.connect_timeout)
+        let mut first = open(&options, &clock_offset_ms, config.connect_timeout)
             .await
             .map_err(|source| Error::Connect {
                 url: url.clone(),
                 source,
             })?;
+        let capabilities = Capabilities::default();
+        capabilities.detect(&mut first).await.map_err(|source| Error::Connect {
+            url: url.clone(),
+            source,
+        })?;
         let (main, recheck) = match config.mode {
             ConnectionMode::Dedicated => (
                 Source::Dedicated(Arc::new(Mutex::new(Some(first)))),
@@ -173,6 +181,7 @@ impl Db {
             recheck,
             options,
             clock_offset_ms,
+            capabilities,
             max_attempts: config.max_attempts,
             backoff: config.retry_backoff,
             connect_timeout: config.connect_timeout,

@@ -171,7 +171,14 @@ fn hint_for(e: &sqlx::Error) -> &'static str {
     match mysql_error_code(e) {
         Some(1146) => "; a cluster table is missing: run `ezdb schema install`",
         Some(1205) | Some(1213) => "; the database stayed busy through every retry: try again",
-        Some(1406) => "; a value is longer than its column allows",
+        Some(1406) => {
+            "; a value is longer than its column allows (a legacy `datatype VARCHAR(60)` cannot hold long MIME \
+             types): `ezdb schema check` names the column and `ezdb schema upgrade` widens it"
+        }
+        Some(1366) => {
+            "; the table's character set cannot hold this text (latin1, or utf8/utf8mb3 without 4-byte \
+             characters such as emoji): nothing was stored; `ezdb schema check` shows the conversion to utf8mb4"
+        }
         Some(1153) => "; raise max_allowed_packet on the server or lower the chunk size",
         _ if is_connection_error(e) => "; the database connection was lost: check that the server is up",
         _ => "",

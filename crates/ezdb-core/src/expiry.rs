@@ -1,14 +1,20 @@
-// Global expiry keys: one timestamp per key, each updated atomically on its own, honoured by
-// every read for the scope the key covers; optionally mirrored into the legacy `expiry.php`.
+//! Global expiry keys ("clear the view cache" without touching a row), honoured by every read
+//! for the scope a key covers. They live where legacy nodes keep them, the clustered
+//! `expiry.php` (`legacy_expiry_file`), and in ezdb's optional `ezdbfile_expiry` table (one row
+//! per key, updated atomically); a key set through ezdb goes to both where both exist, and reads
+//! take the later of the two, so a clear made on any node is seen by every other.
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Inner};
 use crate::content::ContentReader;
 use crate::db::{done, Attempt};
 use crate::error::{Error, Op, Result};
 use crate::name::FileName;
 use crate::store::RowSpec;
-use sqlx::mysql::MySqlConnection;
+use sqlx::mysql::{MySqlArguments, MySqlConnection, MySqlRow};
+use sqlx::query::Query;
+use sqlx::{MySql, Row};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// Keys the kernel uses and the scope of the files each one expires. Other keys are plain
 /// timestamps that callers compare themselves (as legacy `eZExpiryHandler` users do).
@@ -27,48 +33,276 @@ pub fn expiry_key_scope(key: &str) -> &'static str {
         .map_or("", |(_, scope)| scope)
 }
 
+/// The SQL through which a metadata read learns, in the same statement, the global expiry of the
+/// file's scope: the `@<scope>` row of `ezdbfile_expiry` when that table exists, and the version
+/// (mtime, size) of the legacy `expiry.php` row when one is configured, whose keys are parsed
+/// once per version ([`ExpiryFileCache`]). Without either source the columns are NULL.
+pub(crate) struct ExpirySql<'a> {
+    table: bool,
+    file: Option<&'a FileName>,
+}
+
+impl<'a> ExpirySql<'a> {
+    pub(crate) fn of(inner: &'a Inner) -> ExpirySql<'a> {
+        ExpirySql {
+            table: inner.db.capabilities.has_expiry_table(),
+            file: inner.expiry_file.as_ref().map(|f| &f.name),
+        }
+    }
+
+    /// Selected after the metadata columns: `table_expiry`, `expiry_file_mtime`, `expiry_file_size`.
+    pub(crate) fn columns(&self) -> &'static str {
+        match (self.table, self.file.is_some()) {
+            (true, true) => {
+                ", CAST(e.expiry AS SIGNED) AS table_expiry, \
+                 CAST(x.mtime AS SIGNED) AS expiry_file_mtime, CAST(x.size AS UNSIGNED) AS expiry_file_size"
+            }
+            (true, false) => {
+                ", CAST(e.expiry AS SIGNED) AS table_expiry, \
+                 CAST(NULL AS SIGNED) AS expiry_file_mtime, CAST(NULL AS UNSIGNED) AS expiry_file_size"
+            }
+            (false, true) => {
+                ", CAST(NULL AS SIGNED) AS table_expiry, \
+                 CAST(x.mtime AS SIGNED) AS expiry_file_mtime, CAST(x.size AS UNSIGNED) AS expiry_file_size"
+            }
+            (false, false) => {
+                ", CAST(NULL AS SIGNED) AS table_expiry, \
+                 CAST(NULL AS SIGNED) AS expiry_file_mtime, CAST(NULL AS UNSIGNED) AS expiry_file_size"
+            }
+        }
+    }
+
+    /// Joined after `FROM ezdbfile f`; binds one value (see [`ExpirySql::bind`]) when the legacy
+    /// file is configured, before any other placeholder of the statement.
+    pub(crate) fn joins(&self) -> &'static str {
+        match (self.table, self.file.is_some()) {
+            (true, true) => {
+                " LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope) LEFT JOIN ezdbfile x ON x.name_hash = ?"
+            }
+            (true, false) => " LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope)",
+            (false, true) => " LEFT JOIN ezdbfile x ON x.name_hash = ?",
+            (false, false) => "",
+        }
+    }
+
+    /// A condition for `WHERE`: the table's key (when the table exists) does not expire the file.
+    pub(crate) fn table_condition(&self) -> &'static str {
+        if self.table {
+            " AND (e.expiry IS NULL OR f.mtime >= e.expiry)"
+        } else {
+            ""
+        }
+    }
+
+    pub(crate) fn bind<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
+        match self.file {
+            Some(file) => query.bind(file.hash().to_owned()),
+            None => query,
+        }
+    }
+}
+
+/// What one read's row says about global expiry, before the legacy file's keys are applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExpiryColumns {
+    table: Option<i64>,
+    /// (mtime, size) of the `expiry.php` row; `None` when not configured or not stored.
+    file_version: Option<(i64, u64)>,
+}
+
+impl ExpiryColumns {
+    pub(crate) fn from_row(row: &MySqlRow) -> std::result::Result<ExpiryColumns, sqlx::Error> {
+        let mtime: Option<i64> = row.try_get("expiry_file_mtime")?;
+        let size: Option<u64> = row.try_get("expiry_file_size")?;
+        Ok(ExpiryColumns {
+            table: row.try_get("table_expiry")?,
+            file_version: mtime.zip(size),
+        })
+    }
+}
+
+/// The configured legacy `expiry.php` and its keys as last parsed, per version of its row.
+pub(crate) struct ExpiryFile {
+    pub(crate) name: FileName,
+    parsed: Mutex<Option<ParsedExpiryFile>>,
+}
+
+struct ParsedExpiryFile {
+    version: (i64, u64),
+    /// The latest expiry of the keys covering each scope.
+    by_scope: BTreeMap<&'static str, i64>,
+}
+
+/// Cached knowledge of the legacy file, consulted by every read of a handle.
+pub(crate) type ExpiryFileCache = Option<ExpiryFile>;
+
+impl ExpiryFile {
+    pub(crate) fn new(name: &str) -> Result<ExpiryFile> {
+        Ok(ExpiryFile {
+            name: FileName::new(name)?,
+            parsed: Mutex::new(None),
+        })
+    }
+
+    /// The legacy file's expiry for `scope` at `version`, or `Err(())` when the file changed
+    /// since it was last parsed (the caller reloads it and asks again).
+    fn scope_expiry(&self, version: (i64, u64), scope: &str) -> std::result::Result<Option<i64>, ()> {
+        let parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        match parsed.as_ref() {
+            Some(p) if p.version == version => Ok(p.by_scope.get(scope).copied()),
+            _ => Err(()),
+        }
+    }
+
+    /// The expiry for `scope` in the version parsed last, whatever it is.
+    fn latest(&self, scope: &str) -> Option<i64> {
+        let parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        parsed.as_ref().and_then(|p| p.by_scope.get(scope).copied())
+    }
+
+    fn remember(&self, version: (i64, u64), keys: &BTreeMap<String, i64>) {
+        let mut by_scope = BTreeMap::new();
+        for (key, at) in keys {
+            if let Some((_, scope)) = SCOPED_EXPIRY_KEYS.iter().find(|(k, _)| k == key) {
+                let latest = by_scope.entry(*scope).or_insert(*at);
+                *latest = (*latest).max(*at);
+            }
+        }
+        *self.parsed.lock().unwrap_or_else(|e| e.into_inner()) = Some(ParsedExpiryFile { version, by_scope });
+    }
+
+    /// Reads the file's row and bytes in one statement and remembers its keys.
+    async fn reload(&self, conn: &mut MySqlConnection) -> std::result::Result<BTreeMap<String, i64>, sqlx::Error> {
+        let rows: Vec<(i64, u64, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT CAST(f.mtime AS SIGNED), CAST(f.size AS UNSIGNED), d.filedata
+             FROM ezdbfile f LEFT JOIN ezdbfile_data d ON d.name_hash = f.name_hash
+             WHERE f.name_hash = ? ORDER BY d.`offset`",
+        )
+        .bind(self.name.hash())
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(&(mtime, size, _)) = rows.first() else {
+            return Ok(BTreeMap::new());
+        };
+        // A deleted expiry.php holds no keys for legacy nodes either.
+        let keys = if mtime < 0 {
+            BTreeMap::new()
+        } else {
+            let bytes: Vec<u8> = rows.into_iter().filter_map(|(_, _, data)| data).flatten().collect();
+            parse_expiry_php(&bytes)
+        };
+        self.remember((mtime, size), &keys);
+        Ok(keys)
+    }
+}
+
+/// The global expiry covering `scope` according to `columns` (`Some(None)`: no key covers it),
+/// or `None` when the legacy file changed since it was last parsed: [`reload_expiry_file`] first.
+pub(crate) fn cached_global_expiry(inner: &Inner, columns: ExpiryColumns, scope: &str) -> Option<Option<i64>> {
+    let from_file = match (&inner.expiry_file, columns.file_version) {
+        (Some(file), Some(version)) => file.scope_expiry(version, scope).ok()?,
+        _ => None,
+    };
+    Some(columns.table.max(from_file))
+}
+
+/// Reads the configured legacy expiry file again (no-op when none is configured).
+pub(crate) async fn reload_expiry_file(
+    inner: &Inner,
+    conn: &mut MySqlConnection,
+) -> std::result::Result<(), sqlx::Error> {
+    if let Some(file) = &inner.expiry_file {
+        file.reload(conn).await?;
+    }
+    Ok(())
+}
+
+/// [`cached_global_expiry`], reading the legacy file again on `conn` when it changed. When it
+/// changed once more between the two statements, the newer keys are what we go by.
+pub(crate) async fn resolve_global_expiry(
+    inner: &Inner,
+    conn: &mut MySqlConnection,
+    columns: ExpiryColumns,
+    scope: &str,
+) -> std::result::Result<Option<i64>, sqlx::Error> {
+    if let Some(at) = cached_global_expiry(inner, columns, scope) {
+        return Ok(at);
+    }
+    reload_expiry_file(inner, conn).await?;
+    let latest = inner.expiry_file.as_ref().and_then(|file| file.latest(scope));
+    Ok(columns.table.max(latest))
+}
+
 impl Cluster {
     /// Sets `key` to `at` (default: the database clock now): every file of the key's scope with an
-    /// older mtime counts as expired from this moment, on every server. Returns the timestamp.
+    /// older mtime counts as expired from this moment, on every server: written into the legacy
+    /// `expiry.php` (when `legacy_expiry_file` is set: legacy nodes read it) and into
+    /// `ezdbfile_expiry` (when the table exists). Returns the timestamp.
     pub async fn set_global_expiry(&self, key: &str, at: Option<i64>) -> Result<i64> {
         check_key(key)?;
         let at = at.unwrap_or_else(|| self.now());
-        self.inner
-            .db
-            .retrying(Op::Expiry, key, |mut conn| async move {
-                let set = async {
-                    conn.begin().await?;
-                    upsert_key(&mut conn, key, expiry_key_scope(key), at).await?;
-                    refresh_scope_row(&mut conn, expiry_key_scope(key)).await?;
-                    conn.commit().await?;
-                    Ok(())
-                }
-                .await;
-                done(conn, set)
-            })
-            .await?;
-        if let Some(file) = &self.inner.config.legacy_expiry_file {
-            self.mirror_to_legacy_file(file, key, at).await?;
+        let table = self.inner.db.capabilities.has_expiry_table();
+        if !table && self.inner.expiry_file.is_none() {
+            return Err(Error::Config(format!(
+                "cannot set the global expiry key {key}: this database has no ezdbfile_expiry table and no legacy \
+                 expiry file is configured; set legacy_expiry_file (PHP: LegacyExpiryFile; ezcache: --cache-dir) to \
+                 the site's cache/expiry.php, as legacy nodes use, or run `ezdb schema install`"
+            )));
+        }
+        if table {
+            self.inner
+                .db
+                .retrying(Op::Expiry, key, |mut conn| async move {
+                    let set = async {
+                        conn.begin().await?;
+                        upsert_key(&mut conn, key, expiry_key_scope(key), at).await?;
+                        refresh_scope_row(&mut conn, expiry_key_scope(key)).await?;
+                        conn.commit().await?;
+                        Ok(())
+                    }
+                    .await;
+                    done(conn, set)
+                })
+                .await?;
+        }
+        if let Some(file) = &self.inner.expiry_file {
+            self.mirror_to_legacy_file(&file.name, key, at).await?;
         }
         Ok(at)
     }
 
-    /// The timestamp of `key`, if it was ever set.
+    /// The timestamp of `key`, if it was ever set (the later of the legacy file and the table).
     pub async fn global_expiry(&self, key: &str) -> Result<Option<i64>> {
         Ok(self.global_expiries().await?.remove(key))
     }
 
-    /// Every key and its timestamp.
+    /// Every key and its timestamp: the legacy `expiry.php` (when configured) and the
+    /// `ezdbfile_expiry` table (when present), the later timestamp of each key.
     pub async fn global_expiries(&self) -> Result<BTreeMap<String, i64>> {
+        let inner = &self.inner;
         self.inner
             .db
             .retrying(Op::Expiry, "global expiry keys", |mut conn| async move {
-                let rows: std::result::Result<Vec<(String, i64)>, _> = sqlx::query_as(
-                    "SELECT CAST(name AS CHAR), CAST(expiry AS SIGNED) FROM ezdbfile_expiry WHERE name NOT LIKE '@%'",
-                )
-                .fetch_all(&mut *conn)
+                let keys = async {
+                    let mut keys = match &inner.expiry_file {
+                        Some(file) => file.reload(&mut conn).await?,
+                        None => BTreeMap::new(),
+                    };
+                    if inner.db.capabilities.has_expiry_table() {
+                        let rows: Vec<(String, i64)> = sqlx::query_as(
+                            "SELECT CAST(name AS CHAR), CAST(expiry AS SIGNED) FROM ezdbfile_expiry WHERE name NOT LIKE '@%'",
+                        )
+                        .fetch_all(&mut *conn)
+                        .await?;
+                        for (key, at) in rows {
+                            let latest = keys.entry(key).or_insert(at);
+                            *latest = (*latest).max(at);
+                        }
+                    }
+                    Ok(keys)
+                }
                 .await;
-                done(conn, rows.map(|r| r.into_iter().collect()).map_err(Into::into))
+                done(conn, keys)
             })
             .await
     }
@@ -76,15 +310,18 @@ impl Cluster {
     /// Takes the keys a legacy node wrote into `expiry.php` (the configured one) into the
     /// expiry table, keeping the later timestamp of each. Returns how many keys it read.
     pub async fn import_legacy_expiry(&self) -> Result<usize> {
-        let Some(file) = self.inner.config.legacy_expiry_file.clone() else {
+        let Some(file) = &self.inner.expiry_file else {
             return Ok(0);
         };
-        let legacy = match self.fetch_with_meta(&file, crate::Visibility::Live).await {
+        if !self.inner.db.capabilities.has_expiry_table() {
+            return Ok(0);
+        }
+        let legacy = match self.fetch_with_meta(file.name.as_str(), crate::Visibility::Live).await {
             Ok(data) => parse_expiry_php(&data.bytes),
             Err(e) if e.is_not_found() => return Ok(0),
             Err(e) => return Err(e),
         };
-        let current = self.global_expiries().await?;
+        let current = self.table_expiries().await?;
         for (key, at) in &legacy {
             if check_key(key).is_ok() && current.get(key).is_none_or(|mine| mine < at) {
                 self.set_global_expiry(key, Some(*at)).await?;
@@ -95,21 +332,23 @@ impl Cluster {
 
     /// Read-modify-write of `expiry.php` under a row lock, so our nodes never lose each other's
     /// keys (legacy nodes still rewrite it whole, as they always did).
-    async fn mirror_to_legacy_file(&self, file: &str, key: &str, at: i64) -> Result<()> {
-        let file = &FileName::new(file)?;
+    async fn mirror_to_legacy_file(&self, file: &FileName, key: &str, at: i64) -> Result<()> {
         self.inner
             .db
             .retrying(Op::Expiry, file.as_str(), |mut conn| async move {
                 let mirrored = async {
                     conn.begin().await?;
-                    let mut keys = parse_expiry_php(&read_locked(&mut conn, file).await?);
+                    let (old_mtime, bytes) = read_locked(&mut conn, file).await?;
+                    let mut keys = parse_expiry_php(&bytes);
                     keys.insert(key.to_owned(), at);
                     let php = render_expiry_php(&keys);
+                    // Always a newer mtime, even within one second: legacy nodes re-read their
+                    // local copy only when the row is newer, and our readers key their cache on it.
                     let spec = RowSpec {
                         name: file,
                         scope: "expirycache",
                         datatype: "misc",
-                        mtime: self.now(),
+                        mtime: self.now().max(old_mtime.map_or(0, |m| m.abs() + 1)),
                         expired: false,
                     };
                     let mut reader: ContentReader<'_> = Box::new(php.as_bytes());
@@ -120,6 +359,23 @@ impl Cluster {
                 }
                 .await;
                 done(conn, mirrored)
+            })
+            .await
+    }
+}
+
+impl Cluster {
+    /// The keys of the `ezdbfile_expiry` table alone.
+    async fn table_expiries(&self) -> Result<BTreeMap<String, i64>> {
+        self.inner
+            .db
+            .retrying(Op::Expiry, "global expiry keys", |mut conn| async move {
+                let rows: std::result::Result<Vec<(String, i64)>, _> = sqlx::query_as(
+                    "SELECT CAST(name AS CHAR), CAST(expiry AS SIGNED) FROM ezdbfile_expiry WHERE name NOT LIKE '@%'",
+                )
+                .fetch_all(&mut *conn)
+                .await;
+                done(conn, rows.map(|r| r.into_iter().collect()).map_err(Into::into))
             })
             .await
     }
@@ -152,18 +408,19 @@ async fn refresh_scope_row(conn: &mut MySqlConnection, scope: &str) -> Result<()
     upsert_key(conn, &format!("@{scope}"), scope, latest.unwrap_or(0)).await
 }
 
-/// The bytes of a small file, its row locked for the transaction; empty when absent.
-async fn read_locked(conn: &mut MySqlConnection, file: &FileName) -> Attempt<Vec<u8>> {
-    sqlx::query("SELECT name_hash FROM ezdbfile WHERE name_hash = ? FOR UPDATE")
-        .bind(file.hash())
-        .execute(&mut *conn)
-        .await?;
+/// The mtime and bytes of a small file, its row locked for the transaction; empty when absent.
+async fn read_locked(conn: &mut MySqlConnection, file: &FileName) -> Attempt<(Option<i64>, Vec<u8>)> {
+    let mtime: Option<(i64,)> =
+        sqlx::query_as("SELECT CAST(mtime AS SIGNED) FROM ezdbfile WHERE name_hash = ? FOR UPDATE")
+            .bind(file.hash())
+            .fetch_optional(&mut *conn)
+            .await?;
     let chunks: Vec<(Vec<u8>,)> =
         sqlx::query_as("SELECT filedata FROM ezdbfile_data WHERE name_hash = ? ORDER BY `offset`")
             .bind(file.hash())
             .fetch_all(&mut *conn)
             .await?;
-    Ok(chunks.into_iter().flat_map(|c| c.0).collect())
+    Ok((mtime.map(|m| m.0), chunks.into_iter().flat_map(|c| c.0).collect()))
 }
 
 fn check_key(key: &str) -> Result<()> {

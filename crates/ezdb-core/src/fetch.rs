@@ -5,7 +5,8 @@ use crate::cluster::{Cluster, Inner};
 use crate::content::{ByteRange, ChunkCheck};
 use crate::db::{done, Attempt, AttemptError};
 use crate::error::{Error, Op, Result};
-use crate::meta::{FileMeta, EXPIRY_JOIN, META_COLUMNS};
+use crate::expiry::{cached_global_expiry, reload_expiry_file, resolve_global_expiry, ExpiryColumns, ExpirySql};
+use crate::meta::{is_expired, FileMeta, META_COLUMNS};
 use crate::name::FileName;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -48,10 +49,11 @@ impl Cluster {
     pub async fn stat(&self, name: &str) -> Result<Option<FileMeta>> {
         let name = FileName::new(name)?;
         let name = &name;
+        let inner = &*self.inner;
         self.inner
             .db
             .retrying(Op::Stat, name.as_str(), |mut conn| async move {
-                let meta = stat_row(&mut conn, name).await.map_err(AttemptError::from);
+                let meta = stat_row(inner, &mut conn, name).await.map_err(AttemptError::from);
                 done(conn, meta)
             })
             .await
@@ -60,10 +62,11 @@ impl Cluster {
     /// True when `name` is stored and neither deleted nor expired by a global expiry key.
     pub async fn exists(&self, name: &str) -> Result<bool> {
         let name = &FileName::new(name)?;
+        let inner = &*self.inner;
         self.inner
             .db
             .retrying(Op::Exists, name.as_str(), |mut conn| async move {
-                let live = live_row(&mut conn, name).await.map_err(AttemptError::from);
+                let live = live_row(inner, &mut conn, name).await.map_err(AttemptError::from);
                 done(conn, live)
             })
             .await
@@ -88,6 +91,7 @@ impl Cluster {
     async fn read(&self, name: &str, visibility: Visibility, range: Option<ByteRange>) -> Result<FileData> {
         let name = FileName::new(name)?;
         let name = &name;
+        let inner = &*self.inner;
         self.inner
             .db
             .retrying(Op::Fetch, name.as_str(), |mut conn| async move {
@@ -95,7 +99,7 @@ impl Cluster {
                     bytes: Vec::new(),
                     range_len: range.map(|r| r.len()),
                 };
-                let read = read_rows(&mut conn, name, visibility, range, &mut sink).await;
+                let read = read_rows(inner, &mut conn, name, visibility, range, &mut sink).await;
                 done(
                     conn,
                     read.map(|meta| FileData {
@@ -206,7 +210,7 @@ async fn stream_task(
         tx: tx.clone(),
         stopped: false,
     };
-    let outcome = read_rows(&mut conn, &name, visibility, range, &mut sink).await;
+    let outcome = read_rows(&inner, &mut conn, &name, visibility, range, &mut sink).await;
     let error = match outcome {
         Ok(_) => None,
         Err(AttemptError::Final(e)) => Some(e),
@@ -223,12 +227,41 @@ async fn stream_task(
 
 /// Reads metadata and chunks with one statement and feeds them, checked, to `sink`.
 async fn read_rows(
+    inner: &Inner,
     conn: &mut MySqlConnection,
     name: &FileName,
     visibility: Visibility,
     range: Option<ByteRange>,
     sink: &mut impl ChunkSink,
 ) -> Attempt<FileMeta> {
+    for _ in 0..3 {
+        if let Read::Done(meta) = read_rows_once(inner, conn, name, visibility, range, sink).await? {
+            return Ok(meta);
+        }
+    }
+    Err(Error::integrity(
+        Op::Fetch,
+        name.as_str(),
+        "the legacy expiry.php kept changing during the read",
+    )
+    .into())
+}
+
+/// The outcome of one read statement.
+enum Read {
+    Done(FileMeta),
+    /// Nothing was delivered: the legacy expiry file was re-read; read again.
+    ExpiryFileChanged,
+}
+
+async fn read_rows_once(
+    inner: &Inner,
+    conn: &mut MySqlConnection,
+    name: &FileName,
+    visibility: Visibility,
+    range: Option<ByteRange>,
+    sink: &mut impl ChunkSink,
+) -> Attempt<Read> {
     // A chunk holds at most 65535 bytes, so only chunks starting after `start - 65535` can
     // overlap the range: the primary key narrows the read to them.
     let (range_sql, low, high) = match range {
@@ -242,22 +275,37 @@ async fn read_rows(
     };
     // An inner join keeps the primary-key order without a sort; a file without chunks (empty,
     // or broken) returns no row, and its metadata is then read on its own.
+    let expiry = ExpirySql::of(inner);
     let sql = format!(
-        "SELECT {META_COLUMNS}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
-         FROM ezdbfile f {EXPIRY_JOIN} JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
-         WHERE f.name_hash = ? ORDER BY d.`offset`"
+        "SELECT {META_COLUMNS}{}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
+         FROM ezdbfile f{} JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
+         WHERE f.name_hash = ? ORDER BY d.`offset`",
+        expiry.columns(),
+        expiry.joins()
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = expiry.bind(sqlx::query(&sql));
     if range.is_some() {
         query = query.bind(low).bind(high);
     }
     let mut rows = query.bind(name.hash()).fetch(&mut *conn);
     let first = rows.try_next().await?;
     let meta = match &first {
-        Some(row) => FileMeta::from_row(row)?,
+        Some(row) => {
+            let columns = ExpiryColumns::from_row(row)?;
+            let Some(global_expiry) = cached_global_expiry(inner, columns, &row.try_get::<String, _>("scope")?) else {
+                // The legacy expiry.php changed since it was parsed (rare: after a clear). Read it,
+                // then this file again, so the file and its expiry come from one statement.
+                drop(rows);
+                reload_expiry_file(inner, conn).await?;
+                return Ok(Read::ExpiryFileChanged);
+            };
+            let mut meta = FileMeta::from_row(row)?;
+            meta.global_expiry = global_expiry;
+            meta
+        }
         None => {
             drop(rows);
-            let meta = stat_row(conn, name)
+            let meta = stat_row(inner, conn, name)
                 .await?
                 .ok_or_else(|| Error::not_found(Op::Fetch, name.as_str()))?;
             rows = Box::pin(futures_util::stream::empty());
@@ -283,7 +331,7 @@ async fn read_rows(
         end: r.end.min(meta.size - 1),
     });
     if !sink.meta(&meta).await {
-        return Ok(meta);
+        return Ok(Read::Done(meta));
     }
     let mut check = ChunkCheck::new(Op::Fetch, name.as_str(), meta.size, range);
     let mut row = first;
@@ -295,13 +343,13 @@ async fn read_rows(
                 None => data,
             };
             if !data.is_empty() && !sink.chunk(data).await {
-                return Ok(meta);
+                return Ok(Read::Done(meta));
             }
         }
         row = rows.try_next().await?;
     }
     check.finish()?;
-    Ok(meta)
+    Ok(Read::Done(meta))
 }
 
 fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, &[u8])>, sqlx::Error> {
@@ -310,23 +358,56 @@ fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, &[u8])>, sqlx::Error> {
     Ok(offset.zip(data))
 }
 
-async fn stat_row(conn: &mut MySqlConnection, name: &FileName) -> Result<Option<FileMeta>, sqlx::Error> {
-    let sql = format!("SELECT {META_COLUMNS} FROM ezdbfile f {EXPIRY_JOIN} WHERE f.name_hash = ?");
-    let row = sqlx::query(&sql).bind(name.hash()).fetch_optional(conn).await?;
-    row.as_ref().map(FileMeta::from_row).transpose()
+async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) -> Result<Option<FileMeta>, sqlx::Error> {
+    let expiry = ExpirySql::of(inner);
+    let sql = format!(
+        "SELECT {META_COLUMNS}{} FROM ezdbfile f{} WHERE f.name_hash = ?",
+        expiry.columns(),
+        expiry.joins()
+    );
+    let row = expiry
+        .bind(sqlx::query(&sql))
+        .bind(name.hash())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut meta = FileMeta::from_row(&row)?;
+    meta.global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &meta.scope).await?;
+    Ok(Some(meta))
 }
 
-/// Whether a live (not deleted, not globally expired) row exists, decided by the server.
-async fn live_row(conn: &mut MySqlConnection, name: &FileName) -> Result<bool, sqlx::Error> {
-    let sql = format!(
-        "SELECT 1 FROM ezdbfile f {EXPIRY_JOIN} WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0 \
-         AND (e.expiry IS NULL OR f.mtime >= e.expiry)"
+/// Whether a live (not deleted, not globally expired) row exists: one statement on the primary
+/// key. The server decides what it can (soft delete, the table's key); only a configured legacy
+/// expiry file's key is applied here, from the columns the statement returns.
+async fn live_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) -> Result<bool, sqlx::Error> {
+    let expiry = ExpirySql::of(inner);
+    let live = format!(
+        "FROM ezdbfile f{} WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0{}",
+        expiry.joins(),
+        expiry.table_condition()
     );
-    Ok(sqlx::query(&sql)
+    if inner.expiry_file.is_none() {
+        let sql = format!("SELECT 1 {live}");
+        let row = expiry
+            .bind(sqlx::query(&sql))
+            .bind(name.hash())
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Ok(row.is_some());
+    }
+    let sql = format!(
+        "SELECT CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope{} {live}",
+        expiry.columns()
+    );
+    let row = expiry
+        .bind(sqlx::query(&sql))
         .bind(name.hash())
-        .fetch_optional(conn)
-        .await?
-        .is_some())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let (mtime, scope): (i64, String) = (row.try_get("mtime")?, row.try_get("scope")?);
+    let global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &scope).await?;
+    Ok(!is_expired(mtime, false, global_expiry))
 }
 
 /// Stat on the re-check connection: sees the last committed row, outside any transaction of ours.
@@ -336,7 +417,7 @@ pub(crate) async fn stat_committed(cluster: &Cluster, name: &FileName) -> Result
         .acquire_recheck()
         .await
         .map_err(|e| Error::db(Op::Generation, name.as_str(), e))?;
-    stat_row(&mut conn, name)
+    stat_row(&cluster.inner, &mut conn, name)
         .await
         .map_err(|e| Error::db(Op::Generation, name.as_str(), e))
 }

@@ -7,6 +7,7 @@
 //! Cache entries are regenerated under a `.generating` lock row shared with legacy nodes; see
 //! [`Cluster::process_cache`].
 
+mod capabilities;
 mod check;
 mod cluster;
 mod config;
@@ -43,6 +44,6 @@ pub use name::{cache_type, clean_path, name_hash, name_trunk, FileName, GENERATI
 pub use process_cache::{CacheEntry, CachePolicy, CacheSource, Regeneration};
 pub use purge::PurgeFilter;
 pub use quarantine::{QuarantineItem, Restored, QUARANTINE_TABLE};
-pub use selector::{Batches, Selector};
+pub use selector::{Batches, QueryPlan, Selector};
 pub use stats::{LockInfo, ScopeStats, Stats};
 pub use store::StoreOptions;

@@ -4,17 +4,12 @@
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
-/// Columns of a metadata read, including the global expiry that covers the file's scope (joined
-/// as `e`, see [`EXPIRY_JOIN`]), so one statement answers "what is it" and "is it still valid".
-/// Text columns are cast to CHAR: `_bin` collations would otherwise arrive flagged as binary.
+/// Columns of a metadata read. Text columns are cast to CHAR: `_bin` collations would otherwise
+/// arrive flagged as binary. The global expiry of the file's scope comes with them, from the
+/// sources [`ExpirySql`](crate::expiry::ExpirySql) joins.
 pub(crate) const META_COLUMNS: &str = "CAST(f.name AS CHAR) AS name, CAST(f.size AS UNSIGNED) AS size, \
      CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, CAST(f.datatype AS CHAR) AS datatype, \
-     CAST(f.expired AS SIGNED) AS expired, \
-     CAST(e.expiry AS SIGNED) AS global_expiry";
-
-/// Joins the `@<scope>` row of `ezdbfile_expiry`: the latest expiry of every key covering the
-/// scope, kept up to date by `set_global_expiry` (a primary-key lookup, unlike a subquery).
-pub(crate) const EXPIRY_JOIN: &str = "LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope)";
+     CAST(f.name_trunk AS CHAR) AS name_trunk, CAST(f.expired AS SIGNED) AS expired";
 
 /// Scope given to files stored without one (legacy `UNKNOWN_SCOPE`).
 pub const DEFAULT_SCOPE: &str = "UNKNOWN_SCOPE";
@@ -30,6 +25,8 @@ pub struct FileMeta {
     pub mtime: i64,
     pub scope: String,
     pub datatype: String,
+    /// The expiry group the row belongs to (legacy `name_trunk`, see `name::name_trunk`).
+    pub name_trunk: String,
     /// The row is soft-deleted (`expired = 1` or a negative mtime).
     pub deleted: bool,
     /// The global expiry key covering this file's scope, if any.
@@ -37,6 +34,7 @@ pub struct FileMeta {
 }
 
 impl FileMeta {
+    /// The row of a read with [`META_COLUMNS`]; `global_expiry` is filled in by the caller.
     pub(crate) fn from_row(row: &MySqlRow) -> Result<FileMeta, sqlx::Error> {
         let mtime: i64 = row.try_get("mtime")?;
         let expired: i64 = row.try_get("expired")?;
@@ -46,14 +44,15 @@ impl FileMeta {
             mtime,
             scope: row.try_get("scope")?,
             datatype: row.try_get("datatype")?,
-            deleted: expired != 0 || mtime < 0,
-            global_expiry: row.try_get("global_expiry")?,
+            name_trunk: row.try_get("name_trunk")?,
+            deleted: is_deleted(mtime, expired != 0),
+            global_expiry: None,
         })
     }
 
     /// Deleted, or older than the global expiry of its scope: absent for `exists`, stale for caches.
     pub fn is_expired(&self) -> bool {
-        self.deleted || self.global_expiry.is_some_and(|key| self.mtime < key)
+        is_expired(self.mtime, self.deleted, self.global_expiry)
     }
 
     /// The mtime as it was before a soft delete negated it.
@@ -65,6 +64,17 @@ impl FileMeta {
     pub fn is_generating(&self) -> bool {
         self.name.ends_with(crate::name::GENERATING_SUFFIX)
     }
+}
+
+/// The legacy soft-delete mark: `expired = 1` or a negated mtime.
+pub(crate) fn is_deleted(mtime: i64, expired: bool) -> bool {
+    expired || mtime < 0
+}
+
+/// What counts as live: not deleted, and not older than the global expiry of its scope (an mtime
+/// equal to the key is still valid, as legacy compares strictly).
+pub(crate) fn is_expired(mtime: i64, deleted: bool, global_expiry: Option<i64>) -> bool {
+    deleted || global_expiry.is_some_and(|key| mtime < key)
 }
 
 /// When a cache entry counts as fresh: legacy `ttl` and `expiry` arguments of `processCache`.
@@ -144,6 +154,7 @@ mod tests {
             mtime,
             scope: "viewcache".into(),
             datatype: "php".into(),
+            name_trunk: "n".into(),
             deleted: mtime < 0,
             global_expiry: None,
         }

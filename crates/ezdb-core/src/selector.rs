@@ -59,28 +59,53 @@ impl Filter {
     }
 }
 
+/// A text column as the bytes of its UTF-8 form: compares byte-exact (case- and accent-sensitive,
+/// no trailing-space padding) whatever the column's character set and collation. Legacy tables
+/// take the server default, typically case- and accent-insensitive, where `name LIKE 'Abc%'` also
+/// matches `abc-1` and `'é'` matches `e`: each match below pairs the comparison the index serves
+/// with this exact one, so the index narrows and the bytes decide.
+fn exact(column: &str) -> String {
+    format!("CAST(CONVERT({column} USING utf8mb4) AS BINARY)")
+}
+
 impl Selector {
     pub(crate) fn filter(&self) -> Result<Filter> {
         let like = format!("name LIKE ? ESCAPE '{LIKE_ESCAPE}'");
+        let exact_like = format!("{} LIKE CAST(? AS BINARY) ESCAPE '{LIKE_ESCAPE}'", exact("name"));
         let filter = match self {
             Selector::Prefix(prefix) if prefix.is_empty() => {
                 return Err(self.refuse("an empty prefix would match every file"))
             }
-            Selector::Prefix(prefix) => Filter::default().and(&like, vec![Value::Text(like_prefix(prefix))]),
-            Selector::Trunk(trunk) => Filter::default().and("name_trunk = ?", vec![Value::Text(trunk.clone())]),
+            Selector::Prefix(prefix) => {
+                let pattern = like_prefix(prefix);
+                Filter::default()
+                    .and(&like, vec![Value::Text(pattern.clone())])
+                    .and(&exact_like, vec![Value::Text(pattern)])
+            }
+            Selector::Trunk(trunk) => Filter::default()
+                .and("name_trunk = ?", vec![Value::Text(trunk.clone())])
+                .and(
+                    &format!("{} = CAST(? AS BINARY)", exact("name_trunk")),
+                    vec![Value::Text(trunk.clone())],
+                ),
             Selector::Glob(glob) if glob.is_empty() => return Err(self.refuse("an empty pattern matches nothing")),
             Selector::Glob(glob) => {
                 let (regexp, literal) = glob_to_regexp(glob);
-                // The literal head narrows the scan to the name index; REGEXP decides.
+                // The literal head narrows the scan to the name index; a case-sensitive REGEXP
+                // over the name's characters decides (`?` is one character, not one byte).
                 Filter::default()
                     .and(&like, vec![Value::Text(like_prefix(&literal))])
-                    .and("name REGEXP ?", vec![Value::Text(regexp)])
+                    .and(
+                        "CONVERT(name USING utf8mb4) COLLATE utf8mb4_bin REGEXP ?",
+                        vec![Value::Text(regexp)],
+                    )
             }
             Selector::Scopes(scopes) if scopes.is_empty() => return Err(self.refuse("give at least one scope")),
             Selector::Scopes(scopes) => {
-                let marks = vec!["?"; scopes.len()].join(", ");
+                // No index serves `scope`: the exact comparison alone.
+                let marks = vec!["CAST(? AS BINARY)"; scopes.len()].join(", ");
                 Filter::default().and(
-                    &format!("scope IN ({marks})"),
+                    &format!("{} IN ({marks})", exact("scope")),
                     scopes.iter().cloned().map(Value::Text).collect(),
                 )
             }
@@ -167,6 +192,55 @@ impl Cluster {
     }
 }
 
+/// The statement that picks one batch of rows by primary key.
+fn pick_sql(filter: &Filter, size: u32) -> String {
+    format!(
+        "SELECT CAST(name_hash AS CHAR) FROM ezdbfile WHERE {} LIMIT {size}",
+        filter.sql
+    )
+}
+
+/// How the server runs the statement that picks a bulk operation's rows (one `EXPLAIN` line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// The access type: `range` or `ref` use an index; `ALL` scans the table.
+    pub access: String,
+    /// The index used, if any.
+    pub key: Option<String>,
+    /// The server's estimate of rows examined.
+    pub rows: u64,
+}
+
+impl Cluster {
+    /// The plan of the statement that picks the rows `selector` matches, as `EXPLAIN` gives it:
+    /// shows that a prefix, trunk or glob operation reads the name index instead of the table.
+    pub async fn explain_matching(&self, selector: &Selector) -> Result<QueryPlan> {
+        let filter = &selector.filter()?;
+        let sql = &format!("EXPLAIN {}", pick_sql(filter, self.config().batch_size));
+        self.inner
+            .db
+            .retrying(Op::List, &selector.describe(), |mut conn| async move {
+                let plan = async {
+                    let row = filter.bind(sqlx::query(sql)).fetch_one(&mut *conn).await?;
+                    let text = |column: &str| -> std::result::Result<Option<String>, sqlx::Error> {
+                        let bytes: Option<Vec<u8>> = row.try_get_unchecked(column)?;
+                        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                    };
+                    // EXPLAIN's columns arrive as text whatever their declared types.
+                    let rows = text("rows")?.and_then(|r| r.parse().ok());
+                    Ok(QueryPlan {
+                        access: text("type")?.unwrap_or_default(),
+                        key: text("key")?,
+                        rows: rows.unwrap_or(0),
+                    })
+                }
+                .await;
+                done(conn, plan)
+            })
+            .await
+    }
+}
+
 /// Returns (rows changed, rows picked).
 async fn one_batch(
     conn: &mut MySqlConnection,
@@ -174,10 +248,7 @@ async fn one_batch(
     action: &BatchAction,
     size: u32,
 ) -> Result<(u64, usize), sqlx::Error> {
-    let pick = format!(
-        "SELECT CAST(name_hash AS CHAR) FROM ezdbfile WHERE {} LIMIT {size}",
-        filter.sql
-    );
+    let pick = pick_sql(filter, size);
     let rows = filter.bind(sqlx::query(&pick)).fetch_all(&mut *conn).await?;
     let hashes: Vec<String> = rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
     if hashes.is_empty() {

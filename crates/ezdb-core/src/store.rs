@@ -36,6 +36,7 @@ impl StoreOptions {
 }
 
 /// The metadata row a write produces.
+#[derive(Clone, Copy)]
 pub(crate) struct RowSpec<'a> {
     pub(crate) name: &'a FileName,
     pub(crate) scope: &'a str,
@@ -52,6 +53,7 @@ impl RowSpec<'_> {
             mtime: self.mtime,
             scope: self.scope.to_owned(),
             datatype: self.datatype.to_owned(),
+            name_trunk: name_trunk(self.name.as_str(), self.scope),
             deleted: self.expired,
             global_expiry: None,
         }
@@ -97,37 +99,45 @@ impl Cluster {
             mtime: options.mtime.unwrap_or_else(|| self.now()),
             expired: false,
         };
+        // An mtime of our choosing is later than the replaced row's, even within its second.
+        let later_than_previous = options.mtime.is_none();
         let size_hint = content.size_hint();
         // Shared by the attempts; each one opens (or, for a stream, takes) the content anew.
         let content = &tokio::sync::Mutex::new(content);
         let spec = &spec;
         let name = &name;
-        let size = self
+        let (size, mtime) = self
             .inner
             .db
             .retrying(Op::Store, name.as_str(), |mut conn| async move {
                 let result = async {
                     let mut reader = content.lock().await.open(name.as_str()).await?;
-                    self.write_file_tx(&mut conn, spec, &mut reader, size_hint).await
+                    self.write_file_tx(&mut conn, *spec, later_than_previous, &mut reader, size_hint)
+                        .await
                 }
                 .await;
                 done(conn, result)
             })
             .await?;
-        Ok(spec.meta(size))
+        Ok(RowSpec { mtime, ..*spec }.meta(size))
     }
 
+    /// Writes one file in its own transaction; returns its size and the mtime written.
     async fn write_file_tx(
         &self,
         conn: &mut Conn,
-        spec: &RowSpec<'_>,
+        mut spec: RowSpec<'_>,
+        later_than_previous: bool,
         reader: &mut ContentReader<'_>,
         size_hint: Option<u64>,
-    ) -> Attempt<u64> {
+    ) -> Attempt<(u64, i64)> {
         conn.begin().await?;
-        let size = self.write_file(conn, spec, reader, size_hint).await?;
+        if later_than_previous {
+            spec.mtime = mtime_after_previous(conn, &spec).await?;
+        }
+        let size = self.write_file(conn, &spec, reader, size_hint).await?;
         conn.commit().await?;
-        Ok(size)
+        Ok((size, spec.mtime))
     }
 
     /// Writes the metadata row and the chunks of one file inside the caller's transaction.
@@ -142,15 +152,8 @@ impl Cluster {
         upsert_meta(conn, spec, declared).await?;
         let config = &self.inner.config;
         let hash = spec.name.hash();
-        let size = write_chunks(
-            conn,
-            spec.name.as_str(),
-            hash,
-            reader,
-            config.chunk_size,
-            config.chunks_per_statement,
-        )
-        .await?;
+        let per_statement = self.chunks_per_statement()?;
+        let size = write_chunks(conn, spec.name.as_str(), hash, reader, config.chunk_size, per_statement).await?;
         if size != declared {
             sqlx::query("UPDATE ezdbfile SET size = ? WHERE name_hash = ?")
                 .bind(size)
@@ -160,6 +163,23 @@ impl Cluster {
         }
         Ok(size)
     }
+}
+
+/// The mtime for a rewrite: `spec.mtime` (now), or one second past the replaced row's when that
+/// is not older (a rewrite within the same second). Readers that validate a copy by mtime and
+/// size (an HTTP cache, a legacy node's local copy) then always see an ezdb rewrite. Under more
+/// than one rewrite a second of one name, mtimes run ahead of the clock until the rewrites
+/// stop. The row is locked here, as the upsert that follows would lock it anyway.
+async fn mtime_after_previous(conn: &mut MySqlConnection, spec: &RowSpec<'_>) -> Result<i64, sqlx::Error> {
+    let previous: Option<i64> = sqlx::query_scalar("SELECT mtime FROM ezdbfile WHERE name_hash = ? FOR UPDATE")
+        .bind(spec.name.hash())
+        .fetch_optional(&mut *conn)
+        .await?;
+    // A deleted row keeps its mtime negated.
+    Ok(match previous.map(i64::abs) {
+        Some(previous) if previous >= spec.mtime => previous + 1,
+        _ => spec.mtime,
+    })
 }
 
 /// Inserts or replaces the metadata row: the legacy column set, the trunk recomputed.

@@ -339,9 +339,13 @@ async fn without_a_stale_copy_callers_wait_for_the_generator_or_generate_private
     let waiter = b.process_cache(P, &wait, || async { Ok::<_, std::io::Error>(b"from B".to_vec()) });
     let (_, served) = tokio::join!(publisher, waiter);
     let served = served.unwrap();
-    assert_eq!(
-        (served.content.as_slice(), served.source),
-        (&b"from A"[..], CacheSource::Hit)
+    // Hit when B's poll reads A's result; Rechecked when A publishes between B's read and B's
+    // lock attempt (B then gets the lock and its re-check finds the result): either way A's.
+    assert_eq!(served.content.as_slice(), &b"from A"[..]);
+    assert!(
+        matches!(served.source, CacheSource::Hit | CacheSource::Rechecked),
+        "{:?}",
+        served.source
     );
 
     let lock = acquired(a.start_generation("other", None).await.unwrap());

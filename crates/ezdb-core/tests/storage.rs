@@ -348,3 +348,35 @@ fn tempdir() -> TempDir {
     std::fs::create_dir_all(&dir).unwrap();
     TempDir(dir)
 }
+
+#[tokio::test]
+async fn a_rewrite_never_keeps_both_mtime_and_size() {
+    let (db, cluster) = cluster().await;
+    let name = "var/site/storage/images/rewritten.png";
+    let options = StoreOptions::new("image", "image/png");
+    let mut previous = cluster.store(name, b"0000", &options).await.unwrap();
+    for round in 1..4u8 {
+        let meta = cluster.store(name, &[b'0' + round; 4], &options).await.unwrap();
+        assert!(
+            meta.mtime > previous.mtime,
+            "round {round}: {} after {}",
+            meta.mtime,
+            previous.mtime
+        );
+        let (mtime, ..) = row(&db, name).await.unwrap();
+        assert_eq!(i64::from(mtime), meta.mtime, "the returned mtime is the stored one");
+        previous = meta;
+    }
+    cluster.delete(name).await.unwrap();
+    let revived = cluster.store(name, b"9999", &options).await.unwrap();
+    assert!(revived.mtime > previous.mtime, "a rewrite of a deleted row too");
+    let chosen = StoreOptions {
+        mtime: Some(1000),
+        ..options
+    };
+    assert_eq!(
+        cluster.store(name, b"x", &chosen).await.unwrap().mtime,
+        1000,
+        "a chosen mtime is kept"
+    );
+}

@@ -3,7 +3,7 @@
 
 use crate::args;
 use crate::guard::{guarded, guarded_ok};
-use crate::handle::{ezdb_cluster, ezdb_options, CLUSTERS};
+use crate::handle::{ezdb_cluster, ezdb_options, Settings, CLUSTERS};
 use crate::status::ezdb_status;
 use std::ffi::c_char;
 
@@ -13,7 +13,8 @@ pub extern "C" fn ezdb_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
-/// Fills `*out` with the defaults (all zero: chunk 65535, timeout 60 s, 8 attempts, connect 5 s).
+/// Fills `*out` with the defaults (all zero: chunk 65535, timeout 60 s, 8 attempts, connect 5 s,
+/// no legacy `expiry.php`).
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_options_init(out: *mut ezdb_options) {
     if let Some(out) = out.as_mut() {
@@ -38,7 +39,7 @@ pub unsafe extern "C" fn ezdb_open(
     guarded_ok(|| {
         let out = args::out(out, "out (the handle)")?;
         let url = args::text(url, url_len, "url")?;
-        let options = options.as_ref().copied().unwrap_or_default();
+        let options = Settings::read(&options.as_ref().copied().unwrap_or_default())?;
         *out = CLUSTERS.give(ezdb_cluster::open(url, &options)?);
         Ok(())
     })

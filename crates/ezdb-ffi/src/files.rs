@@ -7,7 +7,7 @@ use crate::handle::{ezdb_cluster, CLUSTERS};
 use crate::info::{ezdb_file_info, fill};
 use crate::output::give;
 use crate::status::{ezdb_fetch_flags, ezdb_status, Failure};
-use ezdb_core::{ByteRange, StoreOptions, Visibility};
+use ezdb_core::{ByteRange, FileData, StoreOptions, Visibility};
 use std::ffi::c_char;
 use std::path::Path;
 
@@ -151,8 +151,12 @@ pub unsafe extern "C" fn ezdb_fetch_into(
     })
 }
 
-/// Reads `length` bytes from `offset` (`length` 0: to the end) of a live file, reading only the
-/// chunks that hold them. A range past the end is `EZDB_INVALID_ARGUMENT`. Bytes as `ezdb_fetch`.
+/// Reads `length` bytes from `offset` (`length` 0: to the end) of a file, with one statement
+/// (one consistent version even while the file is rewritten) that reads only the chunks holding
+/// them; the range is held in memory until handed over. A range starting at or past the end is
+/// `EZDB_INVALID_ARGUMENT`, except `offset` 0 with `length` 0 (the whole file, empty too).
+/// `flags`: `ezdb_fetch_flags` (`EZDB_FETCH_INCLUDE_DELETED`: deleted rows too, as legacy
+/// `passthrough`). Bytes as `ezdb_fetch`; `out_info` (nullable) receives the metadata.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_fetch_range(
     cluster: *mut ezdb_cluster,
@@ -160,6 +164,7 @@ pub unsafe extern "C" fn ezdb_fetch_range(
     name_len: usize,
     offset: u64,
     length: u64,
+    flags: u32,
     out_data: *mut *mut c_char,
     out_len: *mut usize,
     out_info: *mut ezdb_file_info,
@@ -168,16 +173,44 @@ pub unsafe extern "C" fn ezdb_fetch_range(
         let cluster = CLUSTERS.get(cluster)?;
         let name = args::text(name, name_len, "name")?;
         let (out_data, out_len) = (args::out(out_data, "out_data")?, args::out(out_len, "out_len")?);
-        // The core cuts a range at the end of the file, so "to the end" needs no size first.
-        let end = match length {
-            0 => u64::MAX,
-            n => offset.saturating_add(n - 1),
+        let visibility = visibility(flags);
+        let data = match (offset, length) {
+            (0, 0) => cluster.run(|c| async move { c.fetch_with_meta(name, visibility).await })?,
+            _ => {
+                // The core cuts a range at the end of the file, so "to the end" needs no size first.
+                let end = match length {
+                    0 => u64::MAX,
+                    n => offset.saturating_add(n - 1),
+                };
+                let range = ByteRange { start: offset, end };
+                cluster.run(|c| async move { read_range(&c, name, range, visibility).await })?
+            }
         };
-        let range = ByteRange { start: offset, end };
-        let data = cluster.run(|c| async move { c.fetch_range(name, range).await })?;
         fill(args::optional_out(out_info), &data.meta);
         give(data.bytes, out_data, out_len);
         Ok(())
+    })
+}
+
+/// A range of any row `visibility` admits, collected from the streaming read (one statement).
+async fn read_range(
+    cluster: &ezdb_core::Cluster,
+    name: &str,
+    range: ByteRange,
+    visibility: Visibility,
+) -> ezdb_core::Result<FileData> {
+    if visibility == Visibility::Live {
+        return cluster.fetch_range(name, range).await;
+    }
+    let mut stream = cluster.open_stream(name, visibility, Some(range)).await?;
+    let available = stream.meta.size.saturating_sub(range.start);
+    let mut bytes = Vec::with_capacity(range.len().min(available) as usize);
+    while let Some(chunk) = stream.next_chunk().await {
+        bytes.extend_from_slice(&chunk?);
+    }
+    Ok(FileData {
+        meta: stream.meta,
+        bytes,
     })
 }
 

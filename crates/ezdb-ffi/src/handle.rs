@@ -1,10 +1,12 @@
 // The cluster handle: settings recorded by ezdb_open, shared by every handle with the same
 // settings, and per process a runtime and connections built on first use, rebuilt after fork.
 
+use crate::args;
 use crate::registry::Registry;
 use crate::status::Failure;
 use ezdb_core::{Cluster, ClusterConfig};
 use parking_lot::Mutex;
+use std::ffi::c_char;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,10 @@ pub(crate) static CLUSTERS: Registry = Registry::new("cluster handle (ezdb_clust
 /// handles, so a PHP request that opens a handle reuses the previous request's connection.
 static SHARED: Mutex<Vec<(String, Arc<Shared>)>> = Mutex::new(Vec::new());
 
-/// Settings of `ezdb_open`; zero means "the default". Fill with `ezdb_options_init`.
+/// Settings of `ezdb_open`; zero (NULL) means "the default". Fill with `ezdb_options_init`.
+/// `ezdb_open` copies everything, strings included: the caller may free them afterwards.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct ezdb_options {
     /// `DBChunkSize`: bytes per stored chunk, 1..=65535 (default 65535).
     pub chunk_size: u32,
@@ -28,6 +31,51 @@ pub struct ezdb_options {
     pub max_attempts: u32,
     /// Milliseconds to wait for a connection to open (default 5000).
     pub connect_timeout_ms: u32,
+    /// `LegacyExpiryFile`: cluster name of the legacy `expiry.php` (e.g.
+    /// `var/site/cache/expiry.php`, eZ Publish's `<VarDir>/<CacheDir>/expiry.php`), through which
+    /// legacy nodes share global expiry keys. UTF-8, pointer + length; NULL/0: none.
+    pub legacy_expiry_file: *const c_char,
+    pub legacy_expiry_file_len: usize,
+}
+
+impl Default for ezdb_options {
+    fn default() -> ezdb_options {
+        ezdb_options {
+            chunk_size: 0,
+            generation_timeout_secs: 0,
+            max_attempts: 0,
+            connect_timeout_ms: 0,
+            legacy_expiry_file: std::ptr::null(),
+            legacy_expiry_file_len: 0,
+        }
+    }
+}
+
+/// The settings of an `ezdb_options`, copied out of the caller's memory and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settings {
+    chunk_size: u32,
+    generation_timeout_secs: u32,
+    max_attempts: u32,
+    connect_timeout_ms: u32,
+    legacy_expiry_file: Option<String>,
+}
+
+impl Settings {
+    pub(crate) unsafe fn read(options: &ezdb_options) -> Result<Settings, Failure> {
+        let legacy_expiry_file = args::optional_text(
+            options.legacy_expiry_file,
+            options.legacy_expiry_file_len,
+            "options.legacy_expiry_file",
+        )?;
+        Ok(Settings {
+            chunk_size: options.chunk_size,
+            generation_timeout_secs: options.generation_timeout_secs,
+            max_attempts: options.max_attempts,
+            connect_timeout_ms: options.connect_timeout_ms,
+            legacy_expiry_file: legacy_expiry_file.map(str::to_owned),
+        })
+    }
 }
 
 /// An opened cluster. Opaque; created by `ezdb_open`, freed by `ezdb_close`.
@@ -54,7 +102,7 @@ struct ProcessState {
 
 impl ezdb_cluster {
     /// A handle on the shared state for these settings, created on first use in the process.
-    pub(crate) fn open(url: &str, options: &ezdb_options) -> Result<ezdb_cluster, Failure> {
+    pub(crate) fn open(url: &str, options: &Settings) -> Result<ezdb_cluster, Failure> {
         let key = format!("{url}\0{options:?}");
         let mut shared = SHARED.lock();
         if let Some((_, state)) = shared.iter().find(|(k, _)| *k == key) {
@@ -83,7 +131,7 @@ impl ezdb_cluster {
     }
 }
 
-fn config(url: &str, options: &ezdb_options) -> ClusterConfig {
+fn config(url: &str, options: &Settings) -> ClusterConfig {
     let mut config = ClusterConfig::new(url).dedicated();
     if options.chunk_size > 0 {
         config.chunk_size = options.chunk_size as usize;
@@ -97,6 +145,7 @@ fn config(url: &str, options: &ezdb_options) -> ClusterConfig {
     if options.connect_timeout_ms > 0 {
         config.connect_timeout = Duration::from_millis(options.connect_timeout_ms.into());
     }
+    config.legacy_expiry_file = options.legacy_expiry_file.clone();
     config
 }
 

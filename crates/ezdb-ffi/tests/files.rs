@@ -60,6 +60,7 @@ fn every_byte_value_round_trips_through_each_read() {
             name.len(),
             65_530,
             10,
+            0,
             &mut data,
             &mut len,
             ptr::null_mut(),
@@ -76,6 +77,7 @@ fn every_byte_value_round_trips_through_each_read() {
             f.cluster,
             name.as_ptr().cast(),
             name.len(),
+            0,
             0,
             0,
             &mut data,
@@ -113,7 +115,11 @@ fn every_byte_value_round_trips_through_each_read() {
     assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
     assert_eq!(std::fs::read(&path).unwrap(), content);
     assert_eq!(
-        (info.size, text(&info.scope), text(&info.datatype)),
+        (
+            info.size,
+            text(info.scope, info.scope_len),
+            text(info.datatype, info.datatype_len)
+        ),
         (content.len() as u64, "binaryfile".into(), "text/plain".into())
     );
     std::fs::remove_dir_all(dir).unwrap();
@@ -135,7 +141,7 @@ fn empty_and_nul_content_is_stored_as_given() {
         );
         let info = stat(f.cluster, name).unwrap();
         assert_eq!(
-            (info.size, text(&info.scope), info.deleted),
+            (info.size, text(info.scope, info.scope_len), info.deleted),
             (content.len() as u64, "UNKNOWN_SCOPE".into(), 0)
         );
     }
@@ -324,4 +330,45 @@ fn a_global_expiry_hides_the_files_it_covers() {
         ezdb_status::EZDB_OK
     );
     assert_eq!(read, -1);
+}
+
+#[test]
+fn scopes_datatypes_and_trunks_as_long_as_the_columns_hold_come_back_whole() {
+    let f = Fixture::new();
+    // VARCHAR(20) and VARCHAR(255) of 4-byte characters: 80 and 1020 bytes.
+    let scope = "😀".repeat(20);
+    let datatype = "𝄞".repeat(255);
+    let name = "var/site/cache/content/站点/2-a54e😀.cache";
+    let status = unsafe {
+        ezdb_store(
+            f.cluster,
+            name.as_ptr().cast(),
+            name.len(),
+            b"x".as_ptr().cast(),
+            1,
+            scope.as_ptr().cast(),
+            scope.len(),
+            datatype.as_ptr().cast(),
+            datatype.len(),
+            0,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
+    let info = stat(f.cluster, name).unwrap();
+    assert_eq!(text(info.scope, info.scope_len), scope);
+    assert_eq!(text(info.datatype, info.datatype_len), datatype);
+    assert_eq!(
+        text(info.name_trunk, info.name_trunk_len),
+        name,
+        "other scopes: the whole name"
+    );
+
+    store(f.cluster, name, b"y", "viewcache");
+    let info = stat(f.cluster, name).unwrap();
+    assert_eq!(
+        text(info.name_trunk, info.name_trunk_len),
+        "var/site/cache/content/站点/2-",
+        "a view cache's trunk is cut after the first '-' of its file name"
+    );
 }

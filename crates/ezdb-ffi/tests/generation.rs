@@ -66,7 +66,7 @@ fn the_lock_excludes_other_handles_until_published() {
     };
     assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
     assert_eq!(
-        (info.size, text(&info.scope)),
+        (info.size, text(info.scope, info.scope_len)),
         (body.len() as u64, "viewcache".to_string())
     );
     assert_eq!(

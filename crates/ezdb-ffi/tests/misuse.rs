@@ -161,6 +161,43 @@ fn unreachable_servers_and_bad_urls_report_the_cause() {
     }
 }
 
+#[test]
+fn the_legacy_expiry_file_setting_is_copied_and_checked() {
+    let f = Fixture::new();
+    let url = &f.db.url;
+    let mut cluster = ptr::null_mut();
+    let bad = b"var/\xff/expiry.php";
+    let options = ezdb_options {
+        legacy_expiry_file: bad.as_ptr().cast(),
+        legacy_expiry_file_len: bad.len(),
+        ..Default::default()
+    };
+    let status = unsafe { ezdb_open(url.as_ptr().cast(), url.len(), &options, &mut cluster) };
+    assert_eq!(status, ezdb_status::EZDB_INVALID_ARGUMENT);
+    assert!(last_error().contains("legacy_expiry_file"), "{}", last_error());
+
+    let file = String::from("var/site/cache/expiry.php");
+    let options = ezdb_options {
+        legacy_expiry_file: file.as_ptr().cast(),
+        legacy_expiry_file_len: file.len(),
+        ..Default::default()
+    };
+    let status = unsafe { ezdb_open(url.as_ptr().cast(), url.len(), &options, &mut cluster) };
+    assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
+    drop(file);
+    let (key, mut at) = ("content-view-cache", 0i64);
+    let status = unsafe { ezdb_set_global_expiry(cluster, key.as_ptr().cast(), key.len(), 0, &mut at) };
+    assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
+    assert!(
+        stat(cluster, "var/site/cache/expiry.php").is_ok(),
+        "the clear reached the legacy expiry.php named by the (since freed) setting"
+    );
+    unsafe {
+        ezdb_disconnect(cluster);
+        ezdb_close(cluster);
+    }
+}
+
 fn exists_status_ok(cluster: *mut ezdb_cluster) -> bool {
     let mut out = 0;
     unsafe { ezdb_exists(cluster, "x".as_ptr().cast(), 1, &mut out) == ezdb_status::EZDB_OK }

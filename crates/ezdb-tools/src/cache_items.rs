@@ -8,6 +8,9 @@ pub enum Clear {
     Key,
     /// Mark the files under the item's prefixes expired (soft delete).
     Expire,
+    /// Never touched: the item holds the clears themselves (`expiry.php`); removing it would
+    /// make every cleared cache valid again.
+    Keep,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +123,8 @@ pub const CLUSTERED: &[CacheItem] = &[
         "Global expiry file (expiry.php)",
         &[],
         None,
-        Clear::Expire,
-        &["expiry.php"],
+        Clear::Keep,
+        &[],
     ),
 ];
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod connect;
 pub mod files;
 pub mod progress;
+pub mod schema_cmd;
 
 /// Prints a line to stdout; a closed pipe (`ezcache --list | head`) ends the program quietly
 /// instead of panicking.

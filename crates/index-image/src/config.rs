@@ -1,6 +1,7 @@
-// Settings of index_image, from flags or environment variables (`--help` explains each).
+//! Settings of index_image, from flags, environment variables or a config file (`--help`
+//! explains each); one parser reads all three.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use std::net::SocketAddr;
 
 #[derive(Parser, Debug, Clone)]
@@ -49,70 +50,157 @@ pub struct Config {
     #[arg(long, env = "INDEX_IMAGE_CACHE_BYTES", default_value_t = 64 << 20)]
     pub cache_bytes: usize,
     /// Largest file kept in the memory cache, in bytes (4 MiB: large originals of the hot
-    /// images fit, while 64 MiB still holds at least 16 of them).
+    /// images fit, while 64 MiB still holds at least 16 of them). Larger files are sent from
+    /// the spool directory, smaller ones from memory.
     #[arg(long, env = "INDEX_IMAGE_CACHE_MAX_FILE", default_value_t = 4 << 20)]
     pub cache_max_file: usize,
     /// Seconds a cached file is served before it is re-checked against the database (the
     /// longest a changed or deleted file can still be served from memory).
     #[arg(long, env = "INDEX_IMAGE_CACHE_REVALIDATE", default_value_t = 1.0)]
     pub cache_revalidate: f64,
+    /// Most client connections open at once; further clients wait in the listen backlog.
+    /// Each takes a descriptor: keep it below the unit's LimitNOFILE minus the pool.
+    #[arg(long, env = "INDEX_IMAGE_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a complete request header, counted from the connection's
+    /// start or the end of the previous response: this is also the keep-alive idle timeout.
+    #[arg(long, env = "INDEX_IMAGE_HEADER_TIMEOUT", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds a response may wait for a client that accepts no byte; then the connection is
+    /// closed (and logged).
+    #[arg(long, env = "INDEX_IMAGE_SEND_TIMEOUT", default_value_t = 60.0)]
+    pub send_timeout: f64,
+    /// Seconds the database has to answer one request (metadata and the whole file); later
+    /// is 503, logged.
+    #[arg(long, env = "INDEX_IMAGE_DATABASE_TIMEOUT", default_value_t = 10.0)]
+    pub database_timeout: f64,
+    /// Seconds responses in flight may take to finish after SIGTERM; then the remaining
+    /// connections are closed. Keep it below systemd's TimeoutStopSec (30 s).
+    #[arg(long, env = "INDEX_IMAGE_SHUTDOWN_TIMEOUT", default_value_t = 20.0)]
+    pub shutdown_timeout: f64,
+    /// Bytes of files held in memory for responses in flight, outside the cache; a file that
+    /// does not fit goes through the spool directory instead.
+    #[arg(long, env = "INDEX_IMAGE_MEMORY_BYTES", default_value_t = 256 << 20)]
+    pub memory_bytes: u64,
+    /// Directory for files larger than --cache-max-file while they are sent: each is copied
+    /// there from the database at its speed, so a slow client never holds a database
+    /// connection. Files there are unlinked at once and vanish when sent. Default: the
+    /// system temporary directory.
+    #[arg(long, env = "INDEX_IMAGE_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// Bytes the spool directory may hold at once; a large file that does not fit gets 503.
+    #[arg(long, env = "INDEX_IMAGE_SPOOL_BYTES", default_value_t = 4 << 30)]
+    pub spool_bytes: u64,
+    /// Directory of the disk tier: files read from the database are kept there (written
+    /// atomically, kept across restarts, re-checked against the database before their first
+    /// use and then every --cache-revalidate seconds), like nginx's proxy_cache. Unset: off.
+    #[arg(long, env = "INDEX_IMAGE_DISK_CACHE_DIR", value_name = "DIR")]
+    pub disk_cache_dir: Option<std::path::PathBuf>,
+    /// Bytes the disk tier may hold (files and their headers).
+    #[arg(long, env = "INDEX_IMAGE_DISK_CACHE_BYTES", default_value_t = 1 << 30)]
+    pub disk_cache_bytes: u64,
+    /// Largest file kept in the disk tier, in bytes.
+    #[arg(long, env = "INDEX_IMAGE_DISK_CACHE_MAX_FILE", default_value_t = 64 << 20)]
+    pub disk_cache_max_file: u64,
     /// Value of the Served-by header (default: this host's name); empty turns it off.
     #[arg(long, env = "INDEX_IMAGE_SERVED_BY")]
     pub served_by: Option<String>,
 }
 
-/// Reads `--config FILE` (or INDEX_IMAGE_CONFIG): `KEY = value` lines naming the environment
-/// variables above (`EZDB_URL`, `INDEX_IMAGE_LISTEN`, ...); `#` starts a comment. A variable
-/// already set in the environment, or a flag, wins over the file.
-pub fn load_config_file(args: &[String]) -> Result<(), String> {
-    let from_args = args
-        .iter()
-        .enumerate()
-        .find_map(|(i, a)| match a.strip_prefix("--config") {
-            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
-            Some("") => args.get(i + 1).cloned(),
-            _ => None,
-        });
-    let Some(path) = from_args.or_else(|| std::env::var("INDEX_IMAGE_CONFIG").ok()) else {
-        return Ok(());
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the config file {path}: {e}"))?;
+/// Why the settings could not be read.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// A flag or environment variable is wrong, or `--help`/`--version` was asked for: clap
+    /// renders it and knows the exit code.
+    Arguments(clap::Error),
+    /// The config file cannot be read or has a bad line.
+    File(String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Arguments(e) => write!(f, "{e}"),
+            ConfigError::File(message) => f.write_str(message),
+        }
+    }
+}
+
+impl Config {
+    /// Parses `args` (the program name first) as the command line. A config file (`--config FILE`
+    /// or INDEX_IMAGE_CONFIG) holds `KEY = value` lines naming the environment variables of the
+    /// flags (`EZDB_URL`, `INDEX_IMAGE_LISTEN`, ...; `#` starts a comment). Each line becomes the
+    /// flag it names, placed before the command-line flags, so the same parser reads both and a
+    /// flag wins over the file; a variable set in the environment wins over the file too. Nothing
+    /// global is read but the environment, nothing is written.
+    pub fn parse_from<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let command = Config::command().args_override_self(true);
+        let first_look = command.clone().ignore_errors(true).try_get_matches_from(&args).ok();
+        let file = first_look
+            .as_ref()
+            .and_then(|m| m.get_one::<std::path::PathBuf>("config").cloned());
+        if let (Some(path), Some(first_look)) = (file, first_look) {
+            // A flag given on the command line replaces the file's line (a list too).
+            let given = |id: &str| first_look.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+            let from_file = file_arguments(&command, &path, given)?;
+            let at = args.len().min(1);
+            args.splice(at..at, from_file);
+        }
+        let matches = command.try_get_matches_from(&args).map_err(ConfigError::Arguments)?;
+        Config::from_arg_matches(&matches).map_err(ConfigError::Arguments)
+    }
+}
+
+/// The lines of a config file as `--flag=value` arguments, skipping settings the command line
+/// (`given`) or the environment already set.
+fn file_arguments(
+    command: &clap::Command,
+    path: &std::path::Path,
+    given: impl Fn(&str) -> bool,
+) -> Result<Vec<std::ffi::OsString>, ConfigError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::File(format!("cannot read the config file {shown}: {e}")))?;
+    // (variable, long flag, argument id)
+    let settings: Vec<(String, String, String)> = command
+        .get_arguments()
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_str()?.to_owned();
+            Some((env, arg.get_long()?.to_owned(), arg.get_id().to_string()))
+        })
+        .filter(|(env, _, _)| env != "INDEX_IMAGE_CONFIG")
+        .collect();
+    let mut arguments = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
+        let at = number + 1;
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("{path}:{}: expected KEY = value, found {line:?}", number + 1));
+            return Err(ConfigError::File(format!(
+                "{shown}:{at}: expected KEY = value, found {line:?}"
+            )));
         };
         let (key, value) = (key.trim(), value.trim().trim_matches('"'));
-        if !KNOWN_KEYS.contains(&key) {
-            return Err(format!(
-                "{path}:{}: unknown setting {key}; known: {}",
-                number + 1,
-                KNOWN_KEYS.join(", ")
-            ));
-        }
-        if std::env::var_os(key).is_none() {
-            // Single-threaded here: main() calls this before starting the runtime.
-            unsafe { std::env::set_var(key, value) };
+        let Some((_, long, id)) = settings.iter().find(|(env, _, _)| env == key) else {
+            let known: Vec<&str> = settings.iter().map(|(env, _, _)| env.as_str()).collect();
+            return Err(ConfigError::File(format!(
+                "{shown}:{at}: unknown setting {key}; known: {}",
+                known.join(", ")
+            )));
+        };
+        if !given(id) && std::env::var_os(key).is_none() {
+            arguments.push(format!("--{long}={value}").into());
         }
     }
-    Ok(())
+    Ok(arguments)
 }
-
-const KNOWN_KEYS: &[&str] = &[
-    "EZDB_URL",
-    "INDEX_IMAGE_LISTEN",
-    "INDEX_IMAGE_PREFIXES",
-    "INDEX_IMAGE_SCOPES",
-    "INDEX_IMAGE_MAX_AGE",
-    "INDEX_IMAGE_POOL_SIZE",
-    "INDEX_IMAGE_CACHE_BYTES",
-    "INDEX_IMAGE_CACHE_MAX_FILE",
-    "INDEX_IMAGE_CACHE_REVALIDATE",
-    "INDEX_IMAGE_SERVED_BY",
-];
 
 impl Config {
     /// The Served-by value to send, if any.
@@ -126,4 +214,9 @@ impl Config {
                 .filter(|h| !h.is_empty()),
         }
     }
+}
+
+/// A setting in seconds as a duration (negative counts as zero).
+pub fn seconds(value: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(value.max(0.0))
 }

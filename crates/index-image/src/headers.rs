@@ -1,5 +1,5 @@
-// The response headers of a served file (type, length, validators, caching) and the
-// conditional-request rules that turn a GET into a 304.
+//! The response headers of a served file: type (active content never rendered from the site's
+//! origin), validators, caching.
 
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ezdb_core::FileMeta;
@@ -10,7 +10,7 @@ pub fn etag(meta: &FileMeta) -> String {
     format!("\"{}-{}\"", meta.mtime, meta.size)
 }
 
-fn last_modified(meta: &FileMeta) -> SystemTime {
+pub fn last_modified(meta: &FileMeta) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(meta.mtime.max(0) as u64)
 }
 
@@ -23,6 +23,16 @@ pub fn file_headers(meta: &FileMeta, max_age: u64, served_by: Option<&HeaderValu
     };
     let content_type = HeaderValue::from_str(datatype).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_TYPE, content_type);
+    // Stored files come from editors: whatever their type, a browser must not run them with
+    // the site's origin. The sandbox is inert for images and disarms SVG scripts; pages and
+    // scripts are offered as downloads instead of rendered.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"),
+    );
+    if is_active(datatype) {
+        h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
+    }
     insert(
         &mut h,
         header::LAST_MODIFIED,
@@ -49,19 +59,23 @@ fn insert(h: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
-/// RFC 9110 section 13.2.2: If-None-Match first (weak comparison, `*`); If-Modified-Since only
-/// without it, and "not modified" when the file is not newer than the date.
-pub fn not_modified(request: &HeaderMap, meta: &FileMeta) -> bool {
-    if let Some(tags) = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        let ours = etag(meta);
-        return tags
-            .split(',')
-            .map(str::trim)
-            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours);
-    }
-    let since = request
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
-    since.is_some_and(|since| last_modified(meta) <= since)
+/// Types a browser renders as a page or runs as a script (SVG is shown as an image, under the
+/// sandbox above).
+fn is_active(datatype: &str) -> bool {
+    let essence = datatype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "text/html"
+            | "application/xhtml+xml"
+            | "text/xml"
+            | "application/xml"
+            | "text/javascript"
+            | "application/javascript"
+            | "application/x-javascript"
+            | "application/ecmascript"
+            | "text/ecmascript"
+            | "module"
+            | "application/wasm"
+    ) || essence.ends_with("+xml") && essence != "image/svg+xml"
+        || essence.contains("javascript")
 }

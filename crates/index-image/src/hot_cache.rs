@@ -1,12 +1,20 @@
-// A small in-memory cache of hot files, bounded in bytes: an entry is served without asking the
-// database for `revalidate_after`, then re-checked against the row's mtime and size, so a
-// changed or deleted file is never served stale for longer than that.
+//! The memory tier: hot files kept whole, bounded by their real weight (content, name,
+//! metadata strings and a per-entry overhead, so 0-byte files count too), in quick_cache's
+//! S3-FIFO policy (a file read once, as in a scan of cold files, leaves before files read
+//! again), shared without a global lock. Misses are single-flight: the first request for a name
+//! loads it while the others wait for its result. An entry is served without asking the
+//! database for `revalidate_after`, then re-checked against the row.
 
 use bytes::Bytes;
 use ezdb_core::FileMeta;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use quick_cache::sync::{Cache, PlaceholderGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Bytes an entry costs beyond its content, name and labels (the entry, its Arc, the
+/// metadata struct and the cache's slot), rounded up.
+const ENTRY_OVERHEAD: u64 = 256;
 
 #[derive(Clone)]
 pub struct Cached {
@@ -16,105 +24,153 @@ pub struct Cached {
 
 struct Entry {
     file: Cached,
-    checked: Instant,
+    /// When the row was last seen unchanged, in milliseconds since the cache's epoch.
+    checked_ms: AtomicU64,
 }
+
+#[derive(Clone)]
+struct Weigh;
+
+impl quick_cache::Weighter<String, Arc<Entry>> for Weigh {
+    fn weight(&self, name: &String, entry: &Arc<Entry>) -> u64 {
+        weight(name, &entry.file)
+    }
+}
+
+fn weight(name: &str, file: &Cached) -> u64 {
+    let meta = &file.meta;
+    ENTRY_OVERHEAD + (name.len() + meta.name.len() + meta.scope.len() + meta.datatype.len() + file.body.len()) as u64
+}
+
+type Files = Cache<String, Arc<Entry>, Weigh>;
 
 pub struct HotCache {
-    capacity: usize,
-    max_file: usize,
+    files: Option<Files>,
+    /// Largest weight one entry may have (and fit its shard).
+    max_weight: u64,
     revalidate_after: Duration,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    entries: HashMap<String, Entry>,
-    /// Insertion order, for eviction (oldest first).
-    order: VecDeque<String>,
-    bytes: usize,
+    epoch: Instant,
 }
 
 /// What the cache knows about a name.
-pub enum Lookup {
+pub enum Lookup<'a> {
     /// Checked recently: serve it.
     Fresh(Cached),
     /// Cached but due for a check against the database.
     Stale(Cached),
-    Miss,
+    /// Not cached. With a slot, this request loads the file for every request waiting on it
+    /// (fill the slot, or drop it to let them load on their own); without, the cache is off.
+    Miss(Option<LoadSlot<'a>>),
+}
+
+/// The right to load a missing name; the other requests for it wait until it is filled or
+/// dropped.
+pub struct LoadSlot<'a> {
+    guard: PlaceholderGuard<
+        'a,
+        String,
+        Arc<Entry>,
+        Weigh,
+        quick_cache::DefaultHashBuilder,
+        quick_cache::sync::DefaultLifecycle<String, Arc<Entry>>,
+    >,
+    cache: &'a HotCache,
 }
 
 impl HotCache {
     pub fn new(capacity: usize, max_file: usize, revalidate_after: Duration) -> HotCache {
+        let capacity = capacity as u64;
+        let epoch = Instant::now();
+        if capacity == 0 || max_file == 0 {
+            return HotCache {
+                files: None,
+                max_weight: 0,
+                revalidate_after,
+                epoch,
+            };
+        }
+        // Shards of at least four of the largest files, at most 16 of them.
+        let max_file = max_file as u64 + ENTRY_OVERHEAD;
+        let mut shards = 16u64;
+        while shards > 1 && capacity / shards < 4 * max_file {
+            shards /= 2;
+        }
+        let options = quick_cache::OptionsBuilder::new()
+            .shards(shards as usize)
+            .estimated_items_capacity((capacity / (32 << 10)).max(64) as usize)
+            .weight_capacity(capacity)
+            .build()
+            .expect("every option is set");
+        let files = Cache::with_options(options, Weigh, Default::default(), Default::default());
+        // quick_cache admits an entry up to 97 % of its shard ("hot" allocation).
+        let max_weight = max_file.min(files.shard_capacity() * 9 / 10);
         HotCache {
-            capacity,
-            max_file: max_file.min(capacity),
+            files: Some(files),
+            max_weight,
             revalidate_after,
-            state: Mutex::default(),
+            epoch,
         }
     }
 
-    /// Whether a file of this size may be cached.
-    pub fn admits(&self, size: u64) -> bool {
-        size as usize <= self.max_file && self.capacity > 0
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
-    pub fn get(&self, name: &str) -> Lookup {
-        let state = self.state.lock().expect("cache lock");
-        match state.entries.get(name) {
-            Some(e) if e.checked.elapsed() < self.revalidate_after => Lookup::Fresh(e.file.clone()),
-            Some(e) => Lookup::Stale(e.file.clone()),
-            None => Lookup::Miss,
+    /// Looks `name` up; on a miss, waits for a load of it already in flight.
+    pub async fn lookup(&self, name: &str) -> Lookup<'_> {
+        let Some(files) = &self.files else {
+            return Lookup::Miss(None);
+        };
+        match files.get_value_or_guard_async(name).await {
+            Ok(entry) => {
+                let age = self.now_ms().saturating_sub(entry.checked_ms.load(Ordering::Relaxed));
+                if Duration::from_millis(age) < self.revalidate_after {
+                    Lookup::Fresh(entry.file.clone())
+                } else {
+                    Lookup::Stale(entry.file.clone())
+                }
+            }
+            Err(guard) => Lookup::Miss(Some(LoadSlot { guard, cache: self })),
         }
     }
 
     /// Marks an entry as checked against the database just now.
     pub fn confirm(&self, name: &str) {
-        if let Some(entry) = self.state.lock().expect("cache lock").entries.get_mut(name) {
-            entry.checked = Instant::now();
+        if let Some(entry) = self.files.as_ref().and_then(|f| f.peek(name)) {
+            entry.checked_ms.store(self.now_ms(), Ordering::Relaxed);
         }
-    }
-
-    pub fn insert(&self, name: &str, file: Cached) {
-        if !self.admits(file.body.len() as u64) {
-            return;
-        }
-        let mut state = self.state.lock().expect("cache lock");
-        state.remove(name);
-        while state.bytes + file.body.len() > self.capacity {
-            let Some(oldest) = state.order.pop_front() else { break };
-            state.remove_entry(&oldest);
-        }
-        state.bytes += file.body.len();
-        state.order.push_back(name.to_owned());
-        state.entries.insert(
-            name.to_owned(),
-            Entry {
-                file,
-                checked: Instant::now(),
-            },
-        );
     }
 
     pub fn remove(&self, name: &str) {
-        self.state.lock().expect("cache lock").remove(name);
+        if let Some(files) = &self.files {
+            files.remove(name);
+        }
+    }
+
+    /// Whether a file of this size may be cached.
+    pub fn admits(&self, name: &str, file_size: u64, meta: &FileMeta) -> bool {
+        let labels = (name.len() + meta.name.len() + meta.scope.len() + meta.datatype.len()) as u64;
+        self.files.is_some() && ENTRY_OVERHEAD + labels + file_size <= self.max_weight
+    }
+
+    /// Bytes held now, as weighed.
+    #[cfg(test)]
+    fn weight(&self) -> u64 {
+        self.files.as_ref().map_or(0, |f| f.weight())
     }
 }
 
-impl State {
-    fn remove(&mut self, name: &str) {
-        if self.remove_entry(name) {
-            self.order.retain(|n| n != name);
+impl LoadSlot<'_> {
+    /// Caches the loaded file and hands it to the requests waiting for it.
+    pub fn fill(self, name: &str, file: Cached) {
+        if !self.cache.admits(name, file.body.len() as u64, &file.meta) {
+            return;
         }
-    }
-
-    fn remove_entry(&mut self, name: &str) -> bool {
-        match self.entries.remove(name) {
-            Some(entry) => {
-                self.bytes -= entry.file.body.len();
-                true
-            }
-            None => false,
-        }
+        let entry = Arc::new(Entry {
+            file,
+            checked_ms: AtomicU64::new(self.cache.now_ms()),
+        });
+        let _ = self.guard.insert(entry);
     }
 }
 
@@ -129,6 +185,7 @@ mod tests {
             mtime,
             scope: "image".into(),
             datatype: "image/png".into(),
+            name_trunk: "n".into(),
             deleted: false,
             global_expiry: None,
         };
@@ -138,25 +195,49 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bounded_by_bytes_oldest_evicted_first() {
-        let cache = HotCache::new(100, 60, Duration::from_secs(60));
-        cache.insert("a", file(40, 1));
-        cache.insert("b", file(40, 1));
-        cache.insert("c", file(40, 1));
-        assert!(matches!(cache.get("a"), Lookup::Miss));
-        assert!(matches!(cache.get("c"), Lookup::Fresh(_)));
-        cache.insert("big", file(61, 1));
-        assert!(matches!(cache.get("big"), Lookup::Miss), "larger than max_file");
-        cache.insert("c", file(50, 2));
-        assert!(matches!(cache.get("c"), Lookup::Fresh(f) if f.meta.mtime == 2));
-        assert!(cache.state.lock().unwrap().bytes <= 100);
+    async fn put(cache: &HotCache, name: &str, file: Cached) {
+        match cache.lookup(name).await {
+            Lookup::Miss(Some(slot)) => slot.fill(name, file),
+            _ => panic!("{name} was cached already"),
+        }
     }
 
-    #[test]
-    fn entries_go_stale_after_the_revalidation_interval() {
-        let cache = HotCache::new(100, 100, Duration::ZERO);
-        cache.insert("a", file(10, 1));
-        assert!(matches!(cache.get("a"), Lookup::Stale(_)));
+    #[tokio::test]
+    async fn bounded_by_real_weight_even_for_empty_files() {
+        let cache = HotCache::new(64 << 10, 16 << 10, Duration::from_secs(60));
+        for i in 0..10_000 {
+            put(&cache, &format!("var/storage/images/empty/{i}.png"), file(0, 1)).await;
+        }
+        assert!(cache.weight() <= 64 << 10, "{} bytes weighed", cache.weight());
+        assert!(
+            !cache.admits("n", 16 << 10, &file(0, 1).meta),
+            "the entry's overhead counts"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hot_file_survives_a_scan_of_cold_ones() {
+        let cache = HotCache::new(1 << 20, 64 << 10, Duration::from_secs(60));
+        put(&cache, "hot", file(8 << 10, 1)).await;
+        for _ in 0..30 {
+            assert!(matches!(cache.lookup("hot").await, Lookup::Fresh(_)));
+        }
+        for i in 0..2_000 {
+            let name = format!("cold/{i}");
+            put(&cache, &name, file(8 << 10, 1)).await;
+        }
+        assert!(
+            matches!(cache.lookup("hot").await, Lookup::Fresh(_)),
+            "evicted by a scan"
+        );
+    }
+
+    #[tokio::test]
+    async fn entries_go_stale_after_the_revalidation_interval() {
+        let cache = HotCache::new(1 << 20, 1 << 10, Duration::ZERO);
+        put(&cache, "a", file(10, 1)).await;
+        assert!(matches!(cache.lookup("a").await, Lookup::Stale(_)));
+        let off = HotCache::new(0, 1 << 10, Duration::ZERO);
+        assert!(matches!(off.lookup("a").await, Lookup::Miss(None)));
     }
 }

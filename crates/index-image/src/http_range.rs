@@ -1,5 +1,5 @@
-// The Range header as RFC 9110 reads it, for one range of bytes; anything else means "send it
-// all", except a range wholly past the end, which cannot be satisfied.
+//! The Range header as RFC 9110 reads it, for one range of bytes; anything else means "send it
+//! all", except a range wholly past the end, which cannot be satisfied.
 
 use ezdb_core::ByteRange;
 
@@ -14,7 +14,12 @@ pub enum RangeRequest {
 }
 
 pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+    // The range unit is case-insensitive (RFC 9110 14.1).
+    let spec = header.map(str::trim).and_then(|h| {
+        let unit = h.get(..6)?;
+        unit.eq_ignore_ascii_case("bytes=").then(|| &h[6..])
+    });
+    let Some(spec) = spec else {
         return RangeRequest::Whole;
     };
     if spec.contains(',') {
@@ -63,6 +68,8 @@ mod tests {
     #[test]
     fn single_ranges() {
         assert_eq!(parse(Some("bytes=0-99"), 1000), part(0, 99));
+        assert_eq!(parse(Some("Bytes=0-99"), 1000), part(0, 99));
+        assert_eq!(parse(Some("BYTES=-1"), 1000), part(999, 999));
         assert_eq!(parse(Some("bytes=5-5"), 1000), part(5, 5));
         assert_eq!(parse(Some("bytes=990-"), 1000), part(990, 999));
         assert_eq!(parse(Some("bytes=-100"), 1000), part(900, 999));

@@ -1,5 +1,5 @@
-// From a request path to the cluster name it may serve, or the reason it may not: decoding,
-// traversal, lock rows and the configured prefixes are all checked before any row is read.
+//! From a request path to the cluster name it may serve, or the reason it may not: decoding,
+//! traversal, lock rows and the configured prefixes are all checked before any row is read.
 
 use percent_encoding::percent_decode_str;
 
@@ -19,14 +19,19 @@ pub fn name_for(path: &str, prefixes: &[String]) -> Result<String, Refusal> {
     if path.len() > 3 * MAX_NAME_BYTES {
         return Err(Refusal::BadRequest("path too long"));
     }
+    if !well_escaped(path) {
+        return Err(Refusal::BadRequest("bad percent escape in path (write % as %25)"));
+    }
     let decoded = percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| Refusal::BadRequest("path is not UTF-8 after percent-decoding"))?;
-    let name = decoded.trim_start_matches('/');
+    let Some(name) = decoded.strip_prefix('/') else {
+        return Err(Refusal::BadRequest("path does not start with /"));
+    };
     if name.len() > MAX_NAME_BYTES {
         return Err(Refusal::BadRequest("path too long"));
     }
-    if name.contains('\0') || name.contains('\\') || name.contains("//") {
+    if name.contains('\0') || name.contains('\\') || name.contains("//") || name.starts_with('/') {
         return Err(Refusal::BadRequest("NUL, backslash or empty segment in path"));
     }
     if name.split('/').any(|segment| segment == ".." || segment == ".") {
@@ -39,6 +44,17 @@ pub fn name_for(path: &str, prefixes: &[String]) -> Result<String, Refusal> {
         return Err(Refusal::NotServed);
     }
     Ok(name.to_owned())
+}
+
+/// Whether every `%` starts a two-digit hex escape.
+fn well_escaped(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 /// Whether `name` starts with `pattern`, where a `*` segment matches any one non-empty segment.
@@ -127,7 +143,23 @@ mod tests {
             "/var/%2e%2e/storage/images/x.jpg",
             "/var/site/storage/images/x.jpg%00.png",
             "/var/site/storage/images/\\..\\x",
+            "/var/site/storage/images/100%.jpg",
+            "/var/site/storage/images/a%2.jpg",
+            "/var/site/storage/images/a%zz.jpg",
+            "//var/site/storage/images/a.jpg",
+            "///var/site/storage/images/a.jpg",
+            "/%2fvar/site/storage/images/a.jpg",
         ];
+        for path in [
+            "/var/site/storage/images/100%.jpg",
+            "//var/site/storage/images/a.jpg",
+            "/var/site/storage/images//a.jpg",
+        ] {
+            assert!(
+                matches!(name_for(path, &p), Err(Refusal::BadRequest(_))),
+                "{path} is malformed: 400"
+            );
+        }
         for path in hostile {
             assert!(name_for(path, &p).is_err(), "{path} was accepted");
         }

@@ -1,103 +1,14 @@
-// The real index_image binary on an ephemeral port against a real MariaDB, checked byte for
-// byte: statuses, headers, conditionals, ranges, hostile paths, large files, database outages.
+//! index_image in-process on an ephemeral port against a real MariaDB, checked byte for byte:
+//! statuses, headers, conditionals, ranges, hostile paths, large files, database outages.
 
-use ezdb_core::{Cluster, ClusterConfig, StoreOptions, MAX_CHUNK_SIZE};
+mod common;
+
+use common::*;
+use ezdb_core::{StoreOptions, MAX_CHUNK_SIZE};
 use ezdb_testdb::TestDb;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const IMG: &str = "var/site/storage/images/a/1-1-eng-GB/logo.png";
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(database_url: &str, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_index_image"))
-        .args([
-            "--listen=127.0.0.1:0",
-            "--served-by=test-node",
-            &format!("--database-url={database_url}"),
-        ])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line.trim().rsplit("http://").next().unwrap().to_owned();
-    assert!(address.starts_with("127.0.0.1:"), "unexpected start line {line:?}");
-    Server { child, address }
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request written as is (no client-side normalisation of the path).
-fn request(server: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut stream = TcpStream::connect(&server.address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("\r\n");
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
-fn get(server: &Server, path: &str) -> Reply {
-    request(server, "GET", path, &[])
-}
-
-async fn cluster(db: &TestDb) -> Cluster {
-    let cluster = Cluster::connect(ClusterConfig::new(&db.url)).await.unwrap();
-    cluster.install_schema().await.unwrap();
-    cluster
-}
-
-fn bytes(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 % 251) as u8).collect()
-}
 
 #[tokio::test]
 async fn serves_a_live_image_with_every_header() {
@@ -328,10 +239,9 @@ async fn a_database_outage_gives_503_and_the_server_recovers_by_itself() {
     c.store(IMG, b"survives", &StoreOptions::new("image", "image/png"))
         .await
         .unwrap();
-    let (host_port, database) = split_url(&db.url);
+    let (host_port, _) = split_url(&db.url);
     let proxy = Proxy::start(&host_port).await;
-    let via_proxy = format!("mysql://root@{}/{database}", proxy.address);
-    let server = start(&via_proxy, &["--cache-bytes=0"]);
+    let server = start(&proxy.url(&db), &["--cache-bytes=0"]);
     assert_eq!(get(&server, &format!("/{IMG}")).body, b"survives");
     proxy.set_up(false).await;
     let down = get(&server, &format!("/{IMG}"));
@@ -356,27 +266,14 @@ async fn starting_while_the_database_is_down_serves_503_then_recovers() {
     c.store(IMG, b"later", &StoreOptions::new("image", "image/png"))
         .await
         .unwrap();
-    let (host_port, database) = split_url(&db.url);
+    let (host_port, _) = split_url(&db.url);
     let proxy = Proxy::start(&host_port).await;
     proxy.set_up(false).await;
-    let server = start(&format!("mysql://root@{}/{database}", proxy.address), &[]);
+    let server = start(&proxy.url(&db), &[]);
     assert_eq!(get(&server, "/healthz").status, 503);
     assert_eq!(get(&server, &format!("/{IMG}")).status, 503);
     proxy.set_up(true).await;
     assert_eq!(eventually_ok(&server, &format!("/{IMG}")).await, b"later");
-}
-
-/// The body of the first 200 within 20 seconds.
-async fn eventually_ok(server: &Server, path: &str) -> Vec<u8> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let reply = get(server, path);
-        if reply.status == 200 || std::time::Instant::now() > deadline {
-            assert_eq!(reply.status, 200, "no recovery within 20 s");
-            return reply.body;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]
@@ -410,59 +307,6 @@ async fn hot_files_come_from_memory_and_changes_show_within_the_revalidation_int
     assert_eq!(big.body, bytes(3 << 20), "files over the cache limit stream");
 }
 
-fn split_url(url: &str) -> (String, String) {
-    let rest = url.split("://").nth(1).unwrap();
-    let rest = rest.rsplit('@').next().unwrap();
-    let (host_port, database) = rest.split_once('/').unwrap();
-    (host_port.to_owned(), database.to_owned())
-}
-
-/// A TCP forwarder to the database that the test can cut and restore: a database outage and
-/// restart, seen from the server exactly as the network would show it.
-struct Proxy {
-    address: String,
-    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
-}
-
-impl Proxy {
-    async fn start(target: &str) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let (up, _) = tokio::sync::watch::channel(true);
-        let up = std::sync::Arc::new(up);
-        let target = target.to_owned();
-        let up_task = up.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                if !*up_task.borrow() {
-                    drop(client);
-                    continue;
-                }
-                let target = target.clone();
-                let mut down = up_task.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = down.wait_for(|up| !*up) => {}
-                    }
-                });
-            }
-        });
-        Proxy { address, up }
-    }
-
-    async fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_concurrent_connections_never_mix_files() {
     let db = TestDb::create().await;
@@ -479,7 +323,8 @@ async fn three_hundred_concurrent_connections_never_mix_files() {
         .await
         .unwrap();
     }
-    let server = start(&db.url, &["--pool-size=8", "--cache-bytes=0"]);
+    // A memory budget of two files: the rest go through the spool under this load.
+    let server = start(&db.url, &["--pool-size=8", "--cache-bytes=0", "--memory-bytes=100000"]);
     let files = std::sync::Arc::new(files);
     let mut tasks = Vec::new();
     for client in 0..300usize {
@@ -504,81 +349,75 @@ async fn three_hundred_concurrent_connections_never_mix_files() {
     }
 }
 
-/// GET over a fresh connection with tokio; returns the body of a 200.
-async fn fetch_async(address: &str, path: &str) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
-    assert!(
-        raw.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&raw[..split])
-    );
-    raw[split + 4..].to_vec()
-}
-
-#[tokio::test]
-async fn a_64_mib_file_streams_in_bounded_memory() {
-    let db = TestDb::create().await;
-    let c = cluster(&db).await;
-    let source = tokio::io::AsyncReadExt::take(tokio::io::repeat(0x5a), 64 << 20);
-    c.store_reader(
-        "var/site/storage/images/huge.png",
-        source,
-        &StoreOptions::new("image", "image/png"),
+#[test]
+fn settings_come_from_a_config_file_through_the_flag_parser_and_flags_win() {
+    let dir = std::env::temp_dir().join(format!("index_image-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("index_image.conf");
+    std::fs::write(
+        &file,
+        "# test\nINDEX_IMAGE_SERVED_BY = from-file\nINDEX_IMAGE_MAX_AGE = 42\nINDEX_IMAGE_PREFIXES = \"a/,b/\"\n",
     )
-    .await
     .unwrap();
-    let server = start(&db.url, &[]);
-    assert_eq!(get(&server, "/healthz").status, 200);
-    let before = peak_rss_kib(server.child.id());
-    let reply = get(&server, "/var/site/storage/images/huge.png");
-    assert_eq!(reply.body.len(), 64 << 20);
-    assert!(reply.body.iter().all(|b| *b == 0x5a));
-    let growth = peak_rss_kib(server.child.id()) - before;
-    assert!(
-        growth < 16 * 1024,
-        "serving 64 MiB grew the server's peak RSS by {growth} KiB"
-    );
+    let config = file.to_str().unwrap();
+    let parsed = index_image::Config::parse_from([
+        "index_image",
+        "--database-url=mysql://u@h/d",
+        "--config",
+        config,
+        "--max-age=7",
+    ])
+    .unwrap();
+    assert_eq!(parsed.served_by.as_deref(), Some("from-file"));
+    assert_eq!(parsed.max_age, 7, "the flag wins over the file");
+    assert_eq!(parsed.prefixes, ["a/", "b/"]);
+    let overridden = index_image::Config::parse_from([
+        "index_image",
+        "--database-url=mysql://u@h/d",
+        &format!("--config={config}"),
+        "--prefix=c/",
+    ])
+    .unwrap();
+    assert_eq!(overridden.prefixes, ["c/"], "a list flag replaces the file's list");
+    std::fs::write(&file, "NOT_A_SETTING = 1\n").unwrap();
+    let bad = index_image::Config::parse_from(["index_image", "--config", config]).unwrap_err();
+    assert!(bad.to_string().contains("unknown setting NOT_A_SETTING"), "{bad}");
+    std::fs::write(&file, "just words\n").unwrap();
+    let bad = index_image::Config::parse_from(["index_image", "--config", config]).unwrap_err();
+    assert!(bad.to_string().contains(":1: expected KEY = value"), "{bad}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/index_image.conf");
+    let shipped = index_image::Config::parse_from(["index_image", "--database-url=mysql://u@h/d", "--config", shipped])
+        .unwrap_or_else(|e| panic!("deploy/index_image.conf: {e}"));
+    assert!(shipped.shutdown_timeout < 30.0, "below the unit's TimeoutStopSec");
 }
 
-fn peak_rss_kib(pid: u32) -> i64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
+/// The binary: settings from its config file, SIGTERM stops it cleanly.
 #[tokio::test]
-async fn settings_come_from_a_config_file_and_flags_win() {
+async fn the_binary_serves_from_its_config_file_and_stops_on_sigterm() {
     let db = TestDb::create().await;
     let c = cluster(&db).await;
     c.store(IMG, b"x", &StoreOptions::new("image", "image/png"))
         .await
         .unwrap();
-    let file = std::env::temp_dir().join(format!("index_image-{}.conf", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("index_image-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("index_image.conf");
     std::fs::write(
         &file,
         format!(
-            "# test\nEZDB_URL = {}\nINDEX_IMAGE_SERVED_BY = from-file\nINDEX_IMAGE_MAX_AGE = 42\n",
-            db.url
+            "INDEX_IMAGE_SERVED_BY = from-file\nINDEX_IMAGE_LISTEN = 127.0.0.1:0\nINDEX_IMAGE_SPOOL_DIR = {}\n",
+            dir.display()
         ),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_index_image"))
         .args([
-            "--listen=127.0.0.1:0",
             "--config",
             file.to_str().unwrap(),
-            "--max-age=7",
+            &format!("--database-url={}", db.url),
         ])
-        .env_remove("EZDB_URL")
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -586,22 +425,190 @@ async fn settings_come_from_a_config_file_and_flags_win() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let server = Server {
-        child,
-        address: line.trim().rsplit("http://").next().unwrap().to_owned(),
+    let address = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let reply = request_at(&address, "GET", &format!("/{IMG}"), &[]);
+    assert_eq!((reply.status, reply.header("served-by")), (200, Some("from-file")));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running 30 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
     };
-    let reply = get(&server, &format!("/{IMG}"));
-    assert_eq!(reply.header("served-by"), Some("from-file"));
-    assert_eq!(
-        reply.header("cache-control"),
-        Some("public, max-age=7"),
-        "the flag wins over the file"
-    );
-    std::fs::write(&file, "NOT_A_SETTING = 1\n").unwrap();
+    assert!(status.success(), "{status}");
     let bad = Command::new(env!("CARGO_BIN_EXE_index_image"))
-        .args(["--config", file.to_str().unwrap()])
+        .args(["--database-url=mysql://u@h/d", "--prefix"])
         .output()
         .unwrap();
-    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown setting NOT_A_SETTING"));
-    let _ = std::fs::remove_file(&file);
+    assert_eq!(bad.status.code(), Some(2), "a bad flag is a usage error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A request (method, headers) and the status it must get.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc_9110_preconditions_head_and_active_content_from_memory_and_from_the_database() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let data = bytes(3 * MAX_CHUNK_SIZE + 10);
+    let meta = c
+        .store(IMG, &data, &StoreOptions::new("image", "image/png"))
+        .await
+        .unwrap();
+    c.store(
+        "var/site/storage/images/x.svg",
+        b"<svg><script>alert(1)</script></svg>",
+        &StoreOptions::new("image", "image/svg+xml"),
+    )
+    .await
+    .unwrap();
+    c.store(
+        "var/site/storage/images/x.html",
+        b"<script>alert(1)</script>",
+        &StoreOptions::new("image", "text/html; charset=utf-8"),
+    )
+    .await
+    .unwrap();
+    let etag = format!("\"{}-{}\"", meta.mtime, meta.size);
+    let size = data.len().to_string();
+    let old = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let past_the_end = format!("bytes={}-", data.len());
+    for settings in [&[][..], &["--cache-bytes=0"][..]] {
+        let server = start(&db.url, settings);
+        let path = format!("/{IMG}");
+        let last_modified = get(&server, &path).header("last-modified").unwrap().to_owned();
+        let ask = |method: &str, headers: &[(&str, &str)]| request(&server, method, &path, headers);
+        let cases: Vec<Case> = vec![
+            ("GET", vec![("If-Match", "\"other\"")], 412),
+            ("GET", vec![("If-Match", &etag)], 200),
+            ("GET", vec![("If-Match", "*")], 200),
+            ("GET", vec![("If-Unmodified-Since", old)], 412),
+            ("GET", vec![("If-Unmodified-Since", &last_modified)], 200),
+            ("GET", vec![("If-Match", "\"other\""), ("If-None-Match", &etag)], 412),
+            ("GET", vec![("If-None-Match", "\"a\""), ("If-None-Match", &etag)], 304),
+            ("HEAD", vec![("If-None-Match", &etag)], 304),
+            ("HEAD", vec![("Range", "bytes=0-9")], 200),
+            ("HEAD", vec![("Range", &past_the_end)], 200),
+            ("GET", vec![("Range", "Bytes=0-9")], 206),
+            ("GET", vec![("Range", "bytes=0-9"), ("If-Range", &etag)], 206),
+            ("GET", vec![("Range", "bytes=0-9"), ("If-Range", &last_modified)], 206),
+            ("GET", vec![("Range", "bytes=0-9"), ("If-Range", "\"other\"")], 200),
+            ("GET", vec![("Range", "bytes=0-9"), ("If-Range", old)], 200),
+        ];
+        for (method, headers, status) in cases {
+            let reply = ask(method, &headers);
+            assert_eq!(reply.status, status, "{settings:?} {method} {headers:?}");
+            match status {
+                304 | 200 if method == "HEAD" || status == 304 => {
+                    assert!(reply.body.is_empty());
+                    // A 304 may leave Content-Length out (hyper does for GET); if sent, it is the 200's.
+                    let length = reply.header("content-length");
+                    let expected = (status == 304 && length.is_none()) || length == Some(size.as_str());
+                    assert!(expected, "{method} {headers:?}: Content-Length {length:?}");
+                    assert_eq!(reply.header("etag"), Some(etag.as_str()));
+                    assert_eq!(reply.header("content-type"), Some("image/png"));
+                    assert!(reply.header("cache-control").is_some() && reply.header("last-modified").is_some());
+                }
+                200 => assert!(reply.body == data),
+                206 => assert_eq!(reply.body, &data[..10]),
+                _ => {}
+            }
+        }
+        let head = ask("HEAD", &[]);
+        let whole = get(&server, &path);
+        for name in [
+            "content-type",
+            "content-length",
+            "etag",
+            "last-modified",
+            "cache-control",
+            "accept-ranges",
+        ] {
+            assert_eq!(head.header(name), whole.header(name), "HEAD and GET agree on {name}");
+        }
+        assert_eq!(request(&server, "POST", "/healthz", &[]).status, 405);
+        assert_eq!(request(&server, "HEAD", "/healthz", &[]).status, 200);
+        let svg = get(&server, "/var/site/storage/images/x.svg");
+        assert_eq!(svg.header("content-type"), Some("image/svg+xml"));
+        assert!(svg
+            .header("content-security-policy")
+            .is_some_and(|csp| csp.contains("sandbox")));
+        assert_eq!(svg.header("x-content-type-options"), Some("nosniff"));
+        let html = get(&server, "/var/site/storage/images/x.html");
+        assert_eq!(html.header("content-disposition"), Some("attachment"));
+        assert!(html
+            .header("content-security-policy")
+            .is_some_and(|csp| csp.contains("sandbox")));
+        for malformed in [
+            "/var/site/storage/images/100%.jpg",
+            "//var/site/storage/images/a/1-1-eng-GB/logo.png",
+            "/var/site/storage/images/a//1-1-eng-GB/logo.png",
+        ] {
+            assert_eq!(get(&server, malformed).status, 400, "{malformed}");
+        }
+    }
+}
+
+/// The value of one sample of a Prometheus text page (0 when absent).
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_move_as_requests_are_made() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    c.store(IMG, &bytes(1000), &StoreOptions::new("image", "image/png"))
+        .await
+        .unwrap();
+    let dir = temp_dir("metrics-disk");
+    let server = start(&db.url, &[&format!("--disk-cache-dir={}", dir.display())]);
+    let page = |server: &Server| {
+        let reply = get(server, "/metrics");
+        assert_eq!(reply.status, 200);
+        assert!(reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        String::from_utf8(reply.body).unwrap()
+    };
+    let before = page(&server);
+    for _ in 0..3 {
+        assert_eq!(get(&server, &format!("/{IMG}")).status, 200);
+    }
+    assert_eq!(get(&server, "/var/site/storage/images/missing.png").status, 404);
+    let after = page(&server);
+    let grew = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(
+        grew("index_image_requests_total{status=\"200\"}"),
+        4.0,
+        "3 files and the first /metrics"
+    );
+    assert_eq!(grew("index_image_requests_total{status=\"404\"}"), 1.0);
+    assert_eq!(grew("index_image_content_bytes_total"), 3000.0, "the files' bytes");
+    assert_eq!(grew("index_image_cache_hits_total{tier=\"memory\"}"), 2.0);
+    assert_eq!(
+        grew("index_image_cache_misses_total{tier=\"memory\"}"),
+        2.0,
+        "the file's first read and the missing one"
+    );
+    assert_eq!(grew("index_image_cache_misses_total{tier=\"disk\"}"), 2.0);
+    assert!(grew("index_image_database_reads_total") >= 2.0);
+    assert!(grew("index_image_database_seconds_total") > 0.0);
+    assert!(
+        sample(&after, "index_image_connections") >= 1.0,
+        "this request's own connection"
+    );
+    assert!(after.contains("# TYPE index_image_requests_total counter"));
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

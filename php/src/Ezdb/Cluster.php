@@ -24,6 +24,9 @@ final class Cluster
     private CData $uint64;
     private CData $lockOut;
     private CData $freshness;
+    /** FFI::addr() of the out-parameters the hot calls use, taken once. */
+    private CData $int32Addr;
+    private CData $infoAddr;
     /** @var \WeakMap<GenerationLock, true> locks held through this handle, aborted by close() */
     private \WeakMap $locks;
 
@@ -37,13 +40,16 @@ final class Cluster
             'freshness' => 'ezdb_freshness'] as $field => $type) {
             $this->$field = $ffi->new($type);
         }
+        $this->int32Addr = FFI::addr($this->int32);
+        $this->infoAddr = FFI::addr($this->info);
     }
 
     /**
      * Records the settings; each process connects on its first call (fork-safe).
      * @param string $url mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path
      * @param array{chunk_size?:int, generation_timeout?:int, max_attempts?:int, connect_timeout_ms?:int,
-     *     library?:string} $options
+     *     legacy_expiry_file?:?string, library?:string} $options legacy_expiry_file: cluster name of
+     *     the legacy expiry.php (e.g. var/site/cache/expiry.php) shared with legacy nodes
      */
     public static function open(string $url, array $options = []): self
     {
@@ -57,12 +63,29 @@ final class Cluster
         $settings->generation_timeout_secs = (int) ($options['generation_timeout'] ?? 0);
         $settings->max_attempts = (int) ($options['max_attempts'] ?? 0);
         $settings->connect_timeout_ms = (int) ($options['connect_timeout_ms'] ?? 0);
+        // Kept alive until ezdb_open has copied it.
+        $expiryFile = self::text($ffi, (string) ($options['legacy_expiry_file'] ?? ''));
+        if ($expiryFile !== null) {
+            $settings->legacy_expiry_file = $ffi->cast('char*', FFI::addr($expiryFile));
+            $settings->legacy_expiry_file_len = FFI::sizeof($expiryFile);
+        }
         $out = $ffi->new('ezdb_cluster*');
         $status = $ffi->ezdb_open($url, strlen($url), FFI::addr($settings), FFI::addr($out));
         if ($status !== 0) {
             throw Exception::fromStatus($status, (string) $ffi->ezdb_last_error(), 'open');
         }
         return new self($ffi, $out);
+    }
+
+    /** $text in C memory owned by PHP (null when empty). */
+    private static function text(FFI $ffi, string $text): ?CData
+    {
+        if ($text === '') {
+            return null;
+        }
+        $buffer = $ffi->new('char[' . strlen($text) . ']');
+        FFI::memcpy($buffer, $text, strlen($text));
+        return $buffer;
     }
 
     public function __destruct()
@@ -150,13 +173,45 @@ final class Cluster
         return [$this->takeBytes(), $this->fileInfo($name)];
     }
 
-    /** $length bytes from $offset ($length 0: to the end), deleted files included; null when no row. */
-    public function fetchRange(string $name, int $offset, int $length = 0): ?string
+    /**
+     * $length bytes from $offset ($length 0: to the end) of one version of the file, read with one
+     * statement; null when there is no row (or, live only, the file is deleted).
+     */
+    public function fetchRange(string $name, int $offset, int $length = 0, bool $includeDeleted = false): ?string
+    {
+        return $this->readRange($name, $offset, $length, $includeDeleted) === null ? null : $this->takeBytes();
+    }
+
+    /**
+     * Writes bytes [$offset, $offset + $length) ($length 0: to the end) of the file to the output,
+     * $piece bytes per echo, all from one version read with one statement. Returns the file's
+     * metadata, or null (nothing written) when there is no row.
+     */
+    public function passthrough(string $name, int $offset = 0, int $length = 0, bool $includeDeleted = false,
+        int $piece = 1 << 20): ?FileInfo
+    {
+        $info = $this->readRange($name, $offset, $length, $includeDeleted);
+        if ($info === null) {
+            return null;
+        }
+        $len = $this->len->cdata;
+        try {
+            for ($at = 0; $at < $len; $at += $piece) {
+                echo FFI::string($this->data + $at, min($piece, $len - $at));
+            }
+        } finally {
+            $this->ffi->ezdb_bytes_free($this->data, $len);
+        }
+        return $info;
+    }
+
+    /** ezdb_fetch_range into $this->data/$this->len; the metadata, or null when there is no row. */
+    private function readRange(string $name, int $offset, int $length, bool $includeDeleted): ?FileInfo
     {
         $status = $this->invoke("fetch range of $name", [Exception::NOT_FOUND], 'ezdb_fetch_range', $name, strlen($name),
-            $offset, $length,
-            FFI::addr($this->data), FFI::addr($this->len), null);
-        return $status === Exception::NOT_FOUND ? null : $this->takeBytes();
+            $offset, $length, self::flags($includeDeleted),
+            FFI::addr($this->data), FFI::addr($this->len), FFI::addr($this->info));
+        return $status === Exception::NOT_FOUND ? null : $this->fileInfo($name);
     }
 
     /** Writes the content to $path atomically (temporary name, then rename); null when no row. */
@@ -171,15 +226,26 @@ final class Cluster
     /** True when a live row exists (deleted and globally expired files count as absent). */
     public function exists(string $name): bool
     {
-        $this->call("exists $name", 'ezdb_exists', $name, strlen($name), FFI::addr($this->int32));
+        // A hot call: the library function called directly, without call()'s generic path.
+        $status = $this->ffi->ezdb_exists($this->handle ?? $this->closed("exists $name"), $name, strlen($name), $this->int32Addr);
+        if ($status !== 0) {
+            throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "exists $name");
+        }
         return $this->int32->cdata !== 0;
     }
 
     /** The row's metadata (deleted rows too), or null when there is none. */
     public function stat(string $name): ?FileInfo
     {
-        $status = $this->invoke("stat $name", [Exception::NOT_FOUND], 'ezdb_stat', $name, strlen($name), FFI::addr($this->info));
-        return $status === Exception::NOT_FOUND ? null : $this->fileInfo($name);
+        // A hot call (every processCache): called directly, like exists().
+        $status = $this->ffi->ezdb_stat($this->handle ?? $this->closed("stat $name"), $name, strlen($name), $this->infoAddr);
+        if ($status === 0) {
+            return FileInfo::fromC($name, $this->info);
+        }
+        if ($status === Exception::NOT_FOUND) {
+            return null;
+        }
+        throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "stat $name");
     }
 
     /**
@@ -188,7 +254,13 @@ final class Cluster
      */
     public function isFresh(FileInfo $info, ?int $ttl = null, ?int $expiry = null, int $now = 0): bool
     {
-        return $this->ffi->ezdb_info_is_fresh(FFI::addr($info->raw()), FFI::addr($this->freshness($ttl, $expiry, $now))) === 1;
+        $raw = $this->info;
+        $raw->size = $info->size;
+        $raw->mtime = $info->mtime;
+        $raw->deleted = (int) $info->deleted;
+        $raw->has_global_expiry = (int) ($info->globalExpiry !== null);
+        $raw->global_expiry = $info->globalExpiry ?? 0;
+        return $this->ffi->ezdb_info_is_fresh(FFI::addr($raw), FFI::addr($this->freshness($ttl, $expiry, $now))) === 1;
     }
 
     /** Soft delete (mtime = -ABS(mtime), expired = 1); returns the rows changed. */
@@ -323,13 +395,18 @@ final class Cluster
     public function invoke(string $operation, array $accepted, string $function, mixed ...$args): int
     {
         if ($this->handle === null) {
-            throw new Exception("$operation: the cluster handle is closed", Exception::INVALID_ARGUMENT);
+            $this->closed($operation);
         }
         $status = $this->ffi->$function($this->handle, ...$args);
         if ($status !== 0 && !in_array($status, $accepted, true)) {
             throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), $operation);
         }
         return $status;
+    }
+
+    private function closed(string $operation): never
+    {
+        throw new Exception("$operation: the cluster handle is closed", Exception::INVALID_ARGUMENT);
     }
 
     /** @internal GenerationLock forgets itself here once released. */
@@ -354,7 +431,7 @@ final class Cluster
 
     private function fileInfo(string $name): FileInfo
     {
-        return FileInfo::fromC($this->ffi, $name, $this->info);
+        return FileInfo::fromC($name, $this->info);
     }
 
     /** Copies the bytes the library returned, then frees them. */

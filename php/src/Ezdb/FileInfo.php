@@ -1,6 +1,6 @@
 <?php
 // What the library reports about one stored file (ezdb_file_info) as an immutable PHP value,
-// keeping a private copy of the C struct for ezdb_info_is_fresh.
+// its texts copied out of the library's memory at once.
 
 namespace Ezdb;
 
@@ -20,24 +20,23 @@ final class FileInfo
         public readonly ?int $globalExpiry,
         public readonly string $scope,
         public readonly string $datatype,
-        private readonly CData $raw,
+        /** The expiry group of the row (legacy name_trunk). */
+        public readonly string $nameTrunk,
     ) {
     }
 
-    /** Copies the library's struct (it may be reused by the next call). */
-    public static function fromC(FFI $ffi, string $name, CData $info): self
+    /** Copies the library's struct (its texts live only until the next call that fills one). */
+    public static function fromC(string $name, CData $info): self
     {
-        $raw = $ffi->new('ezdb_file_info');
-        FFI::memcpy($raw, $info, FFI::sizeof($raw));
         return new self(
             $name,
-            (int) $info->size,
-            (int) $info->mtime,
+            $info->size,
+            $info->mtime,
             $info->deleted !== 0,
-            $info->has_global_expiry !== 0 ? (int) $info->global_expiry : null,
-            FFI::string($info->scope),
-            FFI::string($info->datatype),
-            $raw,
+            $info->has_global_expiry !== 0 ? $info->global_expiry : null,
+            FFI::string($info->scope, $info->scope_len),
+            FFI::string($info->datatype, $info->datatype_len),
+            FFI::string($info->name_trunk, $info->name_trunk_len),
         );
     }
 
@@ -45,11 +44,5 @@ final class FileInfo
     public function isExpired(): bool
     {
         return $this->deleted || ($this->globalExpiry !== null && $this->mtime < $this->globalExpiry);
-    }
-
-    /** The C struct, for Cluster::isFresh(). */
-    public function raw(): CData
-    {
-        return $this->raw;
     }
 }

@@ -69,7 +69,7 @@ final class GenerationLock
     {
         $info = $this->ffi->new('ezdb_file_info');
         $this->release("end generation of $this->name", 'ezdb_generation_end', FFI::addr($info));
-        return FileInfo::fromC($this->ffi, $this->name, $info);
+        return FileInfo::fromC($this->name, $info);
     }
 
     /** Publishes $data as the new version and releases the lock, in one transaction that checks ownership. */
@@ -78,7 +78,7 @@ final class GenerationLock
         $info = $this->ffi->new('ezdb_file_info');
         $this->release("publish $this->name", 'ezdb_generation_publish', $data, strlen($data),
             $scope, strlen($scope), $datatype, strlen($datatype), FFI::addr($info));
-        return FileInfo::fromC($this->ffi, $this->name, $info);
+        return FileInfo::fromC($this->name, $info);
     }
 
     /**

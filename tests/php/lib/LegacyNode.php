@@ -93,6 +93,17 @@ final class LegacyNode
         return $this->db->query('SELECT * FROM ezdbfile WHERE name_hash = MD5(?)', [$name])[0] ?? null;
     }
 
+    /**
+     * Legacy loadMetaData: the row as the legacy handler holds it (mysqli text protocol: every
+     * column a string, in table order), or false.
+     */
+    public function loadMetaData(string $name): array|false
+    {
+        $link = $this->db->link();
+        $result = $link->query("SELECT * FROM ezdbfile WHERE name_hash = '" . $link->real_escape_string(md5($name)) . "'");
+        return $result->fetch_assoc() ?? false;
+    }
+
     /** @return list<array{offset:int, length:int}> the chunk rows of $name */
     public function chunks(string $name): array
     {

@@ -39,10 +39,27 @@ abstract class TestCase
     {
         eZDBFileHandler::configure($settings + [
             'URL' => self::$db->url,
+            // As a site has it: global expiry keys in its clustered expiry.php (one per test).
+            'LegacyExpiryFile' => $this->expiryFile(),
             'Logger' => function (string $level, string $message): void {
                 $this->logs[] = "$level: $message";
             },
         ]);
+    }
+
+    /** This test's clustered expiry.php, where its global expiry keys go. */
+    protected function expiryFile(): string
+    {
+        return $this->path('cache/expiry.php');
+    }
+
+    /** Forgets every global expiry key: this test's expiry.php, and ezdb's table where it exists. */
+    protected function forgetGlobalExpiry(): void
+    {
+        self::$db->query('DELETE FROM ezdbfile WHERE name_hash = MD5(?)', [$this->expiryFile()]);
+        if (self::$db->schema === 'ezdb') {
+            self::$db->query('DELETE FROM ezdbfile_expiry');
+        }
     }
 
     protected function path(string $relative): string

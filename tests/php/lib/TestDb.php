@@ -1,6 +1,8 @@
 <?php
 // The test database: one uniquely named database per run on the server of EZDB_TEST_URL,
-// created through mysqli, given the schema by libezdb, dropped at the end (also on failure).
+// created through mysqli, dropped at the end (also on failure). Its tables: ezdb's schema
+// (installed by libezdb, see run.php), or with EZDB_TEST_SCHEMA=legacy the two legacy tables
+// exactly as the legacy DDL creates them, on the server's default character set.
 
 final class TestDb
 {
@@ -10,16 +12,30 @@ final class TestDb
     private ?mysqli $link = null;
     private int $ownerPid;
 
-    public function __construct(string $serverUrl)
+    /** 'ezdb' or 'legacy' (see the file comment). */
+    public readonly string $schema;
+
+    public function __construct(string $serverUrl, string $schema = 'ezdb')
     {
+        if (!in_array($schema, ['ezdb', 'legacy'], true)) {
+            throw new RuntimeException("EZDB_TEST_SCHEMA must be ezdb or legacy, not '$schema'");
+        }
+        $this->schema = $schema;
         $this->server = self::parse($serverUrl);
         $this->name = sprintf('ezdb_php_%d_%s', getmypid(), bin2hex(random_bytes(4)));
         $this->url = self::withDatabase($serverUrl, $this->name);
         $this->ownerPid = getmypid();
         $admin = $this->connect(null);
-        $admin->query("CREATE DATABASE `$this->name` CHARACTER SET utf8mb4");
+        $admin->query("CREATE DATABASE `$this->name`" . ($schema === 'ezdb' ? ' CHARACTER SET utf8mb4' : ''));
         $admin->close();
         register_shutdown_function([$this, 'drop']);
+        if ($schema === 'legacy') {
+            $ddl = file_get_contents(dirname(__DIR__, 3) . '/sql/mysql/legacy/cluster_db_schema.sql');
+            $code = implode("\n", array_filter(explode("\n", $ddl), fn ($l) => !str_starts_with(ltrim($l), '--')));
+            foreach (array_filter(array_map('trim', explode(';', $code))) as $statement) {
+                $this->link()->query($statement);
+            }
+        }
     }
 
     /** Splits mysql://user:pass@host:port/db?socket=/path into its parts. */

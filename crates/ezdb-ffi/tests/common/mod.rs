@@ -113,8 +113,12 @@ pub fn stat(cluster: *mut ezdb_cluster, name: &str) -> Result<ezdb_file_info, ez
     }
 }
 
-pub fn text(field: &[c_char]) -> String {
-    unsafe { CStr::from_ptr(field.as_ptr()) }.to_string_lossy().into_owned()
+/// A library-owned text of an `ezdb_file_info` (pointer + length), checked to be NUL-terminated.
+pub fn text(ptr: *const c_char, len: usize) -> String {
+    assert!(!ptr.is_null(), "a filled info has no NULL text");
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len + 1) };
+    assert_eq!(bytes[len], 0, "texts are followed by a NUL byte");
+    String::from_utf8(bytes[..len].to_vec()).expect("texts are UTF-8")
 }
 
 /// Splits a NUL-separated list returned by the library and frees it.

@@ -3,7 +3,7 @@
 //! error (usage errors included).
 
 use clap::Parser;
-use ezdb_core::{Batches, Cluster, PurgeFilter, Selector};
+use ezdb_core::{Batches, Cluster, ClusterConfig, PurgeFilter, Selector};
 use ezdb_tools::age::{purge_threshold, ExpiryForm};
 use ezdb_tools::cache_items::{self, CacheItem, Clear, Resolved};
 use ezdb_tools::cli::{fail, parse_or_exit};
@@ -38,8 +38,9 @@ stderr for any error, usage errors included."
 struct Args {
     #[arg(long, help = URL_HELP)]
     url: Option<String>,
-    /// The site's cache directory in the cluster (legacy <var dir>/cache). Default: var/cache,
-    /// or the only cache directory the cluster holds; required when it holds several.
+    /// The site's cache directory in the cluster (legacy <var dir>/cache); its expiry.php holds
+    /// the global expiry keys every node reads, legacy ones included. Default: var/cache, or the
+    /// only cache directory the cluster holds; required when it holds several.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<String>,
     /// Comma-separated cache ids (see --list).
@@ -142,9 +143,12 @@ fn list(json: bool) {
     }
     emit!("Cluster cache ids (id: name [tags] -> what clearing does):");
     for item in cache_items::CLUSTERED {
+        let files = format!("marks files under {} expired", item.prefixes.join(", "));
         let clear = match (item.clear, item.expiry_key) {
-            (Clear::Key, Some(key)) => format!("moves global expiry key {key}"),
-            _ => format!("marks files under {} expired", item.prefixes.join(", ")),
+            (Clear::Key, Some(key)) => format!("moves global expiry key {key} (in expiry.php)"),
+            (Clear::Expire, Some(key)) => format!("moves global expiry key {key} (in expiry.php) and {files}"),
+            (Clear::Keep, _) => KEPT.to_owned(),
+            _ => files,
         };
         emit!("  {}: {} [{}] -> {clear}", item.id, item.name, item.tags.join(","));
     }
@@ -178,12 +182,25 @@ async fn run(args: Args, output: &Output) -> Result<(), String> {
         );
     }
     let batch_size = args.iteration_limit;
-    let cluster = connect(args.url.clone(), |c| {
-        let mut c = c.with_pool(2);
-        c.batch_size = batch_size;
-        c
-    })
-    .await?;
+    let tune = |expiry_file: Option<String>| {
+        move |c: ClusterConfig| {
+            let mut c = c.with_pool(2);
+            c.batch_size = batch_size;
+            c.legacy_expiry_file = expiry_file;
+            c
+        }
+    };
+    let cluster = connect(args.url.clone(), tune(None)).await?;
+    let cache_dir = match selection {
+        Some(_) => Some(cache_dir(&cluster, args.cache_dir.as_deref()).await?),
+        None => None,
+    };
+    // Keys go where legacy nodes read them, the clustered expiry.php of the site (and ezdb's
+    // table where it exists); purges honour the keys legacy nodes wrote there.
+    let cluster = match &cache_dir {
+        Some(dir) => connect(args.url.clone(), tune(Some(format!("{dir}/expiry.php")))).await?,
+        None => cluster,
+    };
     let form = if args.scope.is_some() {
         ExpiryForm::Clusterpurge
     } else {
@@ -203,8 +220,7 @@ async fn run(args: Args, output: &Output) -> Result<(), String> {
         let before = expiry.unwrap_or_else(|| cluster.now());
         purge_scopes(&cluster, scopes, before, batches, args.dry_run, output).await?;
     }
-    if let Some(items) = selection {
-        let cache_dir = cache_dir(&cluster, args.cache_dir.as_deref()).await?;
+    if let (Some(items), Some(cache_dir)) = (selection, cache_dir) {
         for item in items {
             let target = Target {
                 cluster: &cluster,
@@ -280,6 +296,9 @@ fn selection(args: &Args, output: &Output) -> Result<Option<Vec<&'static CacheIt
     Ok(Some(resolved.items))
 }
 
+/// Why the expiry file is never cleared or purged.
+const KEPT: &str = "kept: it holds the clears themselves (removing it would make every cleared cache valid again)";
+
 struct Target<'a> {
     cluster: &'a Cluster,
     item: &'a CacheItem,
@@ -310,23 +329,33 @@ impl Target<'_> {
 
     async fn clear(&self) -> Result<(), String> {
         let item = self.item;
-        match (item.clear, item.expiry_key) {
-            (Clear::Key, Some(key)) if self.dry_run => self.output.report(
-                || format!("Clearing {}: would move expiry key {key} to now", item.name),
-                json!({"item": item.id, "action": "clear", "expiry_key": key}),
-            ),
-            (Clear::Key, Some(key)) => {
+        // As legacy, an item with a key moves it (written to expiry.php, so legacy nodes see it
+        // too), and an item with files also marks them expired.
+        if let Some(key) = item.expiry_key {
+            if self.dry_run {
+                self.output.report(
+                    || format!("Clearing {}: would move expiry key {key} to now", item.name),
+                    json!({"item": item.id, "action": "clear", "expiry_key": key}),
+                );
+            } else {
                 let at = self
                     .cluster
                     .set_global_expiry(key, None)
                     .await
                     .map_err(|e| e.to_string())?;
                 self.output.report(
-                    || format!("Clearing {}: expiry key {key} set to {at}; no row changed", item.name),
+                    || format!("Clearing {}: expiry key {key} set to {at}", item.name),
                     json!({"item": item.id, "action": "clear", "expiry_key": key, "expiry": at}),
                 );
             }
-            _ => {
+        }
+        match item.clear {
+            Clear::Key => {}
+            Clear::Keep => self.output.report(
+                || format!("Clearing {}: {KEPT}", item.name),
+                json!({"item": item.id, "action": "kept", "reason": KEPT}),
+            ),
+            Clear::Expire => {
                 let mut total = 0;
                 for selector in self.selectors() {
                     if self.dry_run {
@@ -370,6 +399,13 @@ impl Target<'_> {
             (None, _) => self.cluster.now(),
         };
         let item = self.item;
+        if item.clear == Clear::Keep {
+            self.output.report(
+                || format!("Purging {}: {KEPT}", item.name),
+                json!({"item": item.id, "action": "kept", "reason": KEPT}),
+            );
+            return Ok(());
+        }
         if item.prefixes.is_empty() {
             self.output.report(
                 || {

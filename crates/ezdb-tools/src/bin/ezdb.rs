@@ -1,6 +1,6 @@
-//! ezdb: administration of an ezdb cluster: schema install/check, import a site's var/ tree,
-//! export to disk, consistency check and repair, statistics. Exit 0 on success, 1 with one
-//! line on error (usage errors included).
+//! ezdb: administration of an ezdb cluster: schema install/check/upgrade, import a site's var/
+//! tree, export to disk, consistency check and repair, statistics. Exit 0 on success, 1 with
+//! one line on error (usage errors included).
 
 use clap::{Parser, Subcommand};
 use ezdb_core::{
@@ -11,6 +11,7 @@ use ezdb_tools::connect::{connect, URL_HELP};
 use ezdb_tools::emit;
 use ezdb_tools::files::{classify, export_path, read_spread_manifest, Layout, SPREAD_MANIFEST};
 use ezdb_tools::progress::Progress;
+use ezdb_tools::schema_cmd::{self, SchemaAction};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
     about = "Administer an ezdb cluster database",
     after_help = "Examples:
   ezdb --url=mysql://ez:pw@db/cluster schema install
-  ezdb schema check                     # is this (legacy) database compatible?
+  ezdb schema check                     # every risk of this (legacy) database, and its fix
+  ezdb schema upgrade --dry-run         # the statements upgrade would run
   ezdb import /var/www/site --dry-run   # what clusterize would store from /var/www/site/var
   ezdb export /srv/backup               # every live file back to disk
   ezdb check --repair --dry-run         # what a repair would do
@@ -42,10 +44,10 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the cluster tables (idempotent), or check an existing database.
+    /// Create the cluster tables (idempotent), check an existing database, or upgrade it.
     Schema {
-        #[arg(value_parser = ["install", "check"])]
-        action: String,
+        #[command(subcommand)]
+        action: SchemaAction,
     },
     /// Store every clustered file of a site's var/ tree (the legacy clusterize step).
     Import {
@@ -119,12 +121,7 @@ async fn main() {
 
 async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), String> {
     match command {
-        Command::Schema { action } if action == "install" => {
-            cluster.install_schema().await.map_err(|e| e.to_string())?;
-            emit!("schema installed (existing tables were kept)");
-            Ok(())
-        }
-        Command::Schema { .. } => schema_check(cluster).await,
+        Command::Schema { action } => schema_cmd::run(cluster, action, json).await,
         Command::Import {
             site,
             dry_run,
@@ -156,19 +153,6 @@ async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), Stri
         }
         Command::Stats => stats(cluster, json).await,
     }
-}
-
-async fn schema_check(cluster: &Cluster) -> Result<(), String> {
-    let problems = cluster.check_schema().await.map_err(|e| e.to_string())?;
-    if problems.is_empty() {
-        emit!("schema is compatible");
-        return Ok(());
-    }
-    problems.iter().for_each(|p| emit!("- {p}"));
-    Err(format!(
-        "{} schema difference(s); `ezdb schema install` adds what is missing",
-        problems.len()
-    ))
 }
 
 /// What import did with one file it could store.

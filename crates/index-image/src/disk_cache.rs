@@ -1,0 +1,298 @@
+//! The disk tier: files read from the database kept in a local directory, bounded in bytes
+//! (quick_cache as the index, its eviction unlinking the file), written under a temporary name
+//! and renamed into place (a reader or a restart sees a whole file or none), and found again
+//! after a restart. Each file starts with a header holding the row's metadata; an entry is
+//! re-checked against the database before its first use after a start and then every
+//! `revalidate_after`.
+
+use crate::spool::SpoolFile;
+use ezdb_core::{FileMeta, FileStream};
+use quick_cache::sync::Cache;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+/// First bytes of every file of the tier (with the format version).
+const MAGIC: &str = "ezdb-disk-cache-1";
+/// Prefix of files being written; left-overs of a crash are removed at start.
+const TEMPORARY: &str = ".tmp.";
+
+pub struct DiskEntry {
+    pub meta: FileMeta,
+    path: PathBuf,
+    /// Where the content starts in the file.
+    header_len: u64,
+    checked_ms: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Weigh;
+
+impl quick_cache::Weighter<String, Arc<DiskEntry>> for Weigh {
+    fn weight(&self, _: &String, entry: &Arc<DiskEntry>) -> u64 {
+        entry.header_len + entry.meta.size
+    }
+}
+
+/// Evicted entries take their file with them.
+#[derive(Clone)]
+struct Unlink;
+
+impl quick_cache::Lifecycle<String, Arc<DiskEntry>> for Unlink {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _: String, entry: Arc<DiskEntry>) {
+        let _ = std::fs::remove_file(&entry.path);
+    }
+}
+
+type Index = Cache<String, Arc<DiskEntry>, Weigh, quick_cache::DefaultHashBuilder, Unlink>;
+
+pub struct DiskCache {
+    dir: PathBuf,
+    index: Index,
+    max_file: u64,
+    revalidate_after: Duration,
+    epoch: Instant,
+}
+
+/// What the disk tier has for a name.
+pub enum DiskLookup {
+    Fresh(Arc<DiskEntry>),
+    Stale(Arc<DiskEntry>),
+    Miss,
+}
+
+impl DiskCache {
+    /// Opens (creating) the directory and indexes the files a previous run left.
+    pub fn open(dir: &Path, bytes: u64, max_file: u64, revalidate_after: Duration) -> std::io::Result<DiskCache> {
+        std::fs::create_dir_all(dir)?;
+        let options = quick_cache::OptionsBuilder::new()
+            .shards(4)
+            .estimated_items_capacity((bytes / (64 << 10)).max(256) as usize)
+            .weight_capacity(bytes)
+            .build()
+            .expect("every option is set");
+        let index = Cache::with_options(options, Weigh, Default::default(), Unlink);
+        let max_file = max_file.min(index.shard_capacity() * 9 / 10);
+        let cache = DiskCache {
+            dir: dir.to_owned(),
+            index,
+            max_file,
+            revalidate_after,
+            epoch: Instant::now(),
+        };
+        cache.reindex()?;
+        Ok(cache)
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Never 0: that marks entries found at start, not yet checked.
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    pub fn admits(&self, size: u64) -> bool {
+        size <= self.max_file
+    }
+
+    pub fn lookup(&self, name: &str) -> DiskLookup {
+        match self.index.get(name) {
+            None => DiskLookup::Miss,
+            Some(entry) => {
+                let checked = entry.checked_ms.load(Ordering::Relaxed);
+                let age = Duration::from_millis(self.now_ms().saturating_sub(checked));
+                if checked != 0 && age < self.revalidate_after {
+                    DiskLookup::Fresh(entry)
+                } else {
+                    DiskLookup::Stale(entry)
+                }
+            }
+        }
+    }
+
+    pub fn confirm(&self, entry: &DiskEntry) {
+        entry.checked_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn remove(&self, name: &str) {
+        if let Some((_, entry)) = self.index.remove(name) {
+            let _ = std::fs::remove_file(&entry.path);
+        }
+    }
+
+    /// `len` bytes of the entry's content from `start`, open for sending.
+    pub async fn open_part(&self, entry: &DiskEntry, start: u64, len: u64) -> std::io::Result<SpoolFile> {
+        let mut file = tokio::fs::File::open(&entry.path).await?;
+        file.seek(std::io::SeekFrom::Start(entry.header_len + start)).await?;
+        Ok(SpoolFile::from_open(file, len))
+    }
+
+    /// The entry's whole content in memory.
+    pub async fn read(&self, entry: &DiskEntry) -> std::io::Result<bytes::Bytes> {
+        let all = bytes::Bytes::from(tokio::fs::read(&entry.path).await?);
+        let start = entry.header_len as usize;
+        if all.len() != start + entry.meta.size as usize {
+            return Err(std::io::Error::other("disk-tier file has the wrong length"));
+        }
+        Ok(all.slice(start..))
+    }
+
+    /// Keeps a file read into memory (best effort: a failure is logged, the response is not
+    /// affected).
+    pub async fn keep_bytes(self: &Arc<Self>, name: &str, meta: &FileMeta, body: bytes::Bytes) {
+        let cache = self.clone();
+        let (name, meta) = (name.to_owned(), meta.clone());
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let (mut file, temp) = cache.create_temporary()?;
+            let header = header(&meta);
+            file.write_all(&header)?;
+            file.write_all(&body)?;
+            drop(file);
+            cache.publish(&name, &meta, temp, header.len() as u64)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, dir = %self.dir.display(), "cannot write the disk tier"),
+            Err(e) => tracing::warn!(error = %e, "disk-tier write task failed"),
+        }
+    }
+
+    /// Copies the rest of `stream` into the tier and opens the result for sending.
+    pub async fn keep_stream(
+        &self,
+        name: &str,
+        stream: &mut FileStream,
+    ) -> Result<SpoolFile, crate::spool::SpoolError> {
+        use crate::spool::SpoolError;
+        let meta = stream.meta.clone();
+        let (file, temp) = self.create_temporary().map_err(SpoolError::Io)?;
+        let mut file = tokio::fs::File::from_std(file);
+        let header = header(&meta);
+        let copied = async {
+            file.write_all(&header).await.map_err(SpoolError::Io)?;
+            crate::spool::copy_stream(stream, &mut file, meta.size).await
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+        // Open the content before publishing: an eviction right after cannot take it away.
+        let mut reader = tokio::fs::File::open(&temp).await.map_err(SpoolError::Io)?;
+        reader
+            .seek(std::io::SeekFrom::Start(header.len() as u64))
+            .await
+            .map_err(SpoolError::Io)?;
+        self.publish(name, &meta, temp, header.len() as u64)
+            .map_err(SpoolError::Io)?;
+        Ok(SpoolFile::from_open(reader, meta.size))
+    }
+
+    fn create_temporary(&self) -> std::io::Result<(std::fs::File, PathBuf)> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = self.dir.join(format!("{TEMPORARY}{}.{n}", std::process::id()));
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((file, path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Renames a complete temporary file into place and indexes it.
+    fn publish(&self, name: &str, meta: &FileMeta, temp: PathBuf, header_len: u64) -> std::io::Result<()> {
+        let path = self.dir.join(ezdb_core::name_hash(name));
+        if let Err(e) = std::fs::rename(&temp, &path) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+        let entry = Arc::new(DiskEntry {
+            meta: meta.clone(),
+            path,
+            header_len,
+            checked_ms: AtomicU64::new(self.now_ms()),
+        });
+        self.index.insert(name.to_owned(), entry);
+        Ok(())
+    }
+
+    /// Indexes the files of a previous run (to be re-checked before use); removes temporary
+    /// and unreadable ones.
+    fn reindex(&self) -> std::io::Result<()> {
+        for item in std::fs::read_dir(&self.dir)? {
+            let path = item?.path();
+            let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if file_name.starts_with(TEMPORARY) {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            match read_header(&path) {
+                Some((meta, header_len)) if ezdb_core::name_hash(&meta.name) == file_name => {
+                    let entry = Arc::new(DiskEntry {
+                        meta: meta.clone(),
+                        path,
+                        header_len,
+                        checked_ms: AtomicU64::new(0),
+                    });
+                    self.index.insert(meta.name, entry);
+                }
+                _ => {
+                    tracing::info!(path = %path.display(), "removing an unreadable disk-tier file");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `MAGIC\0name\0size\0mtime\0scope\0datatype\0deleted\0global_expiry\n`: NUL never occurs in
+/// names or labels (the core refuses it).
+fn header(meta: &FileMeta) -> Vec<u8> {
+    let expiry = meta.global_expiry.map_or_else(String::new, |e| e.to_string());
+    format!(
+        "{MAGIC}\0{}\0{}\0{}\0{}\0{}\0{}\0{expiry}\n",
+        meta.name, meta.size, meta.mtime, meta.scope, meta.datatype, meta.deleted as u8
+    )
+    .into_bytes()
+}
+
+/// The metadata and content offset of a tier file, if it is whole.
+fn read_header(path: &Path) -> Option<(FileMeta, u64)> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let file_len = file.metadata().ok()?.len();
+    let mut start = vec![0; 8192];
+    let n = file.read(&mut start).ok()?;
+    let end = start[..n].iter().position(|b| *b == b'\n')?;
+    let text = std::str::from_utf8(&start[..end]).ok()?;
+    let fields: Vec<&str> = text.split('\0').collect();
+    let [magic, name, size, mtime, scope, datatype, deleted, expiry] = fields[..] else {
+        return None;
+    };
+    if magic != MAGIC {
+        return None;
+    }
+    let meta = FileMeta {
+        name: name.to_owned(),
+        // Not kept in the header: the trunk follows from the name and scope.
+        name_trunk: ezdb_core::name_trunk(name, scope),
+        size: size.parse().ok()?,
+        mtime: mtime.parse().ok()?,
+        scope: scope.to_owned(),
+        datatype: datatype.to_owned(),
+        deleted: deleted == "1",
+        global_expiry: if expiry.is_empty() {
+            None
+        } else {
+            Some(expiry.parse().ok()?)
+        },
+    };
+    let header_len = end as u64 + 1;
+    (file_len == header_len + meta.size).then_some((meta, header_len))
+}

@@ -1,0 +1,197 @@
+//! The memory tier against a real database: single-flight loading, and rewrites seen within
+//! the revalidation interval, a same-second same-size rewrite included.
+
+mod common;
+
+use common::*;
+use ezdb_core::StoreOptions;
+use ezdb_testdb::TestDb;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_simultaneous_misses_read_the_database_once() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let data = bytes(1 << 20);
+    c.store(IMG, &data, &StoreOptions::new("image", "image/png"))
+        .await
+        .unwrap();
+    let (host_port, _) = split_url(&db.url);
+    let proxy = Proxy::start(&host_port).await;
+    let server = start(&proxy.url(&db), &["--pool-size=8", "--cache-revalidate=60"]);
+    assert_eq!(get(&server, "/healthz").status, 200);
+    let before = proxy.bytes_from_database();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(40));
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        let (address, start) = (server.address.clone(), start.clone());
+        clients.push(tokio::spawn(async move {
+            start.wait().await;
+            fetch_async(&address, &format!("/{IMG}")).await
+        }));
+    }
+    for client in clients {
+        let body = tokio::time::timeout(Duration::from_secs(60), client)
+            .await
+            .expect("bounded in time")
+            .unwrap();
+        assert!(body == data);
+    }
+    let read = proxy.bytes_from_database() - before;
+    assert!(
+        read < 2 * data.len() as u64,
+        "40 requests read {read} bytes from the database for one file of {}",
+        data.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_second_same_size_rewrite_is_seen_within_the_revalidation_interval() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let img = StoreOptions::new("image", "image/png");
+    let server = start(&db.url, &["--cache-revalidate=0.5"]);
+    let path = format!("/{IMG}");
+    for round in 0..5u8 {
+        let before = vec![b'a' + round; 1000];
+        let after = vec![b'A' + round; 1000];
+        let first = c.store(IMG, &before, &img).await.unwrap();
+        // Revalidation must see this version before it serves it.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(get(&server, &path).body, before);
+        let second = c.store(IMG, &after, &img).await.unwrap();
+        assert_ne!(
+            (first.mtime, first.size),
+            (second.mtime, second.size),
+            "an ezdb rewrite never keeps both the mtime and the size"
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(get(&server, &path).body, after, "round {round}: served stale");
+    }
+}
+
+/// Files (not temporaries) in `dir` and their total size.
+fn disk_files(dir: &std::path::Path) -> (usize, u64, usize) {
+    let (mut files, mut bytes, mut temporaries) = (0, 0, 0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            temporaries += 1;
+        } else {
+            files += 1;
+            bytes += entry.metadata().unwrap().len();
+        }
+    }
+    (files, bytes, temporaries)
+}
+
+/// Waits (at most 20 s) until `dir` holds `count` complete files.
+async fn wait_for_files(dir: &std::path::Path, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while disk_files(dir).0 < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disk tier never held {count} files"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_tier_serves_across_a_restart_and_revalidates() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let img = StoreOptions::new("image", "image/png");
+    let files: Vec<(String, Vec<u8>)> = [100_000, 0, 6 << 20]
+        .iter()
+        .enumerate()
+        .map(|(i, len)| (format!("var/site/storage/images/disk/{i}.png"), bytes(*len)))
+        .collect();
+    for (name, data) in &files {
+        c.store(name, data, &img).await.unwrap();
+    }
+    let dir = temp_dir("disk-tier");
+    let disk = format!("--disk-cache-dir={}", dir.display());
+    let settings = [disk.as_str(), "--cache-bytes=0", "--cache-revalidate=0.5"];
+    let first = start(&db.url, &settings);
+    for (name, data) in &files {
+        assert!(get(&first, &format!("/{name}")).body == *data);
+    }
+    wait_for_files(&dir, files.len()).await;
+    drop(first);
+
+    let (host_port, _) = split_url(&db.url);
+    let proxy = Proxy::start(&host_port).await;
+    let second = start(&proxy.url(&db), &settings);
+    let before = proxy.bytes_from_database();
+    for (name, data) in &files {
+        let reply = get(&second, &format!("/{name}"));
+        assert_eq!(reply.status, 200);
+        assert!(reply.body == *data, "{name} after the restart");
+    }
+    let (large, data) = &files[2];
+    let part = request(
+        &second,
+        "GET",
+        &format!("/{large}"),
+        &[("Range", "bytes=5000000-5000099")],
+    );
+    assert_eq!((part.status, part.body.as_slice()), (206, &data[5_000_000..5_000_100]));
+    let read = proxy.bytes_from_database() - before;
+    assert!(
+        read < 100_000,
+        "after a restart the tier answered, the database sent {read} bytes"
+    );
+    assert_eq!(disk_files(&dir).2, 0, "no temporary file left");
+
+    let (small, _) = &files[0];
+    c.store(small, b"rewritten", &img).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(get(&second, &format!("/{small}")).body, b"rewritten", "revalidated");
+    c.delete(large).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        get(&second, &format!("/{large}")).status,
+        404,
+        "a deleted file leaves the tier"
+    );
+    drop(second);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_tier_stays_within_its_size() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let img = StoreOptions::new("image", "image/png");
+    for i in 0..12 {
+        c.store(&format!("var/site/storage/images/bound/{i}.png"), &bytes(600_000), &img)
+            .await
+            .unwrap();
+    }
+    let dir = temp_dir("disk-bound");
+    let bound = 3u64 << 20;
+    let server = start(
+        &db.url,
+        &[
+            &format!("--disk-cache-dir={}", dir.display()),
+            &format!("--disk-cache-bytes={bound}"),
+            "--cache-bytes=0",
+        ],
+    );
+    for i in 0..12 {
+        assert_eq!(
+            get(&server, &format!("/var/site/storage/images/bound/{i}.png")).status,
+            200
+        );
+    }
+    wait_for_files(&dir, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (files, total, _) = disk_files(&dir);
+    assert!(
+        total <= bound,
+        "{files} files, {total} bytes on disk for a bound of {bound}"
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,224 @@
+//! index_image under hostile traffic: slow and paused clients never hold a database connection,
+//! idle and stalled sockets are closed by the timeouts, a hung database meets the deadline,
+//! shutdown ends by its deadline, and a start during "too many connections" retries.
+
+mod common;
+
+use common::*;
+use ezdb_core::StoreOptions;
+use ezdb_testdb::TestDb;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LARGE: usize = 6 << 20;
+
+async fn store_large(db: &TestDb, files: usize) -> Vec<Vec<u8>> {
+    let c = cluster(db).await;
+    let img = StoreOptions::new("image", "image/png");
+    c.store(IMG, b"small", &img).await.unwrap();
+    let mut all = Vec::new();
+    for i in 0..files {
+        let data: Vec<u8> = (0..LARGE).map(|n| (n * 13 + i) as u8).collect();
+        c.store(&format!("var/site/storage/images/large/{i}.png"), &data, &img)
+            .await
+            .unwrap();
+        all.push(data);
+    }
+    all
+}
+
+/// Sends a GET and reads only the response head and `first` body bytes.
+async fn start_download(address: &str, path: &str, first: usize) -> (tokio::net::TcpStream, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = vec![0; first];
+    stream.read_exact(&mut raw).await.unwrap();
+    (stream, raw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_paused_readers_of_large_files_never_starve_other_clients() {
+    let db = TestDb::create().await;
+    let files = store_large(&db, 4).await;
+    let server = start(&db.url, &["--pool-size=2", "--send-timeout=120"]);
+    // 32 clients start a large download each and then stop reading: with the body sent at the
+    // database's pace they would now hold every pooled connection.
+    let mut paused = Vec::new();
+    for client in 0..32usize {
+        let i = client % files.len();
+        let path = format!("/var/site/storage/images/large/{i}.png");
+        paused.push((i, start_download(&server.address, &path, 64 << 10).await));
+    }
+    for _ in 0..20 {
+        let small = fetch_async(&server.address, &format!("/{IMG}")).await;
+        assert_eq!(small, b"small");
+        assert_eq!(get(&server, "/healthz").status, 200);
+    }
+    // A pause longer than the database's net_write_timeout would allow on a held connection
+    // is harmless: the data is local already.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (i, (mut stream, mut raw)) in paused {
+        tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
+            .await
+            .expect("bounded in time")
+            .unwrap();
+        let reply = parse_reply(&raw);
+        assert_eq!(reply.status, 200);
+        assert!(reply.body == files[i], "file {i}: {} bytes back", reply.body.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_are_closed_by_the_header_timeout_and_the_cap_holds() {
+    let db = TestDb::create().await;
+    store_large(&db, 0).await;
+    let server = start(&db.url, &["--header-timeout=1", "--max-connections=8"]);
+    // Idle from the start, a half-sent header, and kept alive after a response.
+    let mut sockets = Vec::new();
+    for n in 0..30 {
+        let mut s = std::net::TcpStream::connect(&server.address).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        if n % 3 == 1 {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost:").unwrap();
+        }
+        if n % 3 == 2 {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        }
+        sockets.push(s);
+    }
+    let started = Instant::now();
+    for (n, mut s) in sockets.into_iter().enumerate() {
+        let mut raw = Vec::new();
+        let read = s.read_to_end(&mut raw);
+        assert!(read.is_ok(), "socket {n}: {read:?} (not closed within 30 s)");
+        if n % 3 == 2 {
+            assert!(
+                raw.starts_with(b"HTTP/1.1 200"),
+                "socket {n} was answered, then closed when idle"
+            );
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(
+        get(&server, &format!("/{IMG}")).status,
+        200,
+        "serving again after the idle ones left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_by_the_send_timeout() {
+    let db = TestDb::create().await;
+    store_large(&db, 1).await;
+    let server = start(&db.url, &["--send-timeout=1"]);
+    let (mut stream, mut raw) = start_download(&server.address, "/var/site/storage/images/large/0.png", 1024).await;
+    // Stop reading long enough for the socket buffers to fill and the timeout to pass.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .expect("the server closed the connection");
+    let received = raw.len();
+    assert!(
+        read.is_err() || received < LARGE,
+        "a stalled client was cut short ({received} bytes), not served forever"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_database_gives_503_within_the_deadline() {
+    let db = TestDb::create().await;
+    store_large(&db, 0).await;
+    let (host_port, _) = split_url(&db.url);
+    let proxy = Proxy::start(&host_port).await;
+    let server = start(&proxy.url(&db), &["--database-timeout=1", "--cache-bytes=0"]);
+    assert_eq!(get(&server, &format!("/{IMG}")).status, 200);
+    proxy.set(Link::Hung).await;
+    let started = Instant::now();
+    let hung = get(&server, &format!("/{IMG}"));
+    assert_eq!(hung.status, 503);
+    assert_eq!(get(&server, "/healthz").status, 503);
+    assert!(started.elapsed() < Duration::from_secs(20), "bounded by the deadline");
+    proxy.set(Link::Up).await;
+    assert_eq!(eventually_ok(&server, &format!("/{IMG}")).await, b"small");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_a_download_and_ends_by_its_deadline_despite_a_half_sent_request() {
+    let db = TestDb::create().await;
+    let files = store_large(&db, 1).await;
+    let server = start(&db.url, &["--shutdown-timeout=2", "--header-timeout=60"]);
+    let address = server.address.clone();
+    let (mut download, mut raw) = start_download(&address, "/var/site/storage/images/large/0.png", 1024).await;
+    let mut half = std::net::TcpStream::connect(&address).unwrap();
+    half.write_all(b"GET /var/site/storage/images/x.png HTTP/1.1\r\nHo")
+        .unwrap();
+    let stopping = std::thread::spawn(move || server.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(30), download.read_to_end(&mut raw))
+        .await
+        .expect("bounded in time")
+        .unwrap();
+    assert!(parse_reply(&raw).body == files[0], "the response in flight finished");
+    let (took, result) = stopping.join().unwrap();
+    result.unwrap();
+    assert!(took < Duration::from_secs(15), "shutdown took {took:?}, deadline 2 s");
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "no new connections after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_during_too_many_connections_retries_instead_of_exiting() {
+    let db = TestDb::create().await;
+    store_large(&db, 0).await;
+    let (host_port, database) = split_url(&db.url);
+    let refusing = TooManyConnections::start(&host_port, 3).await;
+    let server = start(&format!("mysql://root@{}/{database}", refusing.address), &[]);
+    assert_eq!(get(&server, "/healthz").status, 503, "started, answering 503 meanwhile");
+    assert_eq!(eventually_ok(&server, &format!("/{IMG}")).await, b"small");
+    let refused = try_start(config("mysql://nobody:wrong@127.0.0.1:3306/none", &[]));
+    assert!(refused.is_err(), "a wrong password stops the start");
+}
+
+/// A database front that answers its first `refusals` connections as a MariaDB with
+/// max_connections reached does (error 1040 in place of the greeting), then forwards.
+struct TooManyConnections {
+    address: String,
+}
+
+impl TooManyConnections {
+    async fn start(target: &str, refusals: usize) -> TooManyConnections {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let target = target.to_owned();
+        tokio::spawn(async move {
+            let mut refused = 0;
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if refused < refusals {
+                    refused += 1;
+                    let message = b"Too many connections";
+                    let mut payload = vec![0xff, 0x10, 0x04];
+                    payload.extend_from_slice(message);
+                    let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+                    packet.push(0);
+                    packet.extend_from_slice(&payload);
+                    let _ = client.write_all(&packet).await;
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        TooManyConnections { address }
+    }
+}
