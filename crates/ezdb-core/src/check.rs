@@ -8,12 +8,12 @@
 
 use crate::cluster::Cluster;
 use crate::db::{done, Conn};
-use crate::error::{Op, Result};
+use crate::error::{is_transient_lock_error, Error, Op, Result};
 use crate::name::{clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX};
 use crate::quarantine::{self, Removal};
 use crate::store::refused_label;
-use futures_util::TryStreamExt;
 use sqlx::mysql::MySqlConnection;
+use sqlx::Executor;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One stored chunk: where it starts and how many bytes it holds.
@@ -136,6 +136,8 @@ pub enum Outcome {
     Changed,
     /// Only a person can decide (see [`Problem::plan`]): nothing done.
     NeedsDecision,
+    /// A writer held the row through every attempt (a long upload): nothing done, check again.
+    Busy,
 }
 
 impl Problem {
@@ -333,7 +335,17 @@ fn fix_for(size: u64, chunks: &[Chunk], grid: u64) -> LayoutFix {
         return LayoutFix::Mend { size: None, remove };
     }
     if end > size {
-        // The run from 0 holds more than the size says: keep every byte readable.
+        // Legacy stores delete old chunks with `offset > size`, so a shorter new version whose
+        // size is on the grid keeps the old version's chunk at exactly `size`, and nothing
+        // beyond: that chunk is the stale tail. Any other run past the size is the file.
+        let beyond: Vec<&Chunk> = chunks.iter().filter(|c| c.offset >= size).collect();
+        let stale_tail = size > 0 && size % grid == 0 && beyond.len() == 1 && beyond[0].offset == size;
+        if stale_tail {
+            let mut remove = remove;
+            remove.push(size);
+            remove.sort_unstable();
+            return LayoutFix::Mend { size: None, remove };
+        }
         return LayoutFix::Mend {
             size: Some(end),
             remove,
@@ -508,73 +520,93 @@ impl Cluster {
         if problem.is_note() {
             return Ok(Outcome::Repaired { quarantine: None });
         }
-        self.inner
-            .db
-            .retrying(Op::Delete, "repair", |conn| async move {
-                quarantine::ensure_tables(conn).await
-            })
-            .await?;
+        let moves_bytes = matches!(
+            problem,
+            Problem::Layout { .. }
+                | Problem::HashMismatch { duplicate: true, .. }
+                | Problem::OrphanChunks { .. }
+                | Problem::StaleLock { .. }
+        );
+        if moves_bytes {
+            self.inner
+                .db
+                .retrying(Op::Delete, "repair", |conn| async move {
+                    quarantine::ensure_tables(conn).await
+                })
+                .await?;
+        }
         let judge = self.judge();
-        self.inner
+        let repaired = self
+            .inner
             .db
             .retrying(Op::Delete, "repair", |mut conn| async move {
                 let repaired = repair_one(&mut conn, judge, problem).await;
                 done(conn, repaired.map_err(Into::into))
             })
-            .await
+            .await;
+        match repaired {
+            Err(Error::Database { source, .. }) if is_transient_lock_error(&source) => Ok(Outcome::Busy),
+            other => other,
+        }
     }
 }
 
-async fn find_all(conn: &mut MySqlConnection, judge: Judge) -> Result<Vec<Problem>, sqlx::Error> {
+/// Rows judged per round trip of the scan.
+const SCAN_BATCH: u32 = 1000;
+
+/// Reads every row and its chunk layout in primary-key order, `SCAN_BATCH` rows at a time (no
+/// sort, no temporary table), all in one REPEATABLE READ snapshot, so a write during the scan
+/// never shows as a half-changed file.
+async fn find_all(conn: &mut Conn, judge: Judge) -> Result<Vec<Problem>, sqlx::Error> {
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+    conn.begin().await?;
     let mut problems = Vec::new();
-    let mut keys = BTreeSet::new();
-    {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS}, CAST(d.`offset` AS UNSIGNED), CAST(LENGTH(d.filedata) AS UNSIGNED)
-             FROM ezdbfile f LEFT JOIN ezdbfile_data d ON d.name_hash = f.name_hash
-             ORDER BY f.name_hash, d.`offset`"
-        );
-        let mut rows = sqlx::query_as::<
-            _,
-            (
-                String,
-                String,
-                String,
-                String,
-                String,
-                u64,
-                i64,
-                i64,
-                Option<u64>,
-                Option<u64>,
-            ),
-        >(&sql)
-        .fetch(&mut *conn);
-        let mut current: Option<(Row, Vec<Chunk>)> = None;
-        while let Some(t) = rows.try_next().await? {
-            let chunk = t.8.zip(t.9).map(|(offset, len)| Chunk { offset, len });
-            let row = row_from((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7));
-            match &mut current {
-                Some((r, chunks)) if r.stored_hash == row.stored_hash => chunks.extend(chunk),
-                _ => {
-                    if let Some((r, chunks)) = current.take() {
-                        problems.extend(judge.problems(&r, chunks));
-                    }
-                    keys.insert(row.stored_hash.clone());
-                    current = Some((row, chunk.into_iter().collect()));
-                }
-            }
+    let first_sql = format!("SELECT {ROW_COLUMNS} FROM ezdbfile f ORDER BY f.name_hash LIMIT {SCAN_BATCH}");
+    let next_sql =
+        format!("SELECT {ROW_COLUMNS} FROM ezdbfile f WHERE f.name_hash > ? ORDER BY f.name_hash LIMIT {SCAN_BATCH}");
+    let mut after: Option<String> = None;
+    loop {
+        let rows: Vec<RowTuple> = match &after {
+            None => sqlx::query_as(&first_sql).fetch_all(&mut **conn).await?,
+            Some(after) => sqlx::query_as(&next_sql).bind(after).fetch_all(&mut **conn).await?,
+        };
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            break;
+        };
+        let chunks: Vec<(String, u64, u64)> = sqlx::query_as(
+            "SELECT CAST(name_hash AS CHAR), CAST(`offset` AS UNSIGNED), CAST(LENGTH(filedata) AS UNSIGNED)
+             FROM ezdbfile_data WHERE name_hash >= ? AND name_hash <= ? ORDER BY name_hash, `offset`",
+        )
+        .bind(&first.0)
+        .bind(&last.0)
+        .fetch_all(&mut **conn)
+        .await?;
+        let mut by_hash: BTreeMap<String, Vec<Chunk>> = BTreeMap::new();
+        for (hash, offset, len) in chunks {
+            by_hash
+                .entry(hash.to_ascii_lowercase())
+                .or_default()
+                .push(Chunk { offset, len });
         }
-        if let Some((r, chunks)) = current.take() {
-            problems.extend(judge.problems(&r, chunks));
+        after = Some(last.0.clone());
+        for row in rows.into_iter().map(row_from) {
+            let chunks = by_hash
+                .remove(&row.stored_hash.to_ascii_lowercase())
+                .unwrap_or_default();
+            problems.extend(judge.problems(&row, chunks));
         }
     }
     for p in &mut problems {
         if let Problem::HashMismatch { name, duplicate, .. } = p {
-            *duplicate = keys.contains(&name_hash(name));
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ezdbfile WHERE name_hash = ?")
+                .bind(name_hash(name))
+                .fetch_one(&mut **conn)
+                .await?;
+            *duplicate = n > 0;
         }
     }
     problems.extend(orphans(conn, None).await?);
+    conn.commit().await?;
     Ok(problems)
 }
 
@@ -710,7 +742,9 @@ async fn repair_locked(conn: &mut MySqlConnection, judge: Judge, problem: &Probl
             Some(quarantine::move_out(conn, hash, Some(row.size), &Removal::Row, reason, judge.now).await?)
         }
         Problem::HashMismatch { name, .. } => {
-            rekey(conn, name, hash).await?;
+            if !rekey(conn, name, hash).await? {
+                return Ok(Outcome::Changed);
+            }
             None
         }
         Problem::ExpiredFlag { .. } => {
@@ -737,18 +771,22 @@ async fn repair_locked(conn: &mut MySqlConnection, judge: Judge, problem: &Probl
     })
 }
 
-/// Moves a row stored under a wrong hash (and its chunks) to md5(name); the caller has checked
-/// under lock that md5(name) is free.
-async fn rekey(conn: &mut MySqlConnection, name: &str, stored_hash: &str) -> Result<(), sqlx::Error> {
+/// Moves a row stored under a wrong hash (and its chunks) to md5(name). The caller found
+/// md5(name) free; if a store takes it meanwhile (no gap lock holds it free), nothing is done
+/// and false is returned.
+async fn rekey(conn: &mut MySqlConnection, name: &str, stored_hash: &str) -> Result<bool, sqlx::Error> {
     let right = name_hash(name);
-    sqlx::query(
-        "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
+    let inserted = sqlx::query(
+        "INSERT IGNORE INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
          SELECT datatype, name, name_trunk, ?, scope, size, mtime, expired FROM ezdbfile WHERE name_hash = ?",
     )
     .bind(&right)
     .bind(stored_hash)
     .execute(&mut *conn)
     .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
     sqlx::query("UPDATE ezdbfile_data SET name_hash = ? WHERE name_hash = ?")
         .bind(&right)
         .bind(stored_hash)
@@ -758,7 +796,7 @@ async fn rekey(conn: &mut MySqlConnection, name: &str, stored_hash: &str) -> Res
         .bind(stored_hash)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -801,9 +839,14 @@ mod tests {
             analyze_layout(0, &chunks(&[(0, 10), (10, 5)]), 10).1,
             mend(Some(15), vec![])
         );
-        // chunks beyond a size on the grid: still every byte kept readable.
+        // the legacy stale tail: a new version ending on the grid, the old one's chunk at its end.
         assert_eq!(
             analyze_layout(20, &chunks(&[(0, 10), (10, 10), (20, 3)]), 10).1,
+            mend(None, vec![20])
+        );
+        // more than that beyond a size on the grid: the size is wrong, every byte stays readable.
+        assert_eq!(
+            analyze_layout(10, &chunks(&[(0, 10), (10, 10), (20, 3)]), 10).1,
             mend(Some(23), vec![])
         );
         // an extra overlapping chunk: every byte is still in the run from 0.

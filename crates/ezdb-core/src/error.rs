@@ -163,6 +163,16 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
     }
+
+    /// True when the database cannot be reached (no connection, or it was lost through every
+    /// retry): a bulk job should stop here rather than fail every remaining item.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::Connect { .. } => true,
+            Error::Database { source, .. } => is_connection_error(source),
+            _ => false,
+        }
+    }
 }
 
 fn hint_for(e: &sqlx::Error) -> &'static str {

@@ -1,11 +1,14 @@
-// Figures about a cluster for operators: files and bytes by scope, live and expired, oldest and
-// newest, and the `.generating` locks with their age.
+//! Figures about a cluster for operators: files and bytes by scope, live and expired (deleted,
+//! or older than their scope's global expiry key, as every node sees them), oldest and newest,
+//! and the `.generating` locks with their age.
 
 use crate::cluster::Cluster;
 use crate::db::done;
 use crate::error::{Op, Result};
+use crate::expiry::expiry_key_scope;
 use crate::name::{like_prefix, LIKE_ESCAPE};
 use sqlx::Row;
+use std::collections::BTreeMap;
 
 /// Counts for one scope (`.generating` lock rows excluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +16,11 @@ pub struct ScopeStats {
     pub scope: String,
     pub files: u64,
     pub bytes: u64,
+    /// Deleted, or older than the scope's global expiry key (what every node treats as expired).
     pub expired_files: u64,
     pub expired_bytes: u64,
+    /// Of `expired_files`, those only a global expiry key expires (their rows are untouched).
+    pub expired_by_key: u64,
     /// Oldest and newest original mtime (Unix seconds).
     pub oldest: i64,
     pub newest: i64,
@@ -38,20 +44,43 @@ const LOCK_PATTERN: &str = "%.generating";
 impl Cluster {
     pub async fn stats(&self) -> Result<Stats> {
         let now = self.now();
+        // The newest key of each scope: an entry older than it is expired on every node.
+        let mut thresholds: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for (key, at) in self.global_expiries().await? {
+            let scope = expiry_key_scope(&key);
+            if !scope.is_empty() {
+                let t = thresholds.entry(scope).or_insert(at);
+                *t = (*t).max(at);
+            }
+        }
+        // `mtime < the scope's key` in SQL: a CASE over the (few) scoped keys, never matching
+        // when there is none.
+        let key_case = if thresholds.is_empty() {
+            "FALSE".to_owned()
+        } else {
+            let arms = " WHEN CAST(? AS BINARY) THEN mtime < ?".repeat(thresholds.len());
+            format!("(CASE CAST(scope AS BINARY){arms} ELSE FALSE END)")
+        };
+        let sql = format!(
+            "SELECT CAST(scope AS CHAR), CAST(COUNT(*) AS UNSIGNED), CAST(COALESCE(SUM(size), 0) AS UNSIGNED),
+                    CAST(SUM(expired = 1 OR mtime < 0 OR {key_case}) AS UNSIGNED),
+                    CAST(COALESCE(SUM(IF(expired = 1 OR mtime < 0 OR {key_case}, size, 0)), 0) AS UNSIGNED),
+                    CAST(SUM(NOT (expired = 1 OR mtime < 0) AND {key_case}) AS UNSIGNED),
+                    CAST(MIN(ABS(mtime)) AS SIGNED), CAST(MAX(ABS(mtime)) AS SIGNED)
+             FROM ezdbfile WHERE name NOT LIKE ? GROUP BY scope ORDER BY scope"
+        );
+        let (sql, thresholds) = (&sql, &thresholds);
         self.inner
             .db
             .retrying(Op::List, "statistics", |mut conn| async move {
                 let stats = async {
-                    let rows = sqlx::query(
-                        "SELECT CAST(scope AS CHAR), CAST(COUNT(*) AS UNSIGNED), CAST(COALESCE(SUM(size), 0) AS UNSIGNED),
-                                CAST(SUM(expired = 1 OR mtime < 0) AS UNSIGNED),
-                                CAST(COALESCE(SUM(IF(expired = 1 OR mtime < 0, size, 0)), 0) AS UNSIGNED),
-                                CAST(MIN(ABS(mtime)) AS SIGNED), CAST(MAX(ABS(mtime)) AS SIGNED)
-                         FROM ezdbfile WHERE name NOT LIKE ? GROUP BY scope ORDER BY scope",
-                    )
-                    .bind(LOCK_PATTERN)
-                    .fetch_all(&mut *conn)
-                    .await?;
+                    let mut query = sqlx::query(sql);
+                    for _ in 0..3 {
+                        for (scope, at) in thresholds {
+                            query = query.bind(*scope).bind(*at);
+                        }
+                    }
+                    let rows = query.bind(LOCK_PATTERN).fetch_all(&mut *conn).await?;
                     let scopes = rows.iter().map(scope_stats).collect::<Result<Vec<_>, sqlx::Error>>()?;
                     let locks: Vec<(String, i64)> = sqlx::query_as(
                         "SELECT CAST(name AS CHAR), CAST(ABS(mtime) AS SIGNED) FROM ezdbfile WHERE name LIKE ? ORDER BY mtime",
@@ -114,7 +143,8 @@ fn scope_stats(row: &sqlx::mysql::MySqlRow) -> Result<ScopeStats, sqlx::Error> {
         bytes: row.try_get(2)?,
         expired_files: row.try_get(3)?,
         expired_bytes: row.try_get(4)?,
-        oldest: row.try_get(5)?,
-        newest: row.try_get(6)?,
+        expired_by_key: row.try_get(5)?,
+        oldest: row.try_get(6)?,
+        newest: row.try_get(7)?,
     })
 }

@@ -62,6 +62,7 @@ async fn every_damage_is_found_and_repaired_without_losing_a_byte() {
         ("gapover", 140_000),
         ("lost", 140_000),
         ("stray", 70_000),
+        ("staletail", 131_070),
         ("flag", 10),
         ("trunk", 10),
     ];
@@ -82,7 +83,10 @@ async fn every_damage_is_found_and_repaired_without_losing_a_byte() {
             "INSERT INTO ezdbfile (name, name_trunk, name_hash, scope, datatype, size, mtime, expired)
              SELECT name, name_trunk, 'copyhash', scope, datatype, size, mtime, expired FROM ezdbfile WHERE name = 'real'",
             "UPDATE ezdbfile SET size = size + 10 WHERE name = 'big'",
-            "UPDATE ezdbfile SET size = 65535 WHERE name = 'small'",
+            "UPDATE ezdbfile SET size = 60000 WHERE name = 'small'",
+            // A legacy store of a shorter version ending on the chunk grid keeps the old
+            // version's chunk at exactly the new size (spec 2.5).
+            "INSERT INTO ezdbfile_data VALUES (MD5('staletail'), 131070, 'old version tail')",
             "UPDATE ezdbfile SET size = 0 WHERE name = 'zero'",
             "INSERT INTO ezdbfile_data VALUES (MD5('overlap'), 3000, REPEAT('x', 500))",
             // A gap and an overlap with an unchanged total.
@@ -114,6 +118,7 @@ async fn every_damage_is_found_and_repaired_without_losing_a_byte() {
         ("gapover", "layout"),
         ("lost", "layout"),
         ("stray", "layout"),
+        ("staletail", "layout"),
         ("flag", "expired-flag"),
         ("trunk", "wrong-trunk"),
         ("old.generating", "stale-lock"),
@@ -288,4 +293,75 @@ async fn stats_count_files_bytes_and_locks() {
     assert_eq!(stats.scopes.len(), 2, "lock rows are not a scope");
     assert_eq!(stats.locks.len(), 1);
     assert_eq!(stats.locks[0].name, "c.generating");
+}
+
+#[tokio::test]
+async fn stats_count_entries_a_global_expiry_key_expired() {
+    let (_db, cluster) = cluster().await;
+    let now = cluster.now();
+    let at = |mtime| StoreOptions {
+        mtime: Some(mtime),
+        ..StoreOptions::new("template-block", "php")
+    };
+    for i in 0..4 {
+        let name = format!("var/site/cache/template-block/1/{i}.cache");
+        cluster.store(&name, &[1; 10], &at(now - 100)).await.unwrap();
+    }
+    cluster
+        .store("var/site/cache/template-block/1/new.cache", &[1; 10], &at(now + 100))
+        .await
+        .unwrap();
+    cluster
+        .store(
+            "var/site/cache/content/site/2-a.cache",
+            &[1; 10],
+            &StoreOptions::new("viewcache", "php"),
+        )
+        .await
+        .unwrap();
+    let before = cluster.stats().await.unwrap();
+    let blocks = |s: &ezdb_core::Stats| s.scopes.iter().find(|s| s.scope == "template-block").unwrap().clone();
+    assert_eq!((blocks(&before).expired_files, blocks(&before).expired_by_key), (0, 0));
+    cluster
+        .set_global_expiry("global-template-block-cache", Some(now))
+        .await
+        .unwrap();
+    let after = cluster.stats().await.unwrap();
+    let b = blocks(&after);
+    assert_eq!(
+        (b.files, b.expired_files, b.expired_bytes, b.expired_by_key),
+        (5, 4, 40, 4),
+        "{b:?}"
+    );
+    let view = after.scopes.iter().find(|s| s.scope == "viewcache").unwrap();
+    assert_eq!(view.expired_files, 0, "a key expires only its own scope");
+}
+
+#[tokio::test]
+async fn a_repair_blocked_by_a_writer_leaves_the_row_alone() {
+    let (db, cluster) = cluster_with(|mut c| {
+        c.max_attempts = 1;
+        c
+    })
+    .await;
+    let opts = StoreOptions::new("image", "image/png");
+    cluster.store("held", &bytes(100, 1), &opts).await.unwrap();
+    damage(&db, &["UPDATE ezdbfile SET size = 110 WHERE name = 'held'"]).await;
+    let problems = cluster.check().await.unwrap();
+    assert_eq!(problems.len(), 1);
+    // A writer (an upload in progress) holds the row for longer than the lock wait.
+    let mut writer = raw(&db).await;
+    writer.execute("BEGIN").await.unwrap();
+    writer
+        .execute("SELECT * FROM ezdbfile WHERE name_hash = MD5('held') FOR UPDATE")
+        .await
+        .unwrap();
+    assert_eq!(cluster.repair(&problems[0]).await.unwrap(), Outcome::Busy);
+    writer.execute("ROLLBACK").await.unwrap();
+    assert_eq!(cluster.check().await.unwrap(), problems, "nothing changed");
+    assert!(matches!(
+        cluster.repair(&problems[0]).await.unwrap(),
+        Outcome::Repaired { .. }
+    ));
+    assert_eq!(cluster.fetch("held").await.unwrap(), bytes(100, 1));
 }

@@ -31,6 +31,7 @@ const SCOPES: &[(Place, &str)] = &[
     (Place::CacheFile("classidentifiers_"), "classidentifiers"),
     (Place::CacheFile("classattributeidentifiers_"), "classattridentifiers"),
     (Place::CacheFile("statelimitations_"), "statelimitations"),
+    (Place::CacheFile("sortkey_"), "sortkey"),
 ];
 
 /// Scope and datatype for a file name such as `var/site/storage/images/a/b.jpg`; `None` for
@@ -116,6 +117,11 @@ mod tests {
         assert_eq!(
             classify("var/s/cache/classidentifiers_fc45.php"),
             Some(("classidentifiers", "misc".into()))
+        );
+        assert_eq!(
+            classify("var/s/cache/sortkey_9f3a.php"),
+            Some(("sortkey", "misc".into())),
+            "--clear-id=sortkey acts on these rows, so they are clustered"
         );
         assert_eq!(classify("var/s/log/error.log"), None);
         assert_eq!(classify("var/cache/ini/site.php"), None);

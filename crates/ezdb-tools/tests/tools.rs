@@ -94,6 +94,15 @@ async fn clear_moves_the_key_and_purge_removes_only_older_entries() {
         0,
         "no row changed"
     );
+    let stats: serde_json::Value = serde_json::from_str(ok(&tool("ezdb", &db, &["stats", "--json"])).trim()).unwrap();
+    let views = stats["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scope"] == "viewcache")
+        .unwrap();
+    assert_eq!(views["expired_files"], 2, "stats count what the key expired: {stats}");
+    assert_eq!(views["expired_by_global_key"], 2, "{stats}");
     c.store(&view("4-after"), b"v", &at(now + 100, "viewcache"))
         .await
         .unwrap();
@@ -557,6 +566,11 @@ async fn a_repair_racing_uploads_of_the_rows_it_examines_never_removes_an_upload
     let changed = stdout.matches("changed since the check").count();
     let repaired = stdout.matches("(repaired").count();
     println!("repairs: {repaired} done before the upload, {changed} found the upload and left it alone");
+    assert_eq!(
+        repaired + changed,
+        3000,
+        "the check (in batches of 1000 rows) saw every damaged row: {stdout}"
+    );
 }
 
 #[tokio::test]
@@ -571,8 +585,8 @@ async fn expiry_means_what_the_legacy_scripts_mean_and_never_the_future() {
     }
     let view = "var/site/cache/content/site/2-a.cache";
     c.store(view, b"v", &at(now - 3_600, "viewcache")).await.unwrap();
-    // clusterpurge.php: --expiry=30 is 30 days.
-    let purged = ok(&tool("ezcache", &db, &["--purge", "--scope=image", "--expiry=30"]));
+    // clusterpurge.php: --expiry=30 is 30 days (and its --scopes spelling works).
+    let purged = ok(&tool("ezcache", &db, &["--purge", "--scopes=image", "--expiry=30"]));
     assert!(purged.contains("removed 1 file(s)"), "{purged}");
     assert!(c.stat("img/40-days").await.unwrap().is_none());
     assert!(c.stat("img/10-days").await.unwrap().is_some(), "10 days < 30 days");
@@ -796,4 +810,295 @@ async fn export_spreads_crowded_directories_and_import_restores_the_names() {
     assert!(imported.contains("stored 601 file(s)"), "{imported}");
     assert_eq!(c2.fetch("var/s/storage/images/many/599.png").await.unwrap(), b"599");
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A TCP link to the database that forwards `budget` bytes (both directions together), then
+/// cuts every connection and refuses new ones: a database lost in the middle of a bulk job,
+/// seen by the tool exactly as the network would show it.
+fn cutting_link(db: &TestDb, budget: u64) -> String {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let rest = db.url.split_once("://").unwrap().1;
+    let (authority, database) = rest.split_once('/').unwrap();
+    let (user, target) = authority.rsplit_once('@').unwrap();
+    let target = target.to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("mysql://{user}@{}/{database}", listener.local_addr().unwrap());
+    let used = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            if cut.load(Ordering::SeqCst) {
+                continue; // dropped: refused
+            }
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            streams
+                .lock()
+                .unwrap()
+                .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                let (used, cut, streams) = (used.clone(), cut.clone(), streams.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from.read(&mut buf) {
+                        if used.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > budget {
+                            cut.store(true, Ordering::SeqCst);
+                            for s in streams.lock().unwrap().iter() {
+                                let _ = s.shutdown(Shutdown::Both);
+                            }
+                            return;
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            }
+        }
+    });
+    url
+}
+
+/// The one error line of a failed run; progress lines (stderr without a terminal) may precede it.
+fn error_line(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "unexpected success: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(stderr.trim_end().ends_with(errors[0]), "the error comes last: {stderr}");
+    errors[0].to_owned()
+}
+
+/// Runs a tool against `url`, failing the test if it has not ended within 60 s (a hang).
+fn tool_at(url: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ezdb"))
+        .env("EZDB_URL", url)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("ezdb {args:?} still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn import_and_export_stop_at_a_lost_connection_with_one_line_and_resume() {
+    let (db, c) = setup().await;
+    let site = scratch("lost-link-site");
+    let files: Vec<(String, Vec<u8>)> = (0..600)
+        .map(|i| {
+            (
+                format!("var/site/storage/images/l/{i}.png"),
+                content(1000 + i % 7, i as u8),
+            )
+        })
+        .collect();
+    for (name, bytes) in &files {
+        let path = site.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let site_arg = site.to_str().unwrap();
+    let cut = tool_at(&cutting_link(&db, 400_000), &["import", site_arg]);
+    let line = error_line(&cut);
+    assert!(
+        line.contains("stopped after") && line.contains("run the same command again"),
+        "{line}"
+    );
+    let stored_before = count(&db, "SELECT COUNT(*) FROM ezdbfile").await;
+    assert!(
+        stored_before > 0 && stored_before < 600,
+        "cut in the middle: {stored_before}"
+    );
+    let resumed = ok(&tool("ezdb", &db, &["import", site_arg]));
+    assert!(
+        resumed.contains(&format!("{stored_before} already in the cluster")),
+        "{resumed}"
+    );
+    for (name, bytes) in files.iter().step_by(97) {
+        assert_eq!(&c.fetch(name).await.unwrap(), bytes, "{name}");
+    }
+
+    let out = scratch("lost-link-export");
+    let out_arg = out.to_str().unwrap();
+    let cut = tool_at(&cutting_link(&db, 300_000), &["export", out_arg]);
+    let line = error_line(&cut);
+    assert!(line.contains("stopped after"), "{line}");
+    let resumed = ok(&tool("ezdb", &db, &["export", out_arg]));
+    assert!(resumed.contains("already there"), "{resumed}");
+    for (name, bytes) in &files {
+        assert_eq!(&std::fs::read(out.join(name)).unwrap(), bytes, "{name}");
+    }
+    // An unusable target: one line, not one per file.
+    let blocked = scratch("blocked-export");
+    std::fs::write(blocked.join("var"), b"a file where a directory must go").unwrap();
+    let line = error_line(&tool("ezdb", &db, &["export", blocked.to_str().unwrap()]));
+    assert!(line.contains("stopped after 0 file(s)"), "{line}");
+    for dir in [site, out, blocked] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn import_keeps_the_clusters_deleted_and_newer_files_and_names_what_it_cannot_store() {
+    use std::os::unix::ffi::OsStrExt;
+    let (db, c) = setup().await;
+    let site = scratch("careful-import");
+    let write = |name: &str, bytes: &[u8], mtime: i64| {
+        let path = site.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let when = std::time::UNIX_EPOCH + Duration::from_secs(mtime as u64);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    };
+    let now = c.now();
+    write("var/site/storage/images/deleted.png", b"old local", now - 7200);
+    write("var/site/storage/images/newer.png", b"old local", now - 7200);
+    write("var/site/storage/images/new.png", b"fresh", now - 60);
+    write("var/site/cache/sortkey_1a2b.php", b"<?php return 1;", now - 60);
+    c.store("var/site/storage/images/deleted.png", b"gone", &at(now - 3600, "image"))
+        .await
+        .unwrap();
+    c.delete("var/site/storage/images/deleted.png").await.unwrap();
+    c.store(
+        "var/site/storage/images/newer.png",
+        b"the cluster's newer version",
+        &at(now - 3600, "image"),
+    )
+    .await
+    .unwrap();
+    let images = site.join("var/site/storage/images");
+    std::os::unix::fs::symlink(images.join("new.png"), images.join("link.png")).unwrap();
+    let odd = images.join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+    std::fs::write(&odd, b"latin-1 name").unwrap();
+    let site_arg = site.to_str().unwrap();
+
+    let dry = tool("ezdb", &db, &["import", site_arg, "--dry-run"]);
+    let dry_out = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(
+        dry_out.contains("would store image: 1 file(s)") && dry_out.contains("would store sortkey: 1 file(s)"),
+        "{dry_out}"
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM ezdbfile").await,
+        2,
+        "a dry run stores nothing"
+    );
+
+    let out = tool("ezdb", &db, &["import", site_arg, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "files not stored mean failure");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let not_stored: Vec<String> = report["not_stored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{} {}", f["name"], f["reason"]))
+        .collect();
+    assert!(
+        not_stored
+            .iter()
+            .any(|f| f.contains("link.png") && f.contains("symbolic link")),
+        "{not_stored:?}"
+    );
+    assert!(
+        not_stored.iter().any(|f| f.contains("caf") && f.contains("UTF-8")),
+        "{not_stored:?}"
+    );
+    assert_eq!(report["kept_cluster_version"]["deleted in the cluster"], 1, "{report}");
+    assert_eq!(report["kept_cluster_version"]["newer in the cluster"], 1, "{report}");
+    assert!(
+        c.stat("var/site/storage/images/deleted.png")
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted,
+        "not resurrected"
+    );
+    assert_eq!(
+        c.fetch("var/site/storage/images/newer.png").await.unwrap(),
+        b"the cluster's newer version"
+    );
+    assert_eq!(
+        c.fetch("var/site/cache/sortkey_1a2b.php").await.unwrap(),
+        b"<?php return 1;"
+    );
+    assert_eq!(c.fetch("var/site/storage/images/new.png").await.unwrap(), b"fresh");
+
+    std::fs::remove_file(images.join("link.png")).unwrap();
+    std::fs::remove_file(&odd).unwrap();
+    ok(&tool("ezdb", &db, &["import", site_arg, "--overwrite"]));
+    assert_eq!(
+        c.fetch("var/site/storage/images/newer.png").await.unwrap(),
+        b"old local"
+    );
+    assert_eq!(
+        c.fetch("var/site/storage/images/deleted.png").await.unwrap(),
+        b"old local"
+    );
+    std::fs::remove_dir_all(site).unwrap();
+}
+
+#[tokio::test]
+async fn verify_against_a_manifest_names_every_difference() {
+    use sha2::Digest;
+    let (db, c) = setup().await;
+    let opts = StoreOptions::new("image", "image/png");
+    for name in ["var/s/storage/a.png", "var/s/storage/b.png", "var/s/storage/c.png"] {
+        c.store(name, name.as_bytes(), &opts).await.unwrap();
+    }
+    let dir = scratch("manifest");
+    let manifest = dir.join("manifest.txt");
+    // The output of --verify is a manifest; so is sha256sum's (binary mode, ./ paths).
+    let verified = ok(&tool("ezdb", &db, &["check", "--verify"]));
+    let sha_c = format!("{:x}", sha2::Sha256::digest(b"var/s/storage/c.png"));
+    let verified: String = verified
+        .lines()
+        .filter(|l| !l.contains("c.png"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&manifest, format!("{verified}{sha_c} *./var/s/storage/c.png\n")).unwrap();
+    let path = manifest.to_str().unwrap();
+    let same = ok(&tool("ezdb", &db, &["check", &format!("--against={path}")]));
+    assert!(same.contains("3 file(s) verified"), "{same}");
+    c.store("var/s/storage/b.png", b"changed", &opts).await.unwrap();
+    c.delete("var/s/storage/c.png").await.unwrap();
+    let out = tool("ezdb", &db, &["check", &format!("--against={path}")]);
+    let line = failed(&out);
+    assert!(line.contains("2 manifest mismatch(es)"), "{line}");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("MISMATCH var/s/storage/b.png: differs"), "{report}");
+    assert!(
+        report.contains("MISMATCH var/s/storage/c.png: in the manifest, not a live file"),
+        "{report}"
+    );
+    std::fs::write(&manifest, "not a manifest\n").unwrap();
+    assert!(failed(&tool("ezdb", &db, &["check", &format!("--against={path}")])).contains("no '<sha256>"));
+    std::fs::remove_dir_all(dir).unwrap();
 }

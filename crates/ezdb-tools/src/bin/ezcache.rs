@@ -56,8 +56,9 @@ struct Args {
     /// --expiry (default now) or their expiry key; with --scope, expired rows of those scopes.
     #[arg(long)]
     purge: bool,
-    /// Comma-separated scopes whose expired rows --purge removes (clusterpurge).
-    #[arg(long, value_name = "SCOPE[,SCOPE]")]
+    /// Comma-separated scopes whose expired rows --purge removes (clusterpurge.php; its
+    /// spelling --scopes is accepted).
+    #[arg(long, alias = "scopes", value_name = "SCOPE[,SCOPE]")]
     scope: Option<String>,
     /// Purge entries older than this. With --scope (clusterpurge.php): a bare number is DAYS
     /// ago (30 = 30 days). Otherwise (ezcache.php): strtotime text such as '-2 days',

@@ -53,9 +53,13 @@ enum Command {
     Import {
         /// The site root: the directory that contains var/.
         site: PathBuf,
-        /// Show what would be stored, store nothing.
+        /// Show what would be stored (per scope), store nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also store files the cluster has deleted or holds in a newer version (by default
+        /// those are kept as the cluster has them, and reported).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Write every live file of the cluster to DIR/<name> (each file atomically).
     Export {
@@ -75,6 +79,10 @@ enum Command {
         /// Also read every live file through the checked reader and print its sha256.
         #[arg(long)]
         verify: bool,
+        /// With --verify (implied): compare with a manifest of `<sha256>  <name>` lines (the
+        /// output of `ezdb check --verify`, or `sha256sum` run in the site root).
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
         /// Repair what can be repaired without loss; whatever a repair removes is moved to the
         /// quarantine (table ezdbfile_quarantine) first.
         #[arg(long)]
@@ -96,7 +104,13 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Args = parse_or_exit("ezdb");
-    let outcome = match connect(args.url, |c| c).await {
+    // A bulk job stops at the first lost connection: one retry, not a minute per file.
+    let outcome = match connect(args.url, |mut c| {
+        c.max_attempts = 3;
+        c
+    })
+    .await
+    {
         Ok(cluster) => run(&cluster, args.command, args.json).await,
         Err(e) => Err(e),
     };
@@ -108,7 +122,11 @@ async fn main() {
 async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), String> {
     match command {
         Command::Schema { action } => schema_cmd::run(cluster, action, json).await,
-        Command::Import { site, dry_run } => import(cluster, &site, dry_run, json).await,
+        Command::Import {
+            site,
+            dry_run,
+            overwrite,
+        } => import(cluster, &site, dry_run, overwrite, json).await,
         Command::Export {
             dir,
             scope,
@@ -122,63 +140,138 @@ async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), Stri
         Command::Check { quarantine: true, .. } => list_quarantine(cluster, json).await,
         Command::Check {
             verify,
+            against,
             repair,
             dry_run,
             ..
-        } => check(cluster, verify, repair && !dry_run, json).await,
+        } => {
+            let manifest = match &against {
+                Some(path) => Some(read_manifest(path)?),
+                None => None,
+            };
+            check(cluster, verify || against.is_some(), repair && !dry_run, json, manifest).await
+        }
         Command::Stats => stats(cluster, json).await,
     }
 }
 
-async fn import(cluster: &Cluster, site: &Path, dry_run: bool, json: bool) -> Result<(), String> {
+/// What import did with one file it could store.
+enum Imported {
+    Stored(u64),
+    /// Already in the cluster with the same size and an mtime not older.
+    Already,
+    /// Not stored, to protect the cluster's version (see the reason); `--overwrite` stores it.
+    Kept(&'static str),
+}
+
+/// Per-scope counts of what import stored (or would store).
+#[derive(Default)]
+struct ScopeTotals(std::collections::BTreeMap<String, (u64, u64)>);
+
+impl ScopeTotals {
+    fn add(&mut self, scope: &str, bytes: u64) {
+        let entry = self.0.entry(scope.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += bytes;
+    }
+
+    fn json(&self) -> serde_json::Value {
+        self.0
+            .iter()
+            .map(|(scope, (files, bytes))| (scope.clone(), json!({"files": files, "bytes": bytes})))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+async fn import(cluster: &Cluster, site: &Path, dry_run: bool, overwrite: bool, json: bool) -> Result<(), String> {
     let var = site.join("var");
-    let files = walk(&var).map_err(|e| format!("cannot read {}: {e}", var.display()))?;
+    if !var.is_dir() {
+        return Err(format!(
+            "{} is not a directory; give the site root (the directory that contains var/)",
+            var.display()
+        ));
+    }
+    let (files, mut not_stored) = walk(site, &var);
     let spread = read_spread_manifest(site);
     let mut progress = Progress::new("importing", Some(files.len() as u64));
-    let (mut stored, mut kept, mut skipped, mut bytes, mut errors) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut scopes = ScopeTotals::default();
+    let (mut stored, mut already, mut skipped) = (0u64, 0u64, 0u64);
+    let mut kept: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for path in &files {
         progress.advance(1);
-        let relative = path.strip_prefix(site).ok().and_then(|p| p.to_str());
-        let Some(name) = relative.map(|r| spread.get(r).cloned().unwrap_or_else(|| r.to_owned())) else {
-            skipped += 1;
+        let relative = path.strip_prefix(site).unwrap_or(path);
+        let Some(relative) = relative.to_str() else {
+            not_stored.push((
+                relative.to_string_lossy().into_owned(),
+                "the name is not UTF-8; rename the file".into(),
+            ));
             continue;
         };
+        let name = spread.get(relative).cloned().unwrap_or_else(|| relative.to_owned());
         let Some((scope, datatype)) = classify(&name) else {
             skipped += 1;
             continue;
         };
-        let outcome = import_one(cluster, path, &name, scope, &datatype, dry_run).await;
-        match outcome {
-            Ok(Some(size)) => {
+        match import_one(cluster, path, &name, scope, &datatype, dry_run, overwrite).await {
+            Ok(Imported::Stored(size)) => {
                 stored += 1;
-                bytes += size;
+                scopes.add(scope, size);
             }
-            Ok(None) => kept += 1,
-            Err(e) => {
-                errors += 1;
-                eprintln!("{name}: {e}");
+            Ok(Imported::Already) => already += 1,
+            Ok(Imported::Kept(reason)) => {
+                *kept.entry(reason).or_default() += 1;
+                if !json {
+                    emit!("kept the cluster's version of {name}: {reason}");
+                }
             }
+            Err(e) if e.is_connection_lost() => {
+                progress.finish();
+                return Err(format!(
+                    "stopped after {stored} file(s): {e}; run the same command again to resume (stored files are skipped)"
+                ));
+            }
+            Err(e) => not_stored.push((name, e.to_string())),
         }
     }
     progress.finish();
+    let kept_total: u64 = kept.values().sum();
     if json {
-        let summary = json!({"dry_run": dry_run, "stored_files": stored, "stored_bytes": bytes,
-                             "already_stored": kept, "not_clustered": skipped, "errors": errors});
+        let failures: Vec<_> = not_stored
+            .iter()
+            .map(|(name, reason)| json!({"name": name, "reason": reason}))
+            .collect();
+        let summary = json!({"dry_run": dry_run, "stored_files": stored, "stored_bytes": scopes.0.values().map(|v| v.1).sum::<u64>(),
+                             "scopes": scopes.json(), "already_stored": already, "kept_cluster_version": kept,
+                             "not_clustered": skipped, "not_stored": failures, "errors": not_stored.len()});
         emit!("{summary}");
     } else {
         let verb = if dry_run { "would store" } else { "stored" };
-        emit!("{verb} {stored} file(s), {bytes} bytes; {kept} already in the cluster; {skipped} not clustered (logs, local caches); {errors} error(s)");
+        for (scope, (files, bytes)) in &scopes.0 {
+            emit!("{verb} {scope}: {files} file(s), {bytes} bytes");
+        }
+        for (name, reason) in &not_stored {
+            emit!("NOT STORED {name}: {reason}");
+        }
+        let bytes: u64 = scopes.0.values().map(|v| v.1).sum();
+        emit!(
+            "{verb} {stored} file(s), {bytes} bytes; {already} already in the cluster; {kept_total} kept as the cluster has them \
+             (deleted or newer; --overwrite stores them); {skipped} not clustered (logs, local caches); {} not stored",
+            not_stored.len()
+        );
     }
-    if errors > 0 {
+    if !not_stored.is_empty() {
         return Err(format!(
-            "{errors} file(s) could not be imported; run again to retry them"
+            "{} file(s) could not be stored (listed above); fix them and run again",
+            not_stored.len()
         ));
     }
     Ok(())
 }
 
 /// Stores one file unless the cluster already has it (same size, not older): re-running an
-/// interrupted import skips what is done. Returns the bytes stored, or `None` when skipped.
+/// interrupted import skips what is done. Never brings back a file the cluster has deleted nor
+/// replaces a newer version, unless `overwrite`.
 async fn import_one(
     cluster: &Cluster,
     path: &Path,
@@ -186,46 +279,82 @@ async fn import_one(
     scope: &str,
     datatype: &str,
     dry_run: bool,
-) -> Result<Option<u64>, String> {
-    let local = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    overwrite: bool,
+) -> Result<Imported, ezdb_core::Error> {
+    let io = |source| ezdb_core::Error::Io {
+        op: ezdb_core::Op::Store,
+        name: name.to_owned(),
+        path: path.to_owned(),
+        source,
+    };
+    let local = std::fs::metadata(path).map_err(io)?;
     let mtime = local
         .modified()
         .ok()
         .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64);
-    let existing = cluster.stat(name).await.map_err(|e| e.to_string())?;
-    if existing.is_some_and(|m| !m.deleted && m.size == local.len() && m.mtime >= mtime) {
-        return Ok(None);
+    let existing = cluster.stat(name).await?;
+    match existing {
+        Some(m) if !m.deleted && m.size == local.len() && m.mtime >= mtime => return Ok(Imported::Already),
+        Some(m) if m.deleted && !overwrite => return Ok(Imported::Kept("deleted in the cluster")),
+        Some(m) if !m.deleted && m.mtime > mtime && !overwrite => return Ok(Imported::Kept("newer in the cluster")),
+        Some(m) if !m.deleted && m.mtime == mtime && !overwrite => {
+            return Ok(Imported::Kept("the cluster has another version of the same time"))
+        }
+        _ => {}
     }
-    if !dry_run {
+    if dry_run {
+        std::fs::File::open(path).map_err(io)?;
+    } else {
         let options = StoreOptions {
             mtime: Some(mtime),
             ..StoreOptions::new(scope, datatype)
         };
-        cluster
-            .store_file(name, path, &options)
-            .await
-            .map_err(|e| e.to_string())?;
+        cluster.store_file(name, path, &options).await?;
     }
-    Ok(Some(local.len()))
+    Ok(Imported::Stored(local.len()))
 }
 
-fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Every regular file under `dir`, and every entry that is not one (symbolic links, sockets,
+/// unreadable directories), with the reason: import reports those by name, never skips them
+/// silently.
+fn walk(site: &Path, dir: &Path) -> (Vec<PathBuf>, Vec<(String, String)>) {
+    let shown = |p: &Path| p.strip_prefix(site).unwrap_or(p).to_string_lossy().into_owned();
     let mut files = Vec::new();
+    let mut refused = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file() {
-                files.push(entry.path());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                refused.push((shown(&dir), format!("cannot read the directory: {e}")));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    refused.push((shown(&dir), format!("cannot read the directory: {e}")));
+                    continue;
+                }
+            };
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
+                Ok(kind) if kind.is_file() => files.push(entry.path()),
+                Ok(kind) if kind.is_symlink() => refused.push((
+                    shown(&entry.path()),
+                    "a symbolic link; store the file it points to under this name by hand if it belongs in the cluster"
+                        .into(),
+                )),
+                Ok(_) => refused.push((shown(&entry.path()), "not a regular file".into())),
+                Err(e) => refused.push((shown(&entry.path()), e.to_string())),
             }
         }
     }
     files.sort();
-    Ok(files)
+    refused.sort();
+    (files, refused)
 }
 
 async fn export(
@@ -242,34 +371,61 @@ async fn export(
     if max_per_dir.is_some_and(|n| n < 256) {
         return Err("--max-per-dir must be at least 256: a spread directory holds up to 256 subdirectories".into());
     }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot use {} as the target: {e}", dir.display()))?;
     let mut names = cluster.list(&filter).await.map_err(|e| e.to_string())?;
     names.retain(|n| !n.ends_with(ezdb_core::GENERATING_SUFFIX));
     let layout = Layout::new(names.iter().map(String::as_str), max_per_dir);
     let mut progress = Progress::new("exporting", Some(names.len() as u64));
-    let (mut written, mut bytes, mut errors) = (0u64, 0u64, 0u64);
+    let (mut written, mut bytes, mut already) = (0u64, 0u64, 0u64);
+    let mut failures: Vec<(String, String)> = Vec::new();
     let mut manifest = String::new();
     for name in &names {
         progress.advance(1);
         let (relative, spread) = layout.place(name);
+        if spread {
+            manifest.push_str(&format!("{name}\t{relative}\n"));
+        }
         let Some(target) = export_path(dir, &relative) else {
-            errors += 1;
-            eprintln!("{name}: refused, the name would leave {}", dir.display());
+            failures.push((name.clone(), format!("refused, the name would leave {}", dir.display())));
             continue;
         };
+        let stop = |e: &dyn std::fmt::Display, written: u64| {
+            format!("stopped after {written} file(s): {e}; fix it and run the same command again to resume (exported files are skipped)")
+        };
+        let meta = match cluster.stat(name).await {
+            Ok(Some(meta)) if !meta.deleted => meta,
+            Ok(_) => continue, // deleted (or gone): not exported
+            Err(e) if e.is_connection_lost() => {
+                progress.finish();
+                return Err(stop(&e, written));
+            }
+            Err(e) => {
+                failures.push((name.clone(), e.to_string()));
+                continue;
+            }
+        };
+        if already_exported(&target, &meta) {
+            already += 1;
+            continue;
+        }
         match cluster.fetch_to_file(name, &target, Visibility::Live).await {
             Ok(meta) => {
                 set_mtime(&target, &meta);
                 written += 1;
                 bytes += meta.size;
-                if spread {
-                    manifest.push_str(&format!("{name}\t{relative}\n"));
-                }
             }
-            Err(e) if e.is_not_found() => {} // deleted or expired: not exported
-            Err(e) => {
-                errors += 1;
-                eprintln!("{e}");
+            Err(e) if e.is_not_found() => {} // deleted or expired meanwhile: not exported
+            // The target cannot take files (full, read-only, no permission) or the database is
+            // gone: every further file would fail the same way.
+            Err(e @ ezdb_core::Error::Io { .. }) => {
+                progress.finish();
+                return Err(stop(&e, written));
             }
+            Err(e) if e.is_connection_lost() => {
+                progress.finish();
+                return Err(stop(&e, written));
+            }
+            Err(e) => failures.push((name.clone(), e.to_string())),
         }
     }
     progress.finish();
@@ -278,20 +434,45 @@ async fn export(
             .map_err(|e| format!("cannot write the spread manifest: {e}"))?;
     }
     if json {
+        let failed: Vec<_> = failures
+            .iter()
+            .map(|(name, reason)| json!({"name": name, "reason": reason}))
+            .collect();
         emit!(
             "{}",
-            json!({"exported_files": written, "exported_bytes": bytes, "errors": errors})
+            json!({"exported_files": written, "exported_bytes": bytes, "already_exported": already,
+                   "not_exported": failed, "errors": failures.len()})
         );
     } else {
+        for (name, reason) in &failures {
+            emit!("NOT EXPORTED {name}: {reason}");
+        }
         emit!(
-            "exported {written} file(s), {bytes} bytes to {}; {errors} error(s)",
-            dir.display()
+            "exported {written} file(s), {bytes} bytes to {}; {already} already there; {} error(s)",
+            dir.display(),
+            failures.len()
         );
     }
-    if errors > 0 {
-        return Err(format!("{errors} file(s) could not be exported"));
+    if !failures.is_empty() {
+        return Err(format!(
+            "{} file(s) could not be exported (listed above)",
+            failures.len()
+        ));
     }
     Ok(())
+}
+
+/// A file a previous run exported: same size, and the mtime export gave it.
+fn already_exported(target: &Path, meta: &FileMeta) -> bool {
+    let Ok(local) = std::fs::metadata(target) else {
+        return false;
+    };
+    let mtime = local
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+        .map_or(-1, |d| d.as_secs() as i64);
+    local.is_file() && local.len() == meta.size && mtime == meta.mtime
 }
 
 fn set_mtime(path: &Path, meta: &FileMeta) {
@@ -301,7 +482,61 @@ fn set_mtime(path: &Path, meta: &FileMeta) {
     }
 }
 
-async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Result<(), String> {
+/// `<sha256>  <name>` lines (`sha256sum` style; `*name` and `./name` accepted) by name. Other
+/// lines (the report lines of `ezdb check --verify`) are passed over; a manifest without any
+/// entry is refused.
+fn read_manifest(path: &Path) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the manifest {}: {e}", path.display()))?;
+    let entries: std::collections::BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|line| {
+            let (sha, name) = line.split_once(' ')?;
+            let name = name.trim_start_matches(' ').trim_start_matches('*');
+            let name = name.strip_prefix("./").unwrap_or(name);
+            let hex = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+            (hex && !name.is_empty()).then(|| (name.to_owned(), sha.to_ascii_lowercase()))
+        })
+        .collect();
+    if entries.is_empty() {
+        return Err(format!(
+            "{} holds no '<sha256>  <name>' line (as sha256sum or `ezdb check --verify` print)",
+            path.display()
+        ));
+    }
+    Ok(entries)
+}
+
+/// Differences between the verified files and a manifest: (name, what) for each.
+fn compare_manifest(
+    digests: &[serde_json::Value],
+    manifest: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, &'static str)> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut differences = Vec::new();
+    for d in digests {
+        let Some(name) = d["name"].as_str() else { continue };
+        seen.insert(name);
+        match (manifest.get(name), d["sha256"].as_str()) {
+            (Some(expected), Some(sha)) if expected == sha => {}
+            (Some(_), Some(_)) => differences.push((name.to_owned(), "differs from the manifest")),
+            (Some(_), None) => differences.push((name.to_owned(), "unreadable in the cluster")),
+            (None, _) => {}
+        }
+    }
+    for name in manifest.keys().filter(|n| !seen.contains(n.as_str())) {
+        differences.push((name.clone(), "in the manifest, not a live file of the cluster"));
+    }
+    differences
+}
+
+async fn check(
+    cluster: &Cluster,
+    verify: bool,
+    repair: bool,
+    json: bool,
+    manifest: Option<std::collections::BTreeMap<String, String>>,
+) -> Result<(), String> {
     let problems = cluster.check().await.map_err(|e| e.to_string())?;
     let mut report = Vec::new();
     let (mut left, mut repaired, mut notes, mut quarantined) = (0usize, 0usize, 0usize, 0usize);
@@ -333,6 +568,10 @@ async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Res
                 "left alone: the row changed since the check (an upload?); run the check again".to_owned(),
             ),
             Some(Outcome::NeedsDecision) => ("needs-decision", format!("left alone, {}", problem.plan())),
+            Some(Outcome::Busy) => (
+                "busy",
+                "left alone: a writer held the row through every attempt (a long upload?); run the check again".to_owned(),
+            ),
         };
         match status {
             "note" => notes += 1,
@@ -355,11 +594,24 @@ async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Res
         Vec::new()
     };
     let unreadable = digests.iter().filter(|d| d["sha256"].is_null()).count();
+    let differences = manifest
+        .as_ref()
+        .map(|m| compare_manifest(&digests, m))
+        .unwrap_or_default();
+    if !json {
+        for (name, what) in &differences {
+            emit!("MISMATCH {name}: {what}");
+        }
+    }
     if json {
+        let mismatches: Vec<_> = differences
+            .iter()
+            .map(|(name, what)| json!({"name": name, "detail": what}))
+            .collect();
         emit!(
             "{}",
             json!({"problems": report, "files": digests, "left": left, "repaired": repaired,
-                   "quarantined": quarantined, "quarantine_table": QUARANTINE_TABLE})
+                   "quarantined": quarantined, "quarantine_table": QUARANTINE_TABLE, "manifest_mismatches": mismatches})
         );
     } else {
         emit!(
@@ -368,13 +620,19 @@ async fn check(cluster: &Cluster, verify: bool, repair: bool, json: bool) -> Res
             digests.len()
         );
     }
-    if left > 0 || unreadable > 0 {
-        let hint = if repair {
+    if left > 0 || unreadable > 0 || !differences.is_empty() {
+        let hint = if repair || left == 0 {
             ""
         } else {
             "; `ezdb check --repair --dry-run` shows the repairs"
         };
-        return Err(format!("{left} problem(s) left, {unreadable} unreadable file(s){hint}"));
+        let against = match &manifest {
+            Some(_) => format!(", {} manifest mismatch(es)", differences.len()),
+            None => String::new(),
+        };
+        return Err(format!(
+            "{left} problem(s) left, {unreadable} unreadable file(s){against}{hint}"
+        ));
     }
     Ok(())
 }
@@ -490,7 +748,8 @@ async fn stats(cluster: &Cluster, json: bool) -> Result<(), String> {
             .iter()
             .map(|s| {
                 json!({"scope": s.scope, "files": s.files, "bytes": s.bytes, "expired_files": s.expired_files,
-                             "expired_bytes": s.expired_bytes, "oldest_mtime": s.oldest, "newest_mtime": s.newest})
+                             "expired_bytes": s.expired_bytes, "expired_by_global_key": s.expired_by_key,
+                       "oldest_mtime": s.oldest, "newest_mtime": s.newest})
             })
             .collect();
         let locks: Vec<_> = stats
@@ -502,21 +761,23 @@ async fn stats(cluster: &Cluster, json: bool) -> Result<(), String> {
         return Ok(());
     }
     emit!(
-        "{:<24} {:>10} {:>14} {:>10} {:>14}",
+        "{:<24} {:>10} {:>14} {:>10} {:>14} {:>10}",
         "scope",
         "files",
         "bytes",
         "expired",
-        "expired bytes"
+        "expired bytes",
+        "(by key)"
     );
     for s in &stats.scopes {
         emit!(
-            "{:<24} {:>10} {:>14} {:>10} {:>14}",
+            "{:<24} {:>10} {:>14} {:>10} {:>14} {:>10}",
             s.scope,
             s.files,
             s.bytes,
             s.expired_files,
-            s.expired_bytes
+            s.expired_bytes,
+            s.expired_by_key
         );
     }
     emit!(
