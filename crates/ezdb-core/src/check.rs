@@ -8,7 +8,8 @@
 
 use crate::cluster::Cluster;
 use crate::db::{done, Conn};
-use crate::error::{is_transient_lock_error, Error, Op, Result};
+use crate::error::{Error, Op, Result};
+use crate::retry::{classify, Transient};
 use crate::name::{clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX};
 use crate::quarantine::{self, Removal};
 use crate::store::refused_label;
@@ -545,7 +546,9 @@ impl Cluster {
             })
             .await;
         match repaired {
-            Err(Error::Database { source, .. }) if is_transient_lock_error(&source) => Ok(Outcome::Busy),
+            Err(Error::Database { source, .. }) if classify(&source) == Some(Transient::LockConflict) => {
+                Ok(Outcome::Busy)
+            }
             other => other,
         }
     }
