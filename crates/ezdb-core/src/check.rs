@@ -9,9 +9,9 @@
 use crate::cluster::Cluster;
 use crate::db::{done, Conn};
 use crate::error::{Error, Op, Result};
-use crate::retry::{classify, Transient};
 use crate::name::{clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX};
 use crate::quarantine::{self, Removal};
+use crate::retry::{classify, Transient};
 use crate::store::refused_label;
 use sqlx::mysql::MySqlConnection;
 use sqlx::Executor;
