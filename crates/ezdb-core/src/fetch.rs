@@ -386,6 +386,21 @@ fn chunk_of(row: &MySqlRow) -> Result<Option<(u64, &[u8])>, sqlx::Error> {
     Ok(offset.zip(data))
 }
 
+/// The one row of `name` for a primary-key statement `sql` whose placeholders are the
+/// expiry join's, then the name hash.
+async fn name_row(
+    expiry: &ExpirySql<'_>,
+    conn: &mut MySqlConnection,
+    sql: &str,
+    name: &FileName,
+) -> Result<Option<MySqlRow>, sqlx::Error> {
+    expiry
+        .bind(sqlx::query(sql))
+        .bind(name.hash())
+        .fetch_optional(&mut *conn)
+        .await
+}
+
 async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) -> Result<Option<FileMeta>, sqlx::Error> {
     let expiry = ExpirySql::of(inner);
     let sql = format!(
@@ -393,12 +408,9 @@ async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) ->
         expiry.columns(),
         expiry.joins()
     );
-    let row = expiry
-        .bind(sqlx::query(&sql))
-        .bind(name.hash())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
+    let Some(row) = name_row(&expiry, conn, &sql, name).await? else {
+        return Ok(None);
+    };
     let mut meta = FileMeta::from_row(&row)?;
     meta.global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &meta.scope).await?;
     Ok(Some(meta))
@@ -415,24 +427,17 @@ async fn live_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) ->
         expiry.table_condition()
     );
     if inner.expiry_file.is_none() {
-        let sql = format!("SELECT 1 {live}");
-        let row = expiry
-            .bind(sqlx::query(&sql))
-            .bind(name.hash())
-            .fetch_optional(&mut *conn)
-            .await?;
-        return Ok(row.is_some());
+        return Ok(name_row(&expiry, conn, &format!("SELECT 1 {live}"), name)
+            .await?
+            .is_some());
     }
     let sql = format!(
         "SELECT CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope{} {live}",
         expiry.columns()
     );
-    let row = expiry
-        .bind(sqlx::query(&sql))
-        .bind(name.hash())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(false) };
+    let Some(row) = name_row(&expiry, conn, &sql, name).await? else {
+        return Ok(false);
+    };
     let (mtime, scope): (i64, String) = (row.try_get("mtime")?, row.try_get("scope")?);
     let global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &scope).await?;
     Ok(!is_expired(mtime, false, global_expiry))
