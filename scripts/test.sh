@@ -48,5 +48,6 @@ if [[ "${1:-}" == "--inner" ]]; then
 else
     source scripts/lib/common.sh
     ensure_php
+    ensure_galera
     exec scripts/with-db.sh bash scripts/test.sh --inner
 fi

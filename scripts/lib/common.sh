@@ -106,3 +106,34 @@ ensure_php() {
     }
     rm -f "$log"
 }
+
+# The Galera provider and rsync (the state transfer of a joining node), for the private 3-node
+# cluster of crates/ezdb-core/tests/galera.rs: installed from Debian when missing.
+galera_ready() {
+    local provider
+    command -v rsync >/dev/null || return 1
+    for provider in /usr/lib/galera/libgalera_smm.so /usr/lib/libgalera_smm.so \
+        /usr/lib/x86_64-linux-gnu/galera/libgalera_smm.so; do
+        [[ -f "$provider" ]] && return 0
+    done
+    return 1
+}
+
+ensure_galera() {
+    galera_ready && return 0
+    local packages=(galera-4 rsync) sudo="" log
+    echo "installing Debian packages ${packages[*]} (private Galera cluster for the tests)" >&2
+    [[ "$(id -u)" != 0 ]] && sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    log="$(mktemp)"
+    $sudo apt-get install -y -q "${packages[@]}" >"$log" 2>&1 \
+        || { $sudo apt-get update -q >>"$log" 2>&1; $sudo apt-get install -y -q "${packages[@]}" >>"$log" 2>&1; } \
+        || true
+    galera_ready || {
+        tail -n 15 "$log" >&2
+        echo "ERROR: the Galera tests need the Debian packages ${packages[*]}" >&2
+        rm -f "$log"
+        return 1
+    }
+    rm -f "$log"
+}
