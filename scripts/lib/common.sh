@@ -87,24 +87,32 @@ php_ready() {
             && function_exists("posix_kill") ? 0 : 1);'
 }
 
-# Installs the Debian packages of PHP 8.2 when php_ready fails; fails naming them if it cannot.
-ensure_php() {
-    php_ready && return 0
-    local packages=(php8.2-cli php8.2-mysql php8.2-fpm libfcgi-bin) sudo="" log
-    echo "installing Debian packages ${packages[*]} (PHP with FFI, pcntl, mysqli; PHP-FPM)" >&2
+# Installs Debian packages unless READY (a shell function) already succeeds:
+#   ensure_packages READY "what they are for" PACKAGE...
+ensure_packages() {
+    local ready="$1" purpose="$2" sudo="" log
+    shift 2
+    "$ready" && return 0
+    echo "installing Debian packages $* ($purpose)" >&2
     [[ "$(id -u)" != 0 ]] && sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
     log="$(mktemp)"
-    $sudo apt-get install -y -q "${packages[@]}" >"$log" 2>&1 \
-        || { $sudo apt-get update -q >>"$log" 2>&1; $sudo apt-get install -y -q "${packages[@]}" >>"$log" 2>&1; } \
+    $sudo apt-get install -y -q "$@" >"$log" 2>&1 \
+        || { $sudo apt-get update -q >>"$log" 2>&1; $sudo apt-get install -y -q "$@" >>"$log" 2>&1; } \
         || true
-    php_ready || {
+    "$ready" || {
         tail -n 15 "$log" >&2
-        echo "ERROR: need PHP 8.2 with FFI, pcntl, posix and mysqli, php-fpm8.2 and cgi-fcgi (Debian: ${packages[*]})" >&2
+        echo "ERROR: need $purpose (Debian: $*)" >&2
         rm -f "$log"
         return 1
     }
     rm -f "$log"
+}
+
+# The Debian packages of PHP 8.2 when php_ready fails; fails naming them if it cannot.
+ensure_php() {
+    ensure_packages php_ready "PHP 8.2 with FFI, pcntl, posix and mysqli, php-fpm8.2 and cgi-fcgi" \
+        php8.2-cli php8.2-mysql php8.2-fpm libfcgi-bin
 }
 
 # The Galera provider and rsync (the state transfer of a joining node), for the private 3-node
@@ -120,20 +128,5 @@ galera_ready() {
 }
 
 ensure_galera() {
-    galera_ready && return 0
-    local packages=(galera-4 rsync) sudo="" log
-    echo "installing Debian packages ${packages[*]} (private Galera cluster for the tests)" >&2
-    [[ "$(id -u)" != 0 ]] && sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    log="$(mktemp)"
-    $sudo apt-get install -y -q "${packages[@]}" >"$log" 2>&1 \
-        || { $sudo apt-get update -q >>"$log" 2>&1; $sudo apt-get install -y -q "${packages[@]}" >>"$log" 2>&1; } \
-        || true
-    galera_ready || {
-        tail -n 15 "$log" >&2
-        echo "ERROR: the Galera tests need the Debian packages ${packages[*]}" >&2
-        rm -f "$log"
-        return 1
-    }
-    rm -f "$log"
+    ensure_packages galera_ready "galera-4 and rsync, for the private Galera cluster of the tests" galera-4 rsync
 }
