@@ -3,8 +3,10 @@
 
 use crate::config::ClusterConfig;
 use crate::db::Db;
+use crate::dfs::Dfs;
 use crate::error::{Error, Op, Result};
 use crate::expiry::{ExpiryFile, ExpiryFileCache};
+use crate::layout::Layout;
 use crate::schema::{self, Finding, UpgradeOptions, UpgradeReport};
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ pub(crate) struct Inner {
     pub(crate) config: ClusterConfig,
     /// The legacy `expiry.php` named by `legacy_expiry_file`, and its keys as last read.
     pub(crate) expiry_file: ExpiryFileCache,
+    /// The eZDFS tables and mount, when the layout is eZDFS; `None` for eZDB.
+    pub(crate) dfs: Option<Dfs>,
 }
 
 impl Cluster {
@@ -26,12 +30,17 @@ impl Cluster {
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
         config.validate()?;
         let expiry_file = config.legacy_expiry_file.as_deref().map(ExpiryFile::new).transpose()?;
+        let dfs = match &config.layout {
+            Layout::Ezdb => None,
+            Layout::Dfs(layout) => Some(Dfs::open(layout)?),
+        };
         let db = Db::connect(&config).await?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 db,
                 config,
                 expiry_file,
+                dfs,
             }),
         };
         cluster.chunks_per_statement()?;
@@ -59,6 +68,27 @@ impl Cluster {
     /// Connects with default settings to `url`.
     pub async fn connect_url(url: &str) -> Result<Cluster> {
         Cluster::connect(ClusterConfig::new(url)).await
+    }
+
+    /// The metadata tables: `ezdbfile`, or the eZDFS storage and cache tables.
+    pub fn meta_tables(&self) -> Vec<&str> {
+        match &self.inner.dfs {
+            Some(dfs) => dfs.layout.tables(),
+            None => vec!["ezdbfile"],
+        }
+    }
+
+    /// The metadata table of `name` (for eZDFS, the rule of [`crate::DfsLayout::table_for`]).
+    pub fn meta_table(&self, name: &str) -> &str {
+        match &self.inner.dfs {
+            Some(dfs) => dfs.layout.table_for(name),
+            None => "ezdbfile",
+        }
+    }
+
+    /// The resolved DFS mount point, for an eZDFS layout.
+    pub fn mount_point(&self) -> Option<&std::path::Path> {
+        self.inner.dfs.as_ref().map(|dfs| dfs.mount.root())
     }
 
     pub fn config(&self) -> &ClusterConfig {

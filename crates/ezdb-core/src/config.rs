@@ -2,6 +2,7 @@
 // the cache-generation timeouts; the legacy `file.ini`/`site.ini` names are given beside each.
 
 use crate::error::{Error, Result};
+use crate::layout::Layout;
 use std::time::Duration;
 
 /// Largest chunk a legacy `BLOB` column holds.
@@ -58,6 +59,8 @@ pub struct ClusterConfig {
     /// Cluster name of the legacy `expiry.php` (e.g. `var/site/cache/expiry.php`): when set,
     /// global-expiry changes are also written there, so legacy nodes see them.
     pub legacy_expiry_file: Option<String>,
+    /// The tables and byte store of the site: eZDB (default) or eZDFS with a shared mount.
+    pub layout: Layout,
 }
 
 impl ClusterConfig {
@@ -77,6 +80,7 @@ impl ClusterConfig {
             generation_poll: Duration::from_millis(100),
             batch_size: 1000,
             legacy_expiry_file: None,
+            layout: Layout::Ezdb,
         }
     }
 
@@ -98,6 +102,12 @@ impl ClusterConfig {
     /// Adds read replicas; see [`ClusterConfig::read_replicas`].
     pub fn with_read_replicas(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> ClusterConfig {
         self.read_replicas.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// Uses the eZDFS layout: see [`DfsLayout`](crate::DfsLayout).
+    pub fn with_layout(mut self, layout: Layout) -> ClusterConfig {
+        self.layout = layout;
         self
     }
 
@@ -128,6 +138,9 @@ impl ClusterConfig {
         }
         if self.max_attempts == 0 || self.batch_size == 0 {
             return Err(Error::Config("max_attempts and batch_size must be at least 1".into()));
+        }
+        if let Layout::Dfs(dfs) = &self.layout {
+            dfs.validate()?;
         }
         if let ConnectionMode::Pool { max_connections: 0 } = self.mode {
             return Err(Error::Config("a pool needs at least 1 connection".into()));

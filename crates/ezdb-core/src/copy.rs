@@ -15,6 +15,9 @@ impl Cluster {
         if src == dst {
             return Ok(());
         }
+        if let Some(dfs) = &self.inner.dfs {
+            return dfs.copy(self, src, dst).await;
+        }
         self.inner
             .db
             .retrying(Op::Copy, src.as_str(), |mut conn| async move {
@@ -35,6 +38,9 @@ impl Cluster {
         let (src, dst) = (&FileName::new(source)?, &FileName::new(destination)?);
         if src == dst {
             return Ok(());
+        }
+        if let Some(dfs) = &self.inner.dfs {
+            return dfs.rename(self, src, dst).await;
         }
         self.inner
             .db

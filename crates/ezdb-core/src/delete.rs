@@ -11,6 +11,9 @@ impl Cluster {
     /// Marks one file deleted. Returns false when there was no live row (nothing is created).
     pub async fn delete(&self, name: &str) -> Result<bool> {
         let name = &FileName::new(name)?;
+        if let Some(dfs) = &self.inner.dfs {
+            return dfs.delete(&self.inner, name).await;
+        }
         self.inner
             .db
             .retrying(Op::Delete, name.as_str(), |mut conn| async move {

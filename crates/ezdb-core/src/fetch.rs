@@ -36,7 +36,7 @@ pub struct FileData {
 
 /// Chunks in flight between the reading task and a stream's consumer: enough to keep the
 /// socket busy, small enough that a 64 MiB file needs well under 1 MiB of buffers.
-const STREAM_BUFFER_CHUNKS: usize = 4;
+pub(crate) const STREAM_BUFFER_CHUNKS: usize = 4;
 
 /// Where the chunks of a read go. Returning `false` stops the read early.
 trait ChunkSink {
@@ -50,6 +50,9 @@ impl Cluster {
         let name = FileName::new(name)?;
         let name = &name;
         let inner = &*self.inner;
+        if let Some(dfs) = &inner.dfs {
+            return dfs.stat(inner, name).await;
+        }
         self.inner
             .db
             .reading(Op::Stat, name.as_str(), Option::is_some, |mut conn| async move {
@@ -63,6 +66,9 @@ impl Cluster {
     pub async fn exists(&self, name: &str) -> Result<bool> {
         let name = &FileName::new(name)?;
         let inner = &*self.inner;
+        if let Some(dfs) = &inner.dfs {
+            return dfs.exists(inner, name).await;
+        }
         self.inner
             .db
             .reading(
@@ -97,6 +103,9 @@ impl Cluster {
         let name = FileName::new(name)?;
         let name = &name;
         let inner = &*self.inner;
+        if let Some(dfs) = &inner.dfs {
+            return dfs.read(inner, name, visibility, range).await;
+        }
         self.inner
             .db
             .reading(
@@ -150,6 +159,9 @@ impl Cluster {
         range: Option<ByteRange>,
     ) -> Result<FileStream> {
         let name = FileName::new(name)?;
+        if let Some(dfs) = &self.inner.dfs {
+            return dfs.open_stream(&self.inner, &name, visibility, range).await;
+        }
         let (tx, mut rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
         tokio::spawn(stream_task(self.inner.clone(), name.clone(), visibility, range, tx));
         match rx.recv().await {
@@ -170,12 +182,17 @@ pub struct FileStream {
     rx: mpsc::Receiver<Result<StreamItem>>,
 }
 
-enum StreamItem {
+pub(crate) enum StreamItem {
     Meta(FileMeta),
     Chunk(Bytes),
 }
 
 impl FileStream {
+    /// A stream whose metadata is known and whose chunks arrive on `rx`.
+    pub(crate) fn from_channel(meta: FileMeta, rx: mpsc::Receiver<Result<StreamItem>>) -> FileStream {
+        FileStream { meta, rx }
+    }
+
     /// The next piece of content; `None` after the last one. An error ends the stream (for
     /// example when the chunks turn out shorter than the metadata size).
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
@@ -450,9 +467,11 @@ pub(crate) async fn stat_committed(cluster: &Cluster, name: &FileName) -> Result
         .acquire_recheck()
         .await
         .map_err(|e| Error::db(Op::Generation, name.as_str(), e))?;
-    stat_row(&cluster.inner, &mut conn, name)
-        .await
-        .map_err(|e| Error::db(Op::Generation, name.as_str(), e))
+    let meta = match &cluster.inner.dfs {
+        Some(dfs) => dfs.stat_row(&mut conn, name).await,
+        None => stat_row(&cluster.inner, &mut conn, name).await,
+    };
+    meta.map_err(|e| Error::db(Op::Generation, name.as_str(), e))
 }
 
 struct VecSink {

@@ -6,6 +6,7 @@ use crate::cluster::Cluster;
 use crate::content::ContentReader;
 use crate::copy::move_row;
 use crate::db::{done, Attempt};
+use crate::dfs::LockCheck;
 use crate::error::{mysql_error_code, Error, Op, Result};
 use crate::meta::FileMeta;
 use crate::name::{cache_type, name_trunk, FileName};
@@ -102,24 +103,26 @@ impl Cluster {
         trunk: &str,
     ) -> Attempt<Generation> {
         let timeout = self.inner.config.generation_timeout.as_secs() as i64;
+        let table = self.meta_table(file.as_str());
         for _ in 0..START_ATTEMPTS {
             let now = self.now();
-            let inserted = sqlx::query(
-                "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
-                 VALUES ('', ?, ?, ?, '', 0, ?, 0)",
-            )
-            .bind(lock.as_str())
-            .bind(trunk)
-            .bind(lock.hash())
-            .bind(now)
-            .execute(&mut *conn)
-            .await;
+            let insert = format!(
+                "INSERT INTO {table} (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
+                 VALUES ('', ?, ?, ?, '', 0, ?, 0)"
+            );
+            let inserted = sqlx::query(&insert)
+                .bind(lock.as_str())
+                .bind(trunk)
+                .bind(lock.hash())
+                .bind(now)
+                .execute(&mut *conn)
+                .await;
             match inserted {
                 Ok(_) => return Ok(Generation::Acquired(GenerationLock::new(file, lock, now))),
                 Err(e) if mysql_error_code(&e) == Some(1062) => {}
                 Err(e) => return Err(e.into()),
             }
-            let Some(holder) = lock_mtime(conn, lock).await? else {
+            let Some(holder) = lock_mtime(conn, table, lock).await? else {
                 continue; // released between our INSERT and SELECT: try again
             };
             let remaining = holder.abs() + timeout - now;
@@ -128,7 +131,7 @@ impl Cluster {
                     remaining_secs: remaining,
                 });
             }
-            if compare_and_set(conn, lock, holder, now).await? {
+            if compare_and_set(conn, table, lock, holder, now).await? {
                 tracing::info!(
                     name = file.as_str(),
                     age = now - holder.abs(),
@@ -145,11 +148,12 @@ impl Cluster {
     pub async fn heartbeat(&self, lock: &mut GenerationLock) -> Result<()> {
         let now = self.now();
         let lock_ref = &*lock;
+        let table = self.meta_table(lock.name());
         let refreshed = self
             .inner
             .db
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
-                let refreshed = refresh(&mut conn, lock_ref, now).await;
+                let refreshed = refresh(&mut conn, table, lock_ref, now).await;
                 done(conn, refreshed)
             })
             .await?;
@@ -188,12 +192,26 @@ impl Cluster {
     async fn publish_inner(&self, lock: &GenerationLock, content: &[u8], options: &StoreOptions) -> Result<FileMeta> {
         let scope = options.scope.as_deref().unwrap_or(crate::meta::DEFAULT_SCOPE);
         let datatype = options.datatype.as_deref().unwrap_or(crate::meta::DEFAULT_DATATYPE);
+        let table = self.meta_table(lock.name());
+        if let Some(dfs) = &self.inner.dfs {
+            let spec = RowSpec {
+                name: &lock.file,
+                scope,
+                datatype,
+                mtime: lock.started,
+                expired: false,
+            };
+            let check = LockCheck::Take(table, lock);
+            return dfs
+                .publish_bytes(self, &spec, content, check, (stamp(lock, false), stamp(lock, true)))
+                .await;
+        }
         self.inner
             .db
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
                 let result = async {
                     conn.begin().await?;
-                    let invalidated = take_lock_row(&mut conn, lock).await?;
+                    let invalidated = take_lock_row(&mut conn, table, lock).await?;
                     let spec = RowSpec {
                         name: &lock.file,
                         scope,
@@ -220,12 +238,27 @@ impl Cluster {
         let scope = options.scope.as_deref().unwrap_or(crate::meta::DEFAULT_SCOPE);
         let datatype = options.datatype.as_deref().unwrap_or(crate::meta::DEFAULT_DATATYPE);
         let lock_ref = &*lock;
+        let table = self.meta_table(lock.name());
+        if let Some(dfs) = &self.inner.dfs {
+            let spec = RowSpec {
+                name: &lock_ref.lock,
+                scope,
+                datatype,
+                mtime: lock_ref.held,
+                expired: false,
+            };
+            let check = LockCheck::Verify(table, lock_ref);
+            dfs.publish_bytes(self, &spec, content, check, (lock_ref.held, -lock_ref.held))
+                .await?;
+            lock.staged = true;
+            return Ok(());
+        }
         self.inner
             .db
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
                 let result = async {
                     conn.begin().await?;
-                    let invalidated = verify_lock(&mut conn, lock_ref).await?;
+                    let invalidated = verify_lock(&mut conn, table, lock_ref).await?;
                     let held = if invalidated { -lock_ref.held } else { lock_ref.held };
                     let spec = RowSpec {
                         name: &lock_ref.lock,
@@ -261,13 +294,26 @@ impl Cluster {
             });
         }
         let lock_ref = &lock;
+        let table = self.meta_table(lock.name());
+        if let Some(dfs) = &self.inner.dfs {
+            let check = LockCheck::Take(table, lock_ref);
+            let mtimes = (stamp(lock_ref, false), stamp(lock_ref, true));
+            let ended = dfs
+                .publish_staged_lock(self, &lock_ref.lock, &lock_ref.file, check, mtimes)
+                .await;
+            if let Err(e) = ended {
+                let _ = self.abort_generation(lock).await;
+                return Err(e);
+            }
+            return ended;
+        }
         let ended = self
             .inner
             .db
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
                 let result = async {
                     conn.begin().await?;
-                    let invalidated = verify_lock(&mut conn, lock_ref).await?;
+                    let invalidated = verify_lock(&mut conn, table, lock_ref).await?;
                     let mtime = stamp(lock_ref, invalidated);
                     move_row(&mut conn, &lock_ref.lock, &lock_ref.file, Some(mtime)).await?;
                     conn.commit().await?;
@@ -290,18 +336,29 @@ impl Cluster {
     /// only while it is still ours, never another process's lock or the file itself.
     pub async fn abort_generation(&self, lock: GenerationLock) -> Result<()> {
         let lock = &lock;
-        self.inner
+        let sql = &format!(
+            "DELETE FROM {} WHERE name_hash = ? AND mtime IN (?, ?)",
+            self.meta_table(lock.name())
+        );
+        let removed = self
+            .inner
             .db
             .retrying(Op::Generation, lock.name(), |mut conn| async move {
-                let deleted = sqlx::query("DELETE FROM ezdbfile WHERE name_hash = ? AND mtime IN (?, ?)")
+                let deleted = sqlx::query(sql)
                     .bind(lock.lock.hash())
                     .bind(lock.held)
                     .bind(-lock.held)
                     .execute(&mut *conn)
                     .await;
-                done(conn, deleted.map(|_| ()).map_err(Into::into))
+                done(conn, deleted.map(|r| r.rows_affected() > 0).map_err(Into::into))
             })
-            .await
+            .await?;
+        // Our lock row went: what we staged on the DFS mount goes with it (never another
+        // process's staged file: its lock row would not have matched).
+        if let (true, Some(dfs)) = (removed, &self.inner.dfs) {
+            dfs.remove_staged(&lock.lock);
+        }
+        Ok(())
     }
 }
 
@@ -336,12 +393,12 @@ fn stamp(lock: &GenerationLock, invalidated: bool) -> i64 {
 }
 
 /// Locks the lock row for the rest of the transaction; returns whether a clear invalidated it.
-async fn verify_lock(conn: &mut MySqlConnection, lock: &GenerationLock) -> Attempt<bool> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT CAST(mtime AS SIGNED) FROM ezdbfile WHERE name_hash = ? FOR UPDATE")
-            .bind(lock.lock.hash())
-            .fetch_optional(&mut *conn)
-            .await?;
+pub(crate) async fn verify_lock(conn: &mut MySqlConnection, table: &str, lock: &GenerationLock) -> Attempt<bool> {
+    let sql = format!("SELECT CAST(mtime AS SIGNED) FROM {table} WHERE name_hash = ? FOR UPDATE");
+    let row: Option<(i64,)> = sqlx::query_as(&sql)
+        .bind(lock.lock.hash())
+        .fetch_optional(&mut *conn)
+        .await?;
     match lock.state(row.map(|r| r.0)) {
         LockState::Ours => Ok(false),
         LockState::Invalidated => Ok(true),
@@ -354,9 +411,10 @@ async fn verify_lock(conn: &mut MySqlConnection, lock: &GenerationLock) -> Attem
 
 /// Deletes the lock row if it is still ours (the delete also locks it until commit): one round
 /// trip for the check and the release. Returns whether a clear had invalidated it.
-async fn take_lock_row(conn: &mut MySqlConnection, lock: &GenerationLock) -> Attempt<bool> {
+pub(crate) async fn take_lock_row(conn: &mut MySqlConnection, table: &str, lock: &GenerationLock) -> Attempt<bool> {
+    let sql = format!("DELETE FROM {table} WHERE name_hash = ? AND mtime = ?");
     for (mtime, invalidated) in [(lock.held, false), (-lock.held, true)] {
-        let deleted = sqlx::query("DELETE FROM ezdbfile WHERE name_hash = ? AND mtime = ?")
+        let deleted = sqlx::query(&sql)
             .bind(lock.lock.hash())
             .bind(mtime)
             .execute(&mut *conn)
@@ -373,22 +431,23 @@ async fn take_lock_row(conn: &mut MySqlConnection, lock: &GenerationLock) -> Att
 
 /// Moves the lock row's mtime to `now` if it is still ours; `None` when lost, else whether it
 /// was invalidated by a clear.
-async fn refresh(conn: &mut MySqlConnection, lock: &GenerationLock, now: i64) -> Attempt<Option<bool>> {
-    let current = lock_mtime(conn, &lock.lock).await?;
+async fn refresh(conn: &mut MySqlConnection, table: &str, lock: &GenerationLock, now: i64) -> Attempt<Option<bool>> {
+    let current = lock_mtime(conn, table, &lock.lock).await?;
     let (from, to, invalidated) = match lock.state(current) {
         LockState::Ours => (lock.held, now, false),
         LockState::Invalidated => (-lock.held, -now, true),
         LockState::Lost => return Ok(None),
     };
-    if now <= lock.held || compare_and_set(conn, &lock.lock, from, to).await? {
+    if now <= lock.held || compare_and_set(conn, table, &lock.lock, from, to).await? {
         Ok(Some(invalidated))
     } else {
         Ok(None)
     }
 }
 
-async fn lock_mtime(conn: &mut MySqlConnection, lock: &FileName) -> Result<Option<i64>, sqlx::Error> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT CAST(mtime AS SIGNED) FROM ezdbfile WHERE name_hash = ?")
+async fn lock_mtime(conn: &mut MySqlConnection, table: &str, lock: &FileName) -> Result<Option<i64>, sqlx::Error> {
+    let sql = format!("SELECT CAST(mtime AS SIGNED) FROM {table} WHERE name_hash = ?");
+    let row: Option<(i64,)> = sqlx::query_as(&sql)
         .bind(lock.hash())
         .fetch_optional(&mut *conn)
         .await?;
@@ -397,8 +456,15 @@ async fn lock_mtime(conn: &mut MySqlConnection, lock: &FileName) -> Result<Optio
 
 /// Moves the lock row's mtime from `from` to `to` (never equal, so "rows affected" is 1 exactly
 /// when we won, whatever the driver's found-rows convention). Also clears `expired`.
-async fn compare_and_set(conn: &mut MySqlConnection, lock: &FileName, from: i64, to: i64) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query("UPDATE ezdbfile SET mtime = ?, expired = ? WHERE name_hash = ? AND mtime = ?")
+async fn compare_and_set(
+    conn: &mut MySqlConnection,
+    table: &str,
+    lock: &FileName,
+    from: i64,
+    to: i64,
+) -> Result<bool, sqlx::Error> {
+    let sql = format!("UPDATE {table} SET mtime = ?, expired = ? WHERE name_hash = ? AND mtime = ?");
+    let updated = sqlx::query(&sql)
         .bind(to)
         .bind(to < 0)
         .bind(lock.hash())

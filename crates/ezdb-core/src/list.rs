@@ -61,17 +61,26 @@ impl Cluster {
     async fn names(&self, filter: &Filter, order: &str, page: Option<(u32, u64)>) -> Result<Vec<String>> {
         let limit = page.map_or(String::new(), |(limit, offset)| format!(" LIMIT {offset}, {limit}"));
         let order = if order.is_empty() { " ORDER BY name" } else { order };
-        let sql = &format!(
-            "SELECT CAST(name AS CHAR) FROM ezdbfile WHERE {}{order}{limit}",
-            filter.sql
-        );
-        self.inner
-            .db
-            .retrying(Op::List, "file list", |mut conn| async move {
-                let rows = filter.bind(sqlx::query(sql)).fetch_all(&mut *conn).await;
-                let names = rows.and_then(|rows| rows.iter().map(|r| r.try_get::<String, _>(0)).collect());
-                done(conn, names.map_err(Into::into))
-            })
-            .await
+        let mut names = Vec::new();
+        for table in self.meta_tables() {
+            let sql = &format!(
+                "SELECT CAST(name AS CHAR) FROM {table} WHERE {}{order}{limit}",
+                filter.sql
+            );
+            let mut some: Vec<String> = self
+                .inner
+                .db
+                .retrying(Op::List, "file list", |mut conn| async move {
+                    let rows = filter.bind(sqlx::query(sql)).fetch_all(&mut *conn).await;
+                    let names = rows.and_then(|rows| rows.iter().map(|r| r.try_get::<String, _>(0)).collect());
+                    done(conn, names.map_err(Into::into))
+                })
+                .await?;
+            names.append(&mut some);
+        }
+        if self.meta_tables().len() > 1 && page.is_none() {
+            names.sort();
+        }
+        Ok(names)
     }
 }

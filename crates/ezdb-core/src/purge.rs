@@ -22,7 +22,7 @@ pub enum PurgeFilter {
 }
 
 impl PurgeFilter {
-    fn condition(self) -> (&'static str, Vec<Value>) {
+    pub(crate) fn condition(self) -> (&'static str, Vec<Value>) {
         match self {
             // `expired = 1` alone (not `OR mtime < 0`) lets the (expired, name) index pick rows;
             // a negative mtime without the flag is an inconsistency `check` reports.
@@ -37,6 +37,9 @@ impl Cluster {
     /// Removes the row of `name` if `filter` selects it. Returns whether a row went.
     pub async fn purge(&self, name: &str, filter: PurgeFilter) -> Result<bool> {
         let name = &FileName::new(name)?;
+        if let Some(dfs) = &self.inner.dfs {
+            return dfs.purge(&self.inner, name, filter).await;
+        }
         let (condition, values) = filter.condition();
         let filter = &Filter::default()
             .and("name_hash = ?", vec![Value::Text(name.hash().to_owned())])
@@ -83,18 +86,37 @@ impl Cluster {
     ) -> Result<(u64, Vec<String>)> {
         let (condition, values) = filter.condition();
         let sql_filter = &self.selector_filter(selector)?.and(condition, values);
+        let mut count = 0;
+        let mut names = Vec::new();
+        for table in self.meta_tables() {
+            let (n, mut some) = self.preview_table(table, selector, sql_filter, limit).await?;
+            count += n;
+            names.append(&mut some);
+        }
+        names.sort();
+        names.truncate(limit as usize);
+        Ok((count, names))
+    }
+
+    async fn preview_table(
+        &self,
+        table: &str,
+        selector: &Selector,
+        sql_filter: &Filter,
+        limit: u32,
+    ) -> Result<(u64, Vec<String>)> {
         self.inner
             .db
             .retrying(Op::Purge, &selector.describe(), |mut conn| async move {
                 let preview = async {
-                    let count_sql = format!("SELECT COUNT(*) FROM ezdbfile WHERE {}", sql_filter.sql);
+                    let count_sql = format!("SELECT COUNT(*) FROM {table} WHERE {}", sql_filter.sql);
                     let count: i64 = sql_filter
                         .bind(sqlx::query(&count_sql))
                         .fetch_one(&mut *conn)
                         .await?
                         .try_get(0)?;
                     let names_sql = format!(
-                        "SELECT CAST(name AS CHAR) FROM ezdbfile WHERE {} ORDER BY name LIMIT {limit}",
+                        "SELECT CAST(name AS CHAR) FROM {table} WHERE {} ORDER BY name LIMIT {limit}",
                         sql_filter.sql
                     );
                     let rows = sql_filter.bind(sqlx::query(&names_sql)).fetch_all(&mut *conn).await?;

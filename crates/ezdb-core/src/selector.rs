@@ -223,26 +223,39 @@ impl Cluster {
     ) -> Result<u64> {
         let mut total = 0;
         let action = &action;
-        for batch in 1.. {
-            let changed = self
-                .inner
-                .db
-                .retrying(op, what, |mut conn| async move {
-                    let changed = one_batch(&mut conn, filter, action, batches.size)
-                        .await
-                        .map_err(Into::into);
-                    done(conn, changed)
-                })
-                .await?;
-            total += changed.0;
-            if changed.0 > 0 {
-                progress(changed.0);
-            }
-            if changed.1 < batches.size as usize || batches.max_batches.is_some_and(|max| batch >= max) {
-                return Ok(total);
-            }
-            if !batches.pause.is_zero() {
-                tokio::time::sleep(batches.pause).await;
+        let mut batch = 0;
+        // Every metadata table: a pattern reaches eZDFS cache rows and storage rows alike.
+        for table in self.meta_tables() {
+            loop {
+                batch += 1;
+                let changed = self
+                    .inner
+                    .db
+                    .retrying(op, what, |mut conn| async move {
+                        let changed = match (&self.inner.dfs, action) {
+                            (Some(dfs), BatchAction::Purge) => {
+                                dfs.purge_batch(&mut conn, table, filter, batches.size).await
+                            }
+                            _ => one_batch(&mut conn, table, filter, action, batches.size)
+                                .await
+                                .map_err(Into::into),
+                        };
+                        done(conn, changed)
+                    })
+                    .await?;
+                total += changed.0;
+                if changed.0 > 0 {
+                    progress(changed.0);
+                }
+                if batches.max_batches.is_some_and(|max| batch >= max) {
+                    return Ok(total);
+                }
+                if changed.1 < batches.size as usize {
+                    break;
+                }
+                if !batches.pause.is_zero() {
+                    tokio::time::sleep(batches.pause).await;
+                }
             }
         }
         Ok(total)
@@ -250,9 +263,9 @@ impl Cluster {
 }
 
 /// The statement that picks one batch of rows by primary key.
-fn pick_sql(filter: &Filter, size: u32) -> String {
+fn pick_sql(table: &str, filter: &Filter, size: u32) -> String {
     format!(
-        "SELECT CAST(name_hash AS CHAR) FROM ezdbfile WHERE {} LIMIT {size}",
+        "SELECT CAST(name_hash AS CHAR) FROM {table} WHERE {} LIMIT {size}",
         filter.sql
     )
 }
@@ -273,7 +286,10 @@ impl Cluster {
     /// shows that a prefix, trunk or glob operation reads the name index instead of the table.
     pub async fn explain_matching(&self, selector: &Selector) -> Result<QueryPlan> {
         let filter = &self.selector_filter(selector)?;
-        let sql = &format!("EXPLAIN {}", pick_sql(filter, self.config().batch_size));
+        let sql = &format!(
+            "EXPLAIN {}",
+            pick_sql(self.meta_tables()[0], filter, self.config().batch_size)
+        );
         self.inner
             .db
             .retrying(Op::List, &selector.describe(), |mut conn| async move {
@@ -301,11 +317,12 @@ impl Cluster {
 /// Returns (rows changed, rows picked).
 async fn one_batch(
     conn: &mut MySqlConnection,
+    table: &str,
     filter: &Filter,
     action: &BatchAction,
     size: u32,
 ) -> Result<(u64, usize), sqlx::Error> {
-    let pick = pick_sql(filter, size);
+    let pick = pick_sql(table, filter, size);
     let rows = filter.bind(sqlx::query(&pick)).fetch_all(&mut *conn).await?;
     let hashes: Vec<String> = rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
     if hashes.is_empty() {
@@ -313,8 +330,8 @@ async fn one_batch(
     }
     let marks = vec!["?"; hashes.len()].join(", ");
     let change = match action {
-        BatchAction::Expire => "UPDATE ezdbfile SET mtime = -ABS(mtime), expired = 1",
-        BatchAction::Purge => "DELETE FROM ezdbfile",
+        BatchAction::Expire => format!("UPDATE {table} SET mtime = -ABS(mtime), expired = 1"),
+        BatchAction::Purge => format!("DELETE FROM {table}"),
     };
     let sql = format!("{change} WHERE name_hash IN ({marks}) AND {}", filter.sql);
     let mut query = sqlx::query(&sql);

@@ -12,6 +12,8 @@ use std::path::Path;
 use tokio::io::AsyncRead;
 
 const MAX_SCOPE_CHARS: usize = 20;
+/// eZDFS tables widened `scope` to 25 characters.
+pub(crate) const MAX_DFS_SCOPE_CHARS: usize = 25;
 const MAX_DATATYPE_CHARS: usize = 255;
 
 /// How a stored file is labelled.
@@ -91,7 +93,10 @@ impl Cluster {
 
     pub async fn store_content(&self, name: &str, content: Content<'_>, options: &StoreOptions) -> Result<FileMeta> {
         let name = FileName::new(name)?;
-        let (scope, datatype) = validate_labels(&name, options)?;
+        if let Some(dfs) = &self.inner.dfs {
+            return dfs.store(self, &name, content, options).await;
+        }
+        let (scope, datatype) = validate_labels(&name, options, MAX_SCOPE_CHARS)?;
         let spec = RowSpec {
             name: &name,
             scope,
@@ -133,7 +138,7 @@ impl Cluster {
     ) -> Attempt<(u64, i64)> {
         conn.begin().await?;
         if later_than_previous {
-            spec.mtime = mtime_after_previous(conn, &spec).await?;
+            spec.mtime = mtime_after_previous(conn, "ezdbfile", &spec).await?;
         }
         let size = self.write_file(conn, &spec, reader, size_hint).await?;
         conn.commit().await?;
@@ -149,7 +154,7 @@ impl Cluster {
         size_hint: Option<u64>,
     ) -> Attempt<u64> {
         let declared = size_hint.unwrap_or(0);
-        upsert_meta(conn, spec, declared).await?;
+        upsert_meta(conn, "ezdbfile", spec, declared).await?;
         let config = &self.inner.config;
         let hash = spec.name.hash();
         let per_statement = self.chunks_per_statement()?;
@@ -170,8 +175,13 @@ impl Cluster {
 /// size (an HTTP cache, a legacy node's local copy) then always see an ezdb rewrite. Under more
 /// than one rewrite a second of one name, mtimes run ahead of the clock until the rewrites
 /// stop. The row is locked here, as the upsert that follows would lock it anyway.
-async fn mtime_after_previous(conn: &mut MySqlConnection, spec: &RowSpec<'_>) -> Result<i64, sqlx::Error> {
-    let previous: Option<i64> = sqlx::query_scalar("SELECT mtime FROM ezdbfile WHERE name_hash = ? FOR UPDATE")
+pub(crate) async fn mtime_after_previous(
+    conn: &mut MySqlConnection,
+    table: &str,
+    spec: &RowSpec<'_>,
+) -> Result<i64, sqlx::Error> {
+    let sql = format!("SELECT CAST(mtime AS SIGNED) FROM {table} WHERE name_hash = ? FOR UPDATE");
+    let previous: Option<i64> = sqlx::query_scalar(&sql)
         .bind(spec.name.hash())
         .fetch_optional(&mut *conn)
         .await?;
@@ -183,27 +193,37 @@ async fn mtime_after_previous(conn: &mut MySqlConnection, spec: &RowSpec<'_>) ->
 }
 
 /// Inserts or replaces the metadata row: the legacy column set, the trunk recomputed.
-async fn upsert_meta(conn: &mut MySqlConnection, spec: &RowSpec<'_>, size: u64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO ezdbfile (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
+pub(crate) async fn upsert_meta(
+    conn: &mut MySqlConnection,
+    table: &str,
+    spec: &RowSpec<'_>,
+    size: u64,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO {table} (datatype, name, name_trunk, name_hash, scope, size, mtime, expired)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON DUPLICATE KEY UPDATE datatype = VALUES(datatype), name_trunk = VALUES(name_trunk),
-           scope = VALUES(scope), size = VALUES(size), mtime = VALUES(mtime), expired = VALUES(expired)",
-    )
-    .bind(spec.datatype)
-    .bind(spec.name.as_str())
-    .bind(name_trunk(spec.name.as_str(), spec.scope))
-    .bind(spec.name.hash())
-    .bind(spec.scope)
-    .bind(size)
-    .bind(spec.mtime)
-    .bind(spec.expired)
-    .execute(&mut *conn)
-    .await?;
+           scope = VALUES(scope), size = VALUES(size), mtime = VALUES(mtime), expired = VALUES(expired)"
+    );
+    sqlx::query(&sql)
+        .bind(spec.datatype)
+        .bind(spec.name.as_str())
+        .bind(name_trunk(spec.name.as_str(), spec.scope))
+        .bind(spec.name.hash())
+        .bind(spec.scope)
+        .bind(size)
+        .bind(spec.mtime)
+        .bind(spec.expired)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
-fn validate_labels<'o>(name: &FileName, options: &'o StoreOptions) -> Result<(&'o str, &'o str)> {
+pub(crate) fn validate_labels<'o>(
+    name: &FileName,
+    options: &'o StoreOptions,
+    max_scope_chars: usize,
+) -> Result<(&'o str, &'o str)> {
     let scope = options
         .scope
         .as_deref()
@@ -214,7 +234,7 @@ fn validate_labels<'o>(name: &FileName, options: &'o StoreOptions) -> Result<(&'
         .as_deref()
         .filter(|s| !s.is_empty())
         .unwrap_or(DEFAULT_DATATYPE);
-    check_label(name, "scope", scope, MAX_SCOPE_CHARS)?;
+    check_label(name, "scope", scope, max_scope_chars)?;
     check_label(name, "datatype", datatype, MAX_DATATYPE_CHARS)?;
     Ok((scope, datatype))
 }

@@ -46,6 +46,11 @@ pub enum Schema {
     LegacyUtf8,
     /// The legacy `cluster_schema.sql`: `datatype VARCHAR(60)`.
     LegacyDatatype60,
+    /// The legacy eZDFS DDL (`cluster_dfs_schema.sql`): `ezdfsfile` and `ezdfsfile_cache`, on the
+    /// server's default character set; the bytes live on a mount the test creates.
+    LegacyDfs,
+    /// Ibexa DXP 5's `ibexa_dfs_file`, one table, utf8mb4.
+    IbexaDfs,
 }
 
 impl Schema {
@@ -62,7 +67,7 @@ impl Schema {
     fn database_options(self) -> &'static str {
         match self {
             Schema::Ezdb => " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-            Schema::Legacy | Schema::LegacyDatatype60 => "",
+            Schema::Legacy | Schema::LegacyDatatype60 | Schema::LegacyDfs | Schema::IbexaDfs => "",
             Schema::LegacyLatin1 => " CHARACTER SET latin1",
             Schema::LegacyUtf8 => " CHARACTER SET utf8mb3",
         }
@@ -75,12 +80,17 @@ impl Schema {
                 include_str!("../../../sql/mysql/legacy/cluster_db_schema.sql")
             }
             Schema::LegacyDatatype60 => include_str!("../../../sql/mysql/legacy/cluster_schema_datatype60.sql"),
+            Schema::LegacyDfs => include_str!("../../../sql/mysql/legacy/cluster_dfs_schema.sql"),
+            Schema::IbexaDfs => include_str!("../../../sql/mysql/legacy/ibexa_dfs_schema.sql"),
         }
     }
 
     /// Whether names outside the Basic Multilingual Plane (emoji, some CJK) fit the tables.
     pub fn holds_4_byte_utf8(self) -> bool {
-        matches!(self, Schema::Ezdb | Schema::Legacy | Schema::LegacyDatatype60)
+        matches!(
+            self,
+            Schema::Ezdb | Schema::Legacy | Schema::LegacyDatatype60 | Schema::LegacyDfs | Schema::IbexaDfs
+        )
     }
 
     /// Whether the columns hold every Unicode character (latin1 holds only Western European ones).

@@ -1,0 +1,142 @@
+//! Where a file's metadata row and its bytes live: the eZDB layout (`ezdbfile`, bytes as chunks
+//! in `ezdbfile_data`) or the eZDFS layout (`ezdfsfile` / `ezdfsfile_cache`, or Ibexa's
+//! `ibexa_dfs_file`, with the bytes as plain files on a shared mount). Owns the one rule for
+//! which table a name belongs to, shared by every operation, the gateway and the tools.
+
+use crate::error::{Error, Result};
+use std::path::PathBuf;
+
+/// The storage table of legacy eZDFS (hard-coded in legacy PHP).
+pub const DFS_STORAGE_TABLE: &str = "ezdfsfile";
+/// The cache table of legacy eZDFS (`MetaDataTableNameCache`, `CLUSTER_METADATA_TABLE_CACHE`).
+pub const DFS_CACHE_TABLE: &str = "ezdfsfile_cache";
+
+/// Which layout a cluster database has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// `ezdbfile` + `ezdbfile_data`: the bytes are chunked blobs in the database.
+    #[default]
+    Ezdb,
+    /// eZDFS / Ibexa DFS: metadata in the database, bytes on a shared mount.
+    Dfs(DfsLayout),
+}
+
+/// The settings of an eZDFS site (`file.ini [eZDFSClusteringSettings]`, `site.ini [FileSettings]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DfsLayout {
+    /// `MountPointPath`: the shared directory every node mounts; `<mount>/<name>` holds the bytes.
+    pub mount_point: PathBuf,
+    /// Table of storage files (`ezdfsfile`; `ibexa_dfs_file` for Ibexa 5).
+    pub storage_table: String,
+    /// `MetaDataTableNameCache`: table of cache files; equal to `storage_table` for one table.
+    pub cache_table: String,
+    /// `site.ini [FileSettings] CacheDir`: a name containing it goes to the cache table...
+    pub cache_dir: String,
+    /// `site.ini [FileSettings] StorageDir`: ...unless it also contains this.
+    pub storage_dir: String,
+}
+
+impl DfsLayout {
+    /// Legacy defaults: `ezdfsfile` and `ezdfsfile_cache`, markers `cache` and `storage`.
+    pub fn new(mount_point: impl Into<PathBuf>) -> DfsLayout {
+        DfsLayout {
+            mount_point: mount_point.into(),
+            storage_table: DFS_STORAGE_TABLE.to_owned(),
+            cache_table: DFS_CACHE_TABLE.to_owned(),
+            cache_dir: "cache".to_owned(),
+            storage_dir: "storage".to_owned(),
+        }
+    }
+
+    /// One table for everything (single-table mode, or Ibexa's table, which has no cache table).
+    pub fn single_table(mut self, table: &str) -> DfsLayout {
+        self.storage_table = table.to_owned();
+        self.cache_table = table.to_owned();
+        self
+    }
+
+    /// The table `name` (or a pattern's fixed text) belongs to: the cache table when it contains
+    /// the cache directory marker and not the storage one, as legacy eZDFS decides (plain
+    /// case-sensitive substring tests). A `.generating` lock row lands beside its file.
+    pub fn table_for(&self, name: &str) -> &str {
+        if name.contains(self.cache_dir.as_str()) && !name.contains(self.storage_dir.as_str()) {
+            &self.cache_table
+        } else {
+            &self.storage_table
+        }
+    }
+
+    /// Every metadata table, storage first, each once: what pattern operations and listings
+    /// cover (legacy reaches only the table its pattern text picks, and misses the other).
+    pub fn tables(&self) -> Vec<&str> {
+        let mut tables = vec![self.storage_table.as_str()];
+        if self.cache_table != self.storage_table {
+            tables.push(self.cache_table.as_str());
+        }
+        tables
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        for (what, table) in [
+            ("storage table", &self.storage_table),
+            ("cache table", &self.cache_table),
+        ] {
+            if !is_identifier(table) {
+                return Err(Error::Config(format!(
+                    "the DFS {what} name {table:?} is not a plain table name; use letters, digits and _ only \
+                     (ezdfsfile, ezdfsfile_cache, ibexa_dfs_file)"
+                )));
+            }
+        }
+        if self.cache_dir.is_empty() || self.storage_dir.is_empty() {
+            return Err(Error::Config(
+                "the DFS cache and storage directory markers (site.ini CacheDir, StorageDir) must not be empty".into(),
+            ));
+        }
+        if self.mount_point.as_os_str().is_empty() {
+            return Err(Error::Config(
+                "the DFS mount point (MountPointPath) is empty; set it to the shared directory every node mounts"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_identifier(table: &str) -> bool {
+    !table.is_empty() && table.len() <= 64 && table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_go_to_the_table_legacy_picks() {
+        // eZDFS spec 2.6 examples, defaults.
+        let dfs = DfsLayout::new("/mnt/share");
+        for (name, table) in [
+            ("var/site/cache/content/site/2-ab.cache", DFS_CACHE_TABLE),
+            ("var/site/cache/expiry.php", DFS_CACHE_TABLE),
+            ("var/site/cache/public/stylesheets/x.css", DFS_CACHE_TABLE),
+            ("var/site/storage/images/a/b/1-1-eng-GB/x.jpg", DFS_STORAGE_TABLE),
+            ("var/site/storage/images/a/x.jpg.generating", DFS_STORAGE_TABLE),
+            ("var/site/storage/original/application/x.pdf", DFS_STORAGE_TABLE),
+            ("var/storage_site/cache/content/s/2-x.cache", DFS_STORAGE_TABLE),
+            ("var/site/cache/content/storage_admin/2-x.cache", DFS_STORAGE_TABLE),
+            ("var/site/cachefiles/x", DFS_CACHE_TABLE),
+        ] {
+            assert_eq!(dfs.table_for(name), table, "{name}");
+        }
+        let single = DfsLayout::new("/m").single_table("ezdfsfile");
+        assert_eq!(single.table_for("var/site/cache/x"), "ezdfsfile");
+        assert_eq!(single.tables(), ["ezdfsfile"]);
+        assert_eq!(dfs.tables(), ["ezdfsfile", "ezdfsfile_cache"]);
+    }
+
+    #[test]
+    fn table_names_cannot_carry_sql() {
+        let bad = DfsLayout::new("/m").single_table("ezdfsfile; DROP TABLE x");
+        assert!(bad.validate().unwrap_err().to_string().contains("plain table name"));
+    }
+}

@@ -1,0 +1,507 @@
+// The eZDFS layout on the legacy DDL and a mount directory the test creates: rows in the table
+// legacy picks, bytes at <mount>/<name>, a legacy eZDFS node (its SQL and its file operations)
+// writing beside ezdb, deletes, purges and the generation protocol.
+
+use ezdb_core::{
+    CachePolicy, CacheSource, Cluster, ClusterConfig, DfsLayout, Error, Freshness, Generation, Layout, PurgeFilter,
+    Selector, StoreOptions, Visibility,
+};
+use ezdb_testdb::{Schema, TestDb};
+use sqlx::mysql::MySqlConnection;
+use sqlx::Connection;
+use std::path::{Path, PathBuf};
+
+/// A directory of this test's own under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ezdb-dfs-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary mount directory");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Site {
+    db: TestDb,
+    mount: TempDir,
+    cluster: Cluster,
+}
+
+impl Site {
+    async fn new() -> Site {
+        Site::with(Schema::LegacyDfs, |mount| DfsLayout::new(mount)).await
+    }
+
+    async fn with(schema: Schema, layout: impl FnOnce(&Path) -> DfsLayout) -> Site {
+        let db = TestDb::create_with(schema).await;
+        let mount = TempDir::new();
+        let config = ClusterConfig::new(&db.url).with_layout(Layout::Dfs(layout(mount.path())));
+        let cluster = Cluster::connect(config)
+            .await
+            .expect("connect to the DFS test database");
+        Site { db, mount, cluster }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.mount.path().join(name)
+    }
+
+    async fn raw(&self) -> MySqlConnection {
+        MySqlConnection::connect(&self.db.url).await.expect("raw connection")
+    }
+
+    /// (table, mtime, expired, size) of the row, looked up in both tables like an operator would.
+    async fn row(&self, name: &str) -> Vec<(String, i64, i64, u64)> {
+        let mut found = Vec::new();
+        for table in ["ezdfsfile", "ezdfsfile_cache"] {
+            let sql = format!(
+                "SELECT CAST(mtime AS SIGNED), CAST(expired AS SIGNED), CAST(size AS UNSIGNED) FROM {table} WHERE name_hash = MD5(?)"
+            );
+            let row: Option<(i64, i64, u64)> = sqlx::query_as(&sql)
+                .bind(name)
+                .fetch_optional(&mut self.raw().await)
+                .await
+                .unwrap();
+            if let Some((mtime, expired, size)) = row {
+                found.push((table.to_owned(), mtime, expired, size));
+            }
+        }
+        found
+    }
+
+    /// A legacy eZDFS node's store: its row upsert, then its file written on the mount.
+    async fn legacy_store(&self, table: &str, name: &str, bytes: &[u8], scope: &str, mtime: i64) {
+        let sql = format!(
+            "INSERT INTO {table} (name, name_hash, name_trunk, scope, datatype, size, mtime, expired)
+             VALUES (?, MD5(?), ?, ?, 'image/jpeg', ?, ?, 0)
+             ON DUPLICATE KEY UPDATE size = VALUES(size), mtime = VALUES(mtime), expired = 0"
+        );
+        sqlx::query(&sql)
+            .bind(name)
+            .bind(name)
+            .bind(name)
+            .bind(scope)
+            .bind(bytes.len() as u64)
+            .bind(mtime)
+            .execute(&mut self.raw().await)
+            .await
+            .unwrap();
+        let path = self.file(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Every file under the mount, relative, sorted (temporary files would show here).
+    fn mount_files(&self) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else {
+                    out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.mount.path(), self.mount.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+const IMAGE: &str = "var/site/storage/images/1/2/3-1-eng-GB/a.jpg";
+const VIEW_CACHE: &str = "var/site/cache/content/site/2-abc.cache";
+
+#[tokio::test]
+async fn stores_rows_in_the_legacy_table_and_bytes_at_mount_name() {
+    let site = Site::new().await;
+    let bytes = vec![7u8; 200_000];
+    let meta = site
+        .cluster
+        .store(IMAGE, &bytes, &StoreOptions::new("image", "image/jpeg"))
+        .await
+        .unwrap();
+    assert_eq!(meta.size, 200_000);
+    site.cluster
+        .store(VIEW_CACHE, b"<?php return 1;", &StoreOptions::new("viewcache", "php"))
+        .await
+        .unwrap();
+    assert_eq!(
+        site.row(IMAGE).await.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["ezdfsfile"]
+    );
+    assert_eq!(site.row(VIEW_CACHE).await[0].0, "ezdfsfile_cache");
+    assert_eq!(std::fs::read(site.file(IMAGE)).unwrap(), bytes);
+    assert_eq!(std::fs::read(site.file(VIEW_CACHE)).unwrap(), b"<?php return 1;");
+    assert_eq!(site.mount_files(), [VIEW_CACHE, IMAGE], "no temporary file is left");
+
+    assert_eq!(site.cluster.fetch(IMAGE).await.unwrap(), bytes);
+    assert!(site.cluster.exists(VIEW_CACHE).await.unwrap());
+    let range = site
+        .cluster
+        .fetch_range(IMAGE, ezdb_core::ByteRange { start: 10, end: 19 })
+        .await
+        .unwrap();
+    assert_eq!(range.bytes, vec![7u8; 10]);
+    let mut stream = site.cluster.open_stream(IMAGE, Visibility::Live, None).await.unwrap();
+    let mut streamed = Vec::new();
+    while let Some(chunk) = stream.next_chunk().await {
+        streamed.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(streamed, bytes);
+
+    // A rewrite replaces the file whole and moves the mtime forward, even within a second.
+    let again = site
+        .cluster
+        .store(IMAGE, b"new", &StoreOptions::new("image", "image/jpeg"))
+        .await
+        .unwrap();
+    assert!(again.mtime > meta.mtime);
+    assert_eq!(std::fs::read(site.file(IMAGE)).unwrap(), b"new");
+    assert_eq!(site.mount_files(), [VIEW_CACHE, IMAGE]);
+    // Empty and "0" files are stored as they are (legacy loses both).
+    site.cluster
+        .store("var/site/storage/e", b"", &StoreOptions::default())
+        .await
+        .unwrap();
+    site.cluster
+        .store("var/site/storage/z", b"0", &StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(site.cluster.fetch("var/site/storage/e").await.unwrap(), b"");
+    assert_eq!(site.cluster.fetch("var/site/storage/z").await.unwrap(), b"0");
+}
+
+#[tokio::test]
+async fn a_legacy_node_and_ezdb_read_each_others_files() {
+    let site = Site::new().await;
+    let now = site.cluster.now();
+    site.legacy_store("ezdfsfile", IMAGE, b"legacy bytes", "image", now)
+        .await;
+    let data = site.cluster.fetch_with_meta(IMAGE, Visibility::Live).await.unwrap();
+    assert_eq!(data.bytes, b"legacy bytes");
+    assert_eq!((data.meta.size, data.meta.mtime), (12, now));
+
+    site.cluster
+        .store(
+            "var/site/storage/original/application/x's.pdf",
+            b"%PDF",
+            &StoreOptions::new("binaryfile", "application/pdf"),
+        )
+        .await
+        .unwrap();
+    // What a legacy node reads: the row by MD5 in the storage table, the file at mount + name.
+    let rows = site.row("var/site/storage/original/application/x's.pdf").await;
+    assert_eq!((rows[0].0.as_str(), rows[0].2, rows[0].3), ("ezdfsfile", 0, 4));
+    assert_eq!(
+        std::fs::read(site.file("var/site/storage/original/application/x's.pdf")).unwrap(),
+        b"%PDF"
+    );
+}
+
+#[tokio::test]
+async fn missing_or_mismatched_bytes_are_never_served_as_the_file() {
+    let site = Site::new().await;
+    let now = site.cluster.now();
+    site.legacy_store("ezdfsfile", IMAGE, b"0123456789", "image", now).await;
+    std::fs::remove_file(site.file(IMAGE)).unwrap();
+    let missing = site.cluster.fetch(IMAGE).await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    // exists() is about the row, as legacy's.
+    assert!(site.cluster.exists(IMAGE).await.unwrap());
+
+    std::fs::write(site.file(IMAGE), b"short").unwrap();
+    let mismatch = site.cluster.fetch(IMAGE).await.unwrap_err();
+    assert!(matches!(mismatch, Error::Integrity { .. }), "{mismatch}");
+    assert!(mismatch.to_string().contains("ezdb check"), "{mismatch}");
+}
+
+#[tokio::test]
+async fn names_that_would_leave_the_mount_are_refused() {
+    let site = Site::new().await;
+    let err = site
+        .cluster
+        .store("var/site/storage/../../../escape", b"x", &StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("leave the DFS mount"), "{err}");
+    assert!(!site.mount.path().parent().unwrap().join("escape").exists());
+    assert!(site.mount_files().is_empty());
+}
+
+#[tokio::test]
+async fn deletes_keep_the_bytes_and_purges_remove_them_in_both_tables() {
+    let site = Site::new().await;
+    let options = StoreOptions::new("viewcache", "php");
+    for i in 0..3 {
+        site.cluster
+            .store(&format!("var/site/cache/content/site/{i}-x.cache"), b"c", &options)
+            .await
+            .unwrap();
+        site.cluster
+            .store(
+                &format!("var/site/storage/images/{i}.jpg"),
+                b"i",
+                &StoreOptions::new("image", "image/jpeg"),
+            )
+            .await
+            .unwrap();
+    }
+    // One prefix reaches both tables (legacy reaches only ezdfsfile with this pattern).
+    let deleted = site
+        .cluster
+        .delete_matching(&Selector::Prefix("var/site/".into()))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 6);
+    assert!(!site
+        .cluster
+        .exists("var/site/cache/content/site/0-x.cache")
+        .await
+        .unwrap());
+    assert_eq!(
+        site.mount_files().len(),
+        6,
+        "a soft delete keeps the bytes (the stale copy)"
+    );
+    let stale = site
+        .cluster
+        .fetch_with_meta("var/site/cache/content/site/0-x.cache", Visibility::IncludeExpired)
+        .await
+        .unwrap();
+    assert_eq!(stale.bytes, b"c");
+
+    // A live file under the same prefix survives the purge, rows and bytes.
+    site.cluster
+        .store(
+            "var/site/storage/images/live.jpg",
+            b"live",
+            &StoreOptions::new("image", "image/jpeg"),
+        )
+        .await
+        .unwrap();
+    let batches = ezdb_core::Batches {
+        size: 2,
+        pause: std::time::Duration::ZERO,
+        max_batches: None,
+    };
+    let purged = site
+        .cluster
+        .purge_matching(
+            &Selector::Prefix("var/site/".into()),
+            PurgeFilter::Expired,
+            batches,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged, 6);
+    assert_eq!(site.mount_files(), ["var/site/storage/images/live.jpg"]);
+    assert!(site.row("var/site/storage/images/0.jpg").await.is_empty());
+
+    assert!(!site
+        .cluster
+        .purge("var/site/storage/images/live.jpg", PurgeFilter::Expired)
+        .await
+        .unwrap());
+    site.cluster.delete("var/site/storage/images/live.jpg").await.unwrap();
+    assert!(site
+        .cluster
+        .purge("var/site/storage/images/live.jpg", PurgeFilter::Expired)
+        .await
+        .unwrap());
+    assert!(site.mount_files().is_empty());
+}
+
+#[tokio::test]
+async fn a_restore_after_a_purge_keeps_its_new_bytes() {
+    let site = Site::new().await;
+    site.cluster
+        .store(IMAGE, b"old", &StoreOptions::default())
+        .await
+        .unwrap();
+    site.cluster.delete(IMAGE).await.unwrap();
+    let purger = site.cluster.clone();
+    let writer = site.cluster.clone();
+    let (purged, stored) = tokio::join!(purger.purge(IMAGE, PurgeFilter::Expired), async {
+        writer.store(IMAGE, b"new", &StoreOptions::default()).await
+    });
+    purged.unwrap();
+    stored.unwrap();
+    // Whatever the order, a live row has its own bytes.
+    if site.cluster.exists(IMAGE).await.unwrap() {
+        assert_eq!(site.cluster.fetch(IMAGE).await.unwrap(), b"new");
+    }
+}
+
+#[tokio::test]
+async fn generation_locks_live_beside_their_file_and_publish_on_the_mount() {
+    let site = Site::new().await;
+    site.cluster
+        .store(VIEW_CACHE, b"old", &StoreOptions::new("viewcache", "php"))
+        .await
+        .unwrap();
+    let Generation::Acquired(lock) = site.cluster.start_generation(VIEW_CACHE, None).await.unwrap() else {
+        panic!("the lock is free");
+    };
+    let lock_row = site.row(&format!("{VIEW_CACHE}.generating")).await;
+    assert_eq!(lock_row[0].0, "ezdfsfile_cache", "the lock row lands beside its file");
+    assert!(matches!(
+        site.cluster.start_generation(VIEW_CACHE, None).await.unwrap(),
+        Generation::Busy { .. }
+    ));
+    let meta = site
+        .cluster
+        .publish(lock, b"new", &StoreOptions::new("viewcache", "php"))
+        .await
+        .unwrap();
+    assert_eq!(meta.size, 3);
+    assert_eq!(std::fs::read(site.file(VIEW_CACHE)).unwrap(), b"new");
+    assert!(site.row(&format!("{VIEW_CACHE}.generating")).await.is_empty());
+
+    // Legacy style: staged at <mount>/<name>.generating, the old bytes in place until the end.
+    let Generation::Acquired(mut lock) = site.cluster.start_generation(VIEW_CACHE, None).await.unwrap() else {
+        panic!("the lock is free");
+    };
+    site.cluster
+        .stage(&mut lock, b"staged", &StoreOptions::new("viewcache", "php"))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(site.file(&format!("{VIEW_CACHE}.generating"))).unwrap(),
+        b"staged"
+    );
+    assert_eq!(std::fs::read(site.file(VIEW_CACHE)).unwrap(), b"new");
+    let ended = site.cluster.end_generation(lock).await.unwrap();
+    assert_eq!(ended.size, 6);
+    assert_eq!(site.cluster.fetch(VIEW_CACHE).await.unwrap(), b"staged");
+    assert_eq!(site.mount_files(), [VIEW_CACHE]);
+
+    // An abort removes our lock and our staged file, never the file itself.
+    let Generation::Acquired(mut lock) = site.cluster.start_generation(VIEW_CACHE, None).await.unwrap() else {
+        panic!("the lock is free");
+    };
+    site.cluster
+        .stage(&mut lock, b"never", &StoreOptions::default())
+        .await
+        .unwrap();
+    site.cluster.abort_generation(lock).await.unwrap();
+    assert_eq!(site.mount_files(), [VIEW_CACHE]);
+    assert_eq!(site.cluster.fetch(VIEW_CACHE).await.unwrap(), b"staged");
+}
+
+#[tokio::test]
+async fn a_cache_whose_bytes_are_missing_is_regenerated_under_the_lock() {
+    let site = Site::new().await;
+    let policy = CachePolicy {
+        freshness: Freshness::default(),
+        store: StoreOptions::new("viewcache", "php"),
+        generate_while_busy: false,
+    };
+    site.cluster
+        .store(VIEW_CACHE, b"first", &StoreOptions::new("viewcache", "php"))
+        .await
+        .unwrap();
+    std::fs::remove_file(site.file(VIEW_CACHE)).unwrap();
+    let entry = site
+        .cluster
+        .process_cache(VIEW_CACHE, &policy, || async {
+            Ok::<_, std::io::Error>(b"again".to_vec())
+        })
+        .await
+        .unwrap();
+    assert_eq!(entry.source, CacheSource::Generated);
+    assert_eq!(std::fs::read(site.file(VIEW_CACHE)).unwrap(), b"again");
+    let hit = site
+        .cluster
+        .process_cache(VIEW_CACHE, &policy, || async {
+            Ok::<_, std::io::Error>(b"unused".to_vec())
+        })
+        .await
+        .unwrap();
+    assert_eq!((hit.source, hit.content.as_slice()), (CacheSource::Hit, &b"again"[..]));
+}
+
+#[tokio::test]
+async fn copy_and_move_carry_row_and_bytes() {
+    let site = Site::new().await;
+    site.cluster
+        .store(IMAGE, b"abc", &StoreOptions::new("image", "image/png"))
+        .await
+        .unwrap();
+    site.cluster.copy(IMAGE, "var/site/storage/copy.png").await.unwrap();
+    let copy = site.cluster.stat("var/site/storage/copy.png").await.unwrap().unwrap();
+    assert_eq!(
+        (copy.scope.as_str(), copy.datatype.as_str(), copy.size),
+        ("image", "image/png", 3)
+    );
+    site.cluster
+        .rename("var/site/storage/copy.png", "var/site/storage/moved.png")
+        .await
+        .unwrap();
+    assert!(site.cluster.stat("var/site/storage/copy.png").await.unwrap().is_none());
+    assert_eq!(site.cluster.fetch("var/site/storage/moved.png").await.unwrap(), b"abc");
+    assert_eq!(
+        site.mount_files(),
+        [
+            "var/site/storage/images/1/2/3-1-eng-GB/a.jpg",
+            "var/site/storage/moved.png"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_ibexa_single_table_site_works_the_same() {
+    let site = Site::with(Schema::IbexaDfs, |mount| {
+        DfsLayout::new(mount).single_table("ibexa_dfs_file")
+    })
+    .await;
+    // An Ibexa-written row: name_trunk = name, status 0, bytes written in place.
+    sqlx::query(
+        "INSERT INTO ibexa_dfs_file (name, name_hash, name_trunk, mtime, size, scope, datatype)
+         VALUES (?, MD5(?), ?, UNIX_TIMESTAMP(), 5, 'image', 'image/png')",
+    )
+    .bind(IMAGE)
+    .bind(IMAGE)
+    .bind(IMAGE)
+    .execute(&mut site.raw().await)
+    .await
+    .unwrap();
+    std::fs::create_dir_all(site.file(IMAGE).parent().unwrap()).unwrap();
+    std::fs::write(site.file(IMAGE), b"ibexa").unwrap();
+    assert_eq!(site.cluster.fetch(IMAGE).await.unwrap(), b"ibexa");
+    site.cluster
+        .store(VIEW_CACHE, b"x", &StoreOptions::default())
+        .await
+        .unwrap();
+    let (expired, mtime): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(expired AS SIGNED), CAST(mtime AS SIGNED) FROM ibexa_dfs_file WHERE name_hash = MD5(?)",
+    )
+    .bind(VIEW_CACHE)
+    .fetch_one(&mut site.raw().await)
+    .await
+    .unwrap();
+    assert_eq!(expired, 0);
+    assert!(
+        mtime > 0,
+        "Ibexa counts a row present only with mtime > 0 and expired = 0"
+    );
+}
