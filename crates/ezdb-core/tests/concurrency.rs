@@ -234,10 +234,7 @@ async fn child_process_entry() {
             assert_eq!(entry.content, b"made by one process");
         }
         "slow_writer" => {
-            let reader = SlowReader {
-                sent: 0,
-                announced: false,
-            };
+            let reader = SlowReader::default();
             cluster
                 .store_reader("killed", reader, &StoreOptions::default())
                 .await
@@ -251,37 +248,4 @@ async fn child_process_entry() {
 async fn raw_connection(url: &str) -> sqlx::mysql::MySqlConnection {
     use sqlx::Connection;
     sqlx::mysql::MySqlConnection::connect(url).await.unwrap()
-}
-
-/// Yields 2 MiB quickly, announces WRITING once the database has had them, then stalls.
-struct SlowReader {
-    sent: usize,
-    announced: bool,
-}
-
-impl tokio::io::AsyncRead for SlowReader {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.sent < 2 << 20 {
-            let n = buf.remaining().min((2 << 20) - self.sent);
-            buf.put_slice(&vec![0xAB; n]);
-            self.sent += n;
-            return std::task::Poll::Ready(Ok(()));
-        }
-        if !self.announced {
-            self.announced = true;
-            println!("WRITING");
-            use std::io::Write;
-            std::io::stdout().flush().unwrap();
-        }
-        let waker = cx.waker().clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(3600));
-            waker.wake();
-        });
-        std::task::Poll::Pending
-    }
 }

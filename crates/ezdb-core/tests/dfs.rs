@@ -2,6 +2,9 @@
 // legacy picks, bytes at <mount>/<name>, a legacy eZDFS node (its SQL and its file operations)
 // writing beside ezdb, deletes, purges and the generation protocol.
 
+mod common;
+
+use common::SlowReader;
 use ezdb_core::{
     CachePolicy, CacheSource, Cluster, ClusterConfig, DfsLayout, Error, Freshness, Generation, Layout, PurgeFilter,
     Selector, StoreOptions, Visibility,
@@ -9,7 +12,9 @@ use ezdb_core::{
 use ezdb_testdb::{Schema, TestDb};
 use sqlx::mysql::MySqlConnection;
 use sqlx::Connection;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// A directory of this test's own under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -504,4 +509,65 @@ async fn an_ibexa_single_table_site_works_the_same() {
         mtime > 0,
         "Ibexa counts a row present only with mtime > 0 and expired = 0"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_mid_store_leaves_the_old_version_on_the_mount_and_in_the_table() {
+    let site = Site::new().await;
+    let old = vec![0x11u8; 3 << 20];
+    site.cluster.store(IMAGE, &old, &StoreOptions::default()).await.unwrap();
+    let before = site.row(IMAGE).await;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "dfs_child_process_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env("EZDB_DFS_CHILD_URL", &site.db.url)
+        .env("EZDB_DFS_CHILD_MOUNT", site.mount.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.by_ref().map_while(Result::ok).any(|line| line == "WRITING"),
+        "the child should report it is mid-store"
+    );
+    assert_eq!(
+        site.cluster.fetch(IMAGE).await.unwrap(),
+        old,
+        "the new bytes are not visible yet"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(site.cluster.fetch(IMAGE).await.unwrap(), old, "old version intact");
+    assert_eq!(site.row(IMAGE).await, before, "old row intact");
+    // What the killed writer leaves: at most its temporary file, recognisable by its prefix.
+    let leftovers: Vec<String> = site.mount_files().into_iter().filter(|f| f != IMAGE).collect();
+    assert!(leftovers.len() <= 1, "{leftovers:?}");
+    for file in &leftovers {
+        let base = Path::new(file).file_name().unwrap().to_string_lossy().into_owned();
+        assert!(ezdb_core::is_mount_temp_name(&base), "{file}");
+    }
+}
+
+/// Not a test on its own: the killed writer of the test above (does nothing otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dfs_child_process_entry() {
+    let (Ok(url), Ok(mount)) = (
+        std::env::var("EZDB_DFS_CHILD_URL"),
+        std::env::var("EZDB_DFS_CHILD_MOUNT"),
+    ) else {
+        return;
+    };
+    let config = ClusterConfig::new(&url).with_layout(Layout::Dfs(DfsLayout::new(mount)));
+    let cluster = Cluster::connect(config).await.unwrap();
+    cluster
+        .store_reader(IMAGE, SlowReader::default(), &StoreOptions::default())
+        .await
+        .unwrap();
+    unreachable!("the parent kills this process mid-store");
 }

@@ -6,6 +6,7 @@ use ezdb_core::{Cluster, ClusterConfig};
 pub use ezdb_testdb::TestDb;
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor};
+use std::time::Duration;
 
 /// A fresh database with the schema installed, and a pooled cluster on it.
 pub async fn cluster() -> (TestDb, Cluster) {
@@ -76,4 +77,38 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
             (state >> 33) as u8
         })
         .collect()
+}
+
+/// Yields 2 MiB quickly, announces WRITING once the database has had them, then stalls.
+#[derive(Default)]
+pub struct SlowReader {
+    sent: usize,
+    announced: bool,
+}
+
+impl tokio::io::AsyncRead for SlowReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.sent < 2 << 20 {
+            let n = buf.remaining().min((2 << 20) - self.sent);
+            buf.put_slice(&vec![0xAB; n]);
+            self.sent += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        if !self.announced {
+            self.announced = true;
+            println!("WRITING");
+            use std::io::Write;
+            std::io::stdout().flush().unwrap();
+        }
+        let waker = cx.waker().clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3600));
+            waker.wake();
+        });
+        std::task::Poll::Pending
+    }
 }
