@@ -13,6 +13,7 @@ use crate::cluster::{Cluster, Inner};
 use crate::content::{ByteRange, Content};
 use crate::db::{done, Attempt, AttemptError, Conn};
 use crate::error::{Error, Op, Result};
+use crate::expiry::{resolve_global_expiry, ExpiryColumns, ExpirySql};
 use crate::fetch::{FileData, FileStream, StreamItem, Visibility, STREAM_BUFFER_CHUNKS};
 use crate::generation::{take_lock_row, verify_lock, GenerationLock};
 use crate::layout::DfsLayout;
@@ -87,32 +88,41 @@ impl Dfs {
         inner
             .db
             .reading(Op::Stat, name.as_str(), Option::is_some, |mut conn| async move {
-                let meta = self.stat_row(&mut conn, name).await.map_err(AttemptError::from);
+                let meta = self.stat_row(inner, &mut conn, name).await.map_err(AttemptError::from);
                 done(conn, meta)
             })
             .await
     }
 
+    /// The row of `name` with the global expiry of its scope, read with the same statement
+    /// (the expiry sources of [`ExpirySql`]: ezdb's table, the legacy `expiry.php` version).
     pub(crate) async fn stat_row(
         &self,
+        inner: &Inner,
         conn: &mut MySqlConnection,
         name: &FileName,
     ) -> std::result::Result<Option<FileMeta>, sqlx::Error> {
+        let expiry = ExpirySql::of(inner);
         let sql = format!(
-            "SELECT {META_COLUMNS} FROM {} f WHERE f.name_hash = ?",
-            self.table(name)
+            "SELECT {META_COLUMNS}{} FROM {} f{} WHERE f.name_hash = ?",
+            expiry.columns(),
+            self.table(name),
+            expiry.joins()
         );
-        let row = sqlx::query(&sql).bind(name.hash()).fetch_optional(&mut *conn).await?;
-        row.map(|row| FileMeta::from_row(&row)).transpose()
+        let row = expiry
+            .bind(sqlx::query(&sql))
+            .bind(name.hash())
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut meta = FileMeta::from_row(&row)?;
+        meta.global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &meta.scope).await?;
+        Ok(Some(meta))
     }
 
-    /// A live row (the core's liveness rule, in SQL). The bytes are not looked at, as legacy
-    /// `exists()`; reads report a live row without its file as not found.
+    /// A live row: neither deleted nor older than its scope's global expiry. The bytes are not
+    /// looked at, as legacy `exists()`; reads report a live row without its file as not found.
     pub(crate) async fn exists(&self, inner: &Inner, name: &FileName) -> Result<bool> {
-        let sql = &format!(
-            "SELECT 1 FROM {} WHERE name_hash = ? AND expired = 0 AND mtime >= 0",
-            self.table(name)
-        );
         inner
             .db
             .reading(
@@ -120,10 +130,77 @@ impl Dfs {
                 name.as_str(),
                 |live| *live,
                 |mut conn| async move {
-                    let live = sqlx::query(sql).bind(name.hash()).fetch_optional(&mut *conn).await;
-                    done(conn, live.map(|row| row.is_some()).map_err(Into::into))
+                    let meta = self.stat_row(inner, &mut conn, name).await;
+                    done(
+                        conn,
+                        meta.map(|m| m.is_some_and(|m| !m.is_expired())).map_err(Into::into),
+                    )
                 },
             )
+            .await
+    }
+
+    /// The whole file of a small name (expiry.php), empty when it is not on the mount.
+    pub(crate) async fn read_small(&self, name: &FileName) -> Vec<u8> {
+        match self.mount.path_of(name) {
+            Ok(path) => tokio::fs::read(path).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Read-modify-write of a small file under its row lock: `change` gets the locked row's mtime
+    /// and the current bytes and returns the new bytes and mtime, published as a store is.
+    pub(crate) async fn rewrite_locked(
+        &self,
+        cluster: &Cluster,
+        name: &FileName,
+        scope: &str,
+        datatype: &str,
+        change: impl Fn(Option<i64>, &[u8]) -> (Vec<u8>, i64),
+    ) -> Result<()> {
+        let table = self.table(name);
+        let change = &change;
+        cluster
+            .inner
+            .db
+            .retrying(Op::Expiry, name.as_str(), |mut conn| async move {
+                let result = async {
+                    conn.begin().await?;
+                    let lock = format!("SELECT CAST(mtime AS SIGNED) FROM {table} WHERE name_hash = ? FOR UPDATE");
+                    let old: Option<i64> = sqlx::query_scalar(&lock)
+                        .bind(name.hash())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let (bytes, mtime) = change(old, &self.read_small(name).await);
+                    let staged = self.mount.stage(Op::Expiry, name, &mut &bytes[..]).await?;
+                    let spec = RowSpec {
+                        name,
+                        scope,
+                        datatype,
+                        mtime,
+                        expired: false,
+                    };
+                    let installed = async {
+                        upsert_meta(&mut conn, table, &spec, staged.size).await?;
+                        Ok::<_, AttemptError>(self.mount.install_copy(Op::Expiry, name, &staged.temp)?)
+                    }
+                    .await;
+                    staged.discard();
+                    let installed = installed?;
+                    match conn.commit().await {
+                        Ok(()) => {
+                            installed.keep();
+                            Ok(())
+                        }
+                        Err(e) => {
+                            installed.undo();
+                            Err(e.into())
+                        }
+                    }
+                }
+                .await;
+                done(conn, result)
+            })
             .await
     }
 

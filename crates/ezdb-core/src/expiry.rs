@@ -40,13 +40,20 @@ pub fn expiry_key_scope(key: &str) -> &'static str {
 pub(crate) struct ExpirySql<'a> {
     table: bool,
     file: Option<&'a FileName>,
+    /// The metadata table holding `expiry.php` (the eZDFS cache table on a DFS site).
+    file_table: &'a str,
 }
 
 impl<'a> ExpirySql<'a> {
     pub(crate) fn of(inner: &'a Inner) -> ExpirySql<'a> {
+        let file = inner.expiry_file.as_ref().map(|f| &f.name);
         ExpirySql {
             table: inner.db.capabilities.has_expiry_table(),
-            file: inner.expiry_file.as_ref().map(|f| &f.name),
+            file,
+            file_table: match (&inner.dfs, file) {
+                (Some(dfs), Some(file)) => dfs.table(file),
+                _ => "ezdbfile",
+            },
         }
     }
 
@@ -72,16 +79,17 @@ impl<'a> ExpirySql<'a> {
         }
     }
 
-    /// Joined after `FROM ezdbfile f`; binds one value (see [`ExpirySql::bind`]) when the legacy
-    /// file is configured, before any other placeholder of the statement.
-    pub(crate) fn joins(&self) -> &'static str {
-        match (self.table, self.file.is_some()) {
-            (true, true) => {
-                " LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope) LEFT JOIN ezdbfile x ON x.name_hash = ?"
-            }
-            (true, false) => " LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope)",
-            (false, true) => " LEFT JOIN ezdbfile x ON x.name_hash = ?",
-            (false, false) => "",
+    /// Joined after `FROM <metadata table> f`; binds one value (see [`ExpirySql::bind`]) when
+    /// the legacy file is configured, before any other placeholder of the statement.
+    pub(crate) fn joins(&self) -> String {
+        let table_join = if self.table {
+            " LEFT JOIN ezdbfile_expiry e ON e.name = CONCAT('@', f.scope)"
+        } else {
+            ""
+        };
+        match self.file {
+            Some(_) => format!("{table_join} LEFT JOIN {} x ON x.name_hash = ?", self.file_table),
+            None => table_join.to_owned(),
         }
     }
 
@@ -171,27 +179,51 @@ impl ExpiryFile {
         *self.parsed.lock().unwrap_or_else(|e| e.into_inner()) = Some(ParsedExpiryFile { version, by_scope });
     }
 
-    /// Reads the file's row and bytes in one statement and remembers its keys.
-    async fn reload(&self, conn: &mut MySqlConnection) -> std::result::Result<BTreeMap<String, i64>, sqlx::Error> {
-        let rows: Vec<(i64, u64, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT CAST(f.mtime AS SIGNED), CAST(f.size AS UNSIGNED), d.filedata
-             FROM ezdbfile f LEFT JOIN ezdbfile_data d ON d.name_hash = f.name_hash
-             WHERE f.name_hash = ? ORDER BY d.`offset`",
-        )
-        .bind(self.name.hash())
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some(&(mtime, size, _)) = rows.first() else {
-            return Ok(BTreeMap::new());
+    /// Reads the file's row and bytes (in one statement on eZDB; the row, then the file on the
+    /// DFS mount) and remembers its keys.
+    async fn reload(
+        &self,
+        inner: &Inner,
+        conn: &mut MySqlConnection,
+    ) -> std::result::Result<BTreeMap<String, i64>, sqlx::Error> {
+        let (version, bytes) = match &inner.dfs {
+            Some(dfs) => {
+                let sql = format!(
+                    "SELECT CAST(mtime AS SIGNED), CAST(size AS UNSIGNED) FROM {} WHERE name_hash = ?",
+                    dfs.table(&self.name)
+                );
+                let row: Option<(i64, u64)> = sqlx::query_as(&sql)
+                    .bind(self.name.hash())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(version) = row else {
+                    return Ok(BTreeMap::new());
+                };
+                (version, dfs.read_small(&self.name).await)
+            }
+            None => {
+                let rows: Vec<(i64, u64, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT CAST(f.mtime AS SIGNED), CAST(f.size AS UNSIGNED), d.filedata
+                     FROM ezdbfile f LEFT JOIN ezdbfile_data d ON d.name_hash = f.name_hash
+                     WHERE f.name_hash = ? ORDER BY d.`offset`",
+                )
+                .bind(self.name.hash())
+                .fetch_all(&mut *conn)
+                .await?;
+                let Some(&(mtime, size, _)) = rows.first() else {
+                    return Ok(BTreeMap::new());
+                };
+                let bytes: Vec<u8> = rows.into_iter().filter_map(|(_, _, data)| data).flatten().collect();
+                ((mtime, size), bytes)
+            }
         };
         // A deleted expiry.php holds no keys for legacy nodes either.
-        let keys = if mtime < 0 {
+        let keys = if version.0 < 0 {
             BTreeMap::new()
         } else {
-            let bytes: Vec<u8> = rows.into_iter().filter_map(|(_, _, data)| data).flatten().collect();
             parse_expiry_php(&bytes)
         };
-        self.remember((mtime, size), &keys);
+        self.remember(version, &keys);
         Ok(keys)
     }
 }
@@ -212,7 +244,7 @@ pub(crate) async fn reload_expiry_file(
     conn: &mut MySqlConnection,
 ) -> std::result::Result<(), sqlx::Error> {
     if let Some(file) = &inner.expiry_file {
-        file.reload(conn).await?;
+        file.reload(inner, conn).await?;
     }
     Ok(())
 }
@@ -285,7 +317,7 @@ impl Cluster {
             .retrying(Op::Expiry, "global expiry keys", |mut conn| async move {
                 let keys = async {
                     let mut keys = match &inner.expiry_file {
-                        Some(file) => file.reload(&mut conn).await?,
+                        Some(file) => file.reload(inner, &mut conn).await?,
                         None => BTreeMap::new(),
                     };
                     if inner.db.capabilities.has_expiry_table() {
@@ -333,6 +365,16 @@ impl Cluster {
     /// Read-modify-write of `expiry.php` under a row lock, so our nodes never lose each other's
     /// keys (legacy nodes still rewrite it whole, as they always did).
     async fn mirror_to_legacy_file(&self, file: &FileName, key: &str, at: i64) -> Result<()> {
+        if let Some(dfs) = &self.inner.dfs {
+            return dfs
+                .rewrite_locked(self, file, "expirycache", "misc", |old_mtime, bytes| {
+                    let mut keys = parse_expiry_php(bytes);
+                    keys.insert(key.to_owned(), at);
+                    let mtime = self.now().max(old_mtime.map_or(0, |m| m.abs() + 1));
+                    (render_expiry_php(&keys).into_bytes(), mtime)
+                })
+                .await;
+        }
         self.inner
             .db
             .retrying(Op::Expiry, file.as_str(), |mut conn| async move {

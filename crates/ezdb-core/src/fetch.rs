@@ -468,7 +468,7 @@ pub(crate) async fn stat_committed(cluster: &Cluster, name: &FileName) -> Result
         .await
         .map_err(|e| Error::db(Op::Generation, name.as_str(), e))?;
     let meta = match &cluster.inner.dfs {
-        Some(dfs) => dfs.stat_row(&mut conn, name).await,
+        Some(dfs) => dfs.stat_row(&cluster.inner, &mut conn, name).await,
         None => stat_row(&cluster.inner, &mut conn, name).await,
     };
     meta.map_err(|e| Error::db(Op::Generation, name.as_str(), e))

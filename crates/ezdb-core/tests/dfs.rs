@@ -571,3 +571,62 @@ async fn dfs_child_process_entry() {
         .unwrap();
     unreachable!("the parent kills this process mid-store");
 }
+
+#[tokio::test]
+async fn global_expiry_goes_through_expiry_php_on_the_mount_both_ways() {
+    const EXPIRY: &str = "var/site/cache/expiry.php";
+    let db = TestDb::create_with(Schema::LegacyDfs).await;
+    let mount = TempDir::new();
+    let mut config = ClusterConfig::new(&db.url).with_layout(Layout::Dfs(DfsLayout::new(mount.path())));
+    config.legacy_expiry_file = Some(EXPIRY.to_owned());
+    let cluster = Cluster::connect(config).await.unwrap();
+    let site = Site { db, mount, cluster };
+    let cache = site
+        .cluster
+        .store(VIEW_CACHE, b"view", &StoreOptions::new("viewcache", "php"))
+        .await
+        .unwrap();
+    assert!(site.cluster.exists(VIEW_CACHE).await.unwrap());
+
+    // ezdb's clear: a key in expiry.php, in the cache table and on the mount, as legacy keeps it.
+    site.cluster
+        .set_global_expiry("content-view-cache", Some(cache.mtime + 1))
+        .await
+        .unwrap();
+    assert_eq!(site.row(EXPIRY).await[0].0, "ezdfsfile_cache");
+    let php = std::fs::read_to_string(site.file(EXPIRY)).unwrap();
+    assert!(
+        php.contains(&format!("'content-view-cache' => {}", cache.mtime + 1)),
+        "{php}"
+    );
+    assert!(
+        !site.cluster.exists(VIEW_CACHE).await.unwrap(),
+        "older than the key: expired"
+    );
+    let stat = site.cluster.stat(VIEW_CACHE).await.unwrap().unwrap();
+    assert!(stat.is_expired());
+
+    // A legacy node's clear: it rewrites expiry.php (file and row) with a later key.
+    let newer = site
+        .cluster
+        .store(VIEW_CACHE, b"view 2", &StoreOptions::new("viewcache", "php"))
+        .await
+        .unwrap();
+    assert!(site.cluster.exists(VIEW_CACHE).await.unwrap());
+    let legacy_php = format!(
+        "<?php\n$Timestamps = array( 'content-view-cache' => {} );\n?>\n",
+        newer.mtime + 5
+    );
+    site.legacy_store(
+        "ezdfsfile_cache",
+        EXPIRY,
+        legacy_php.as_bytes(),
+        "expirycache",
+        newer.mtime + 5,
+    )
+    .await;
+    assert!(
+        !site.cluster.exists(VIEW_CACHE).await.unwrap(),
+        "a legacy node's key is honoured at the next read"
+    );
+}
