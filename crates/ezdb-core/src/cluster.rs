@@ -106,7 +106,8 @@ impl Cluster {
         self.inner.db.close().await;
     }
 
-    /// Creates the cluster tables when missing; safe to run on a legacy database.
+    /// Creates the cluster tables when missing; safe to run on a legacy database. On an eZDFS
+    /// layout: its metadata tables (the storage table with legacy's `status` column).
     pub async fn install_schema(&self) -> Result<()> {
         let mut conn = self
             .inner
@@ -114,7 +115,17 @@ impl Cluster {
             .acquire()
             .await
             .map_err(|e| Error::db(Op::Schema, "schema install", e))?;
-        schema::install(&mut conn).await?;
+        match &self.inner.dfs {
+            Some(dfs) => {
+                for table in dfs.layout.tables() {
+                    let ddl = schema::dfs_table_ddl(table, table == dfs.layout.storage_table);
+                    sqlx::Executor::execute(&mut *conn, ddl.as_str())
+                        .await
+                        .map_err(|e| Error::db(Op::Schema, "schema install", e))?;
+                }
+            }
+            None => schema::install(&mut conn).await?,
+        }
         self.inner
             .db
             .capabilities

@@ -39,6 +39,34 @@ pub fn table_ddl(table: &str) -> Option<String> {
     statements().find(|s| s.starts_with(&head))
 }
 
+/// `CREATE TABLE IF NOT EXISTS` for an eZDFS metadata table named `table`: the legacy columns
+/// (`status` only in the storage table, as legacy creates it), utf8mb4_bin so matching is
+/// byte-exact, name prefixes of 191 characters so the keys fit any InnoDB row format.
+pub fn dfs_table_ddl(table: &str, with_status: bool) -> String {
+    let status = if with_status {
+        "\n  status TINYINT(1) NOT NULL DEFAULT '0',"
+    } else {
+        ""
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+  datatype VARCHAR(255) NOT NULL DEFAULT 'application/octet-stream',
+  name TEXT NOT NULL,
+  name_trunk TEXT NOT NULL,
+  name_hash VARCHAR(34) NOT NULL DEFAULT '',
+  scope VARCHAR(25) NOT NULL DEFAULT '',
+  size BIGINT(20) UNSIGNED NOT NULL DEFAULT '0',
+  mtime INT(11) NOT NULL DEFAULT '0',
+  expired TINYINT(1) NOT NULL DEFAULT '0',{status}
+  PRIMARY KEY (name_hash),
+  KEY {table}_name (name(191)),
+  KEY {table}_name_trunk (name_trunk(191)),
+  KEY {table}_mtime (mtime),
+  KEY {table}_expired_name (expired, name(191))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    )
+}
+
 /// Creates the tables that are missing, with the statements the check gives for them; never
 /// changes an existing table.
 pub(crate) async fn install(conn: &mut MySqlConnection) -> Result<()> {

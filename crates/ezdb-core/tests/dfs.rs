@@ -630,3 +630,21 @@ async fn global_expiry_goes_through_expiry_php_on_the_mount_both_ways() {
         "a legacy node's key is honoured at the next read"
     );
 }
+
+#[tokio::test]
+async fn install_schema_creates_the_dfs_tables_on_an_empty_database() {
+    let db = TestDb::create().await;
+    let mount = TempDir::new();
+    let config = ClusterConfig::new(&db.url).with_layout(Layout::Dfs(DfsLayout::new(mount.path())));
+    let cluster = Cluster::connect(config).await.unwrap();
+    cluster.install_schema().await.unwrap();
+    cluster.install_schema().await.expect("idempotent");
+    let site = Site { db, mount, cluster };
+    site.cluster.store(IMAGE, b"i", &StoreOptions::default()).await.unwrap();
+    site.cluster
+        .store(VIEW_CACHE, b"c", &StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(site.row(IMAGE).await[0].0, "ezdfsfile");
+    assert_eq!(site.row(VIEW_CACHE).await[0].0, "ezdfsfile_cache");
+}
