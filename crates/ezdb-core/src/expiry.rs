@@ -321,12 +321,7 @@ impl Cluster {
                         None => BTreeMap::new(),
                     };
                     if inner.db.capabilities.has_expiry_table() {
-                        let rows: Vec<(String, i64)> = sqlx::query_as(
-                            "SELECT CAST(name AS CHAR), CAST(expiry AS SIGNED) FROM ezdbfile_expiry WHERE name NOT LIKE '@%'",
-                        )
-                        .fetch_all(&mut *conn)
-                        .await?;
-                        for (key, at) in rows {
+                        for (key, at) in table_keys(&mut conn).await? {
                             let latest = keys.entry(key).or_insert(at);
                             *latest = (*latest).max(at);
                         }
@@ -412,15 +407,18 @@ impl Cluster {
         self.inner
             .db
             .retrying(Op::Expiry, "global expiry keys", |mut conn| async move {
-                let rows: std::result::Result<Vec<(String, i64)>, _> = sqlx::query_as(
-                    "SELECT CAST(name AS CHAR), CAST(expiry AS SIGNED) FROM ezdbfile_expiry WHERE name NOT LIKE '@%'",
-                )
-                .fetch_all(&mut *conn)
-                .await;
+                let rows = table_keys(&mut conn).await;
                 done(conn, rows.map(|r| r.into_iter().collect()).map_err(Into::into))
             })
             .await
     }
+}
+
+/// Every key of the `ezdbfile_expiry` table (not the `@<scope>` rows reads join).
+async fn table_keys(conn: &mut MySqlConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT CAST(name AS CHAR), CAST(expiry AS SIGNED) FROM ezdbfile_expiry WHERE name NOT LIKE '@%'")
+        .fetch_all(&mut *conn)
+        .await
 }
 
 async fn upsert_key(conn: &mut MySqlConnection, key: &str, scope: &str, at: i64) -> Result<(), sqlx::Error> {
