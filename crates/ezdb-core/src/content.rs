@@ -212,6 +212,24 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
+    /// `range` of a read of the `size`-byte file `name`: it must start inside the file and is cut
+    /// at its end.
+    pub(crate) fn checked(range: Option<ByteRange>, name: &str, size: u64) -> Result<Option<ByteRange>> {
+        let Some(r) = range else { return Ok(None) };
+        if r.start >= size {
+            return Err(Error::InvalidArgument {
+                name: name.to_owned(),
+                what: "byte range",
+                value: format!("{}-{}", r.start, r.end),
+                reason: format!("starts at or after the end of the {size}-byte file"),
+            });
+        }
+        Ok(Some(ByteRange {
+            start: r.start,
+            end: r.end.min(size - 1),
+        }))
+    }
+
     pub fn len(&self) -> u64 {
         (self.end - self.start).saturating_add(1)
     }

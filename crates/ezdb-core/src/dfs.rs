@@ -18,7 +18,7 @@ use crate::fetch::{FileData, FileStream, StreamItem, Visibility, STREAM_BUFFER_C
 use crate::generation::{take_lock_row, verify_lock, GenerationLock};
 use crate::layout::DfsLayout;
 use crate::meta::{FileMeta, META_COLUMNS};
-use crate::mount::{Aside, Mount};
+use crate::mount::{Aside, Installed, Mount};
 use crate::name::FileName;
 use crate::purge::PurgeFilter;
 use crate::selector::{Filter, Value};
@@ -187,16 +187,8 @@ impl Dfs {
                     .await;
                     staged.discard();
                     let installed = installed?;
-                    match conn.commit().await {
-                        Ok(()) => {
-                            installed.keep();
-                            Ok(())
-                        }
-                        Err(e) => {
-                            installed.undo();
-                            Err(e.into())
-                        }
-                    }
+                    commit_installed(&mut conn, installed).await?;
+                    Ok(())
                 }
                 .await;
                 done(conn, result)
@@ -234,7 +226,7 @@ impl Dfs {
                 last_mismatch = Some((size, meta.size));
                 continue;
             }
-            let range = checked_range(name, &meta, range)?;
+            let range = ByteRange::checked(range, name.as_str(), meta.size)?;
             return Ok(OpenFile { meta, file, range });
         }
         let (on_mount, in_row) = last_mismatch.unwrap_or_default();
@@ -457,16 +449,8 @@ impl Dfs {
                     }
                     upsert_meta(&mut conn, table, &spec, size).await?;
                     let installed = self.mount.install_copy(publish.op, spec.name, temp)?;
-                    match conn.commit().await {
-                        Ok(()) => {
-                            installed.keep();
-                            Ok(spec)
-                        }
-                        Err(e) => {
-                            installed.undo();
-                            Err(e.into())
-                        }
-                    }
+                    commit_installed(&mut conn, installed).await?;
+                    Ok(spec)
                 }
                 .await;
                 done(conn, result)
@@ -597,21 +581,19 @@ impl Dfs {
     }
 }
 
-/// The range of a read, checked against the file as the fetch path does for eZDB.
-fn checked_range(name: &FileName, meta: &FileMeta, range: Option<ByteRange>) -> Result<Option<ByteRange>> {
-    let Some(r) = range else { return Ok(None) };
-    if r.start >= meta.size {
-        return Err(Error::InvalidArgument {
-            name: name.as_str().to_owned(),
-            what: "byte range",
-            value: format!("{}-{}", r.start, r.end),
-            reason: format!("starts at or after the end of the {}-byte file", meta.size),
-        });
+/// Commits the row that describes installed bytes: the old bytes go when it commits, come back
+/// when it does not, so the mount always agrees with the committed row.
+async fn commit_installed(conn: &mut Conn, installed: Installed) -> std::result::Result<(), sqlx::Error> {
+    match conn.commit().await {
+        Ok(()) => {
+            installed.keep();
+            Ok(())
+        }
+        Err(e) => {
+            installed.undo();
+            Err(e)
+        }
     }
-    Ok(Some(ByteRange {
-        start: r.start,
-        end: r.end.min(meta.size - 1),
-    }))
 }
 
 /// (first byte, length) of a read.

@@ -360,21 +360,7 @@ async fn read_rows_once(
     if visibility == Visibility::Live && meta.is_expired() {
         return Err(Error::not_found(Op::Fetch, name.as_str()).into());
     }
-    if let Some(r) = range {
-        if r.start >= meta.size {
-            return Err(Error::InvalidArgument {
-                name: name.as_str().to_owned(),
-                what: "byte range",
-                value: format!("{}-{}", r.start, r.end),
-                reason: format!("starts at or after the end of the {}-byte file", meta.size),
-            }
-            .into());
-        }
-    }
-    let range = range.map(|r| ByteRange {
-        start: r.start,
-        end: r.end.min(meta.size - 1),
-    });
+    let range = ByteRange::checked(range, name.as_str(), meta.size)?;
     if !sink.meta(&meta).await {
         return Ok(Some(meta));
     }
