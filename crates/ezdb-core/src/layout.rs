@@ -10,6 +10,8 @@ use std::path::PathBuf;
 pub const DFS_STORAGE_TABLE: &str = "ezdfsfile";
 /// The cache table of legacy eZDFS (`MetaDataTableNameCache`, `CLUSTER_METADATA_TABLE_CACHE`).
 pub const DFS_CACHE_TABLE: &str = "ezdfsfile_cache";
+/// The one table of Ibexa 5's DFS handler (`ezdfsfile` renamed; no cache table).
+pub const IBEXA_DFS_TABLE: &str = "ibexa_dfs_file";
 
 /// Which layout a cluster database has.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -103,6 +105,86 @@ impl DfsLayout {
     }
 }
 
+/// A layout as the settings of each layer spell it (tool and index_image flags, `ezdb_options`,
+/// `file.ini`): all optional text, turned into a [`Layout`] by one rule with errors that say
+/// which setting to fix. Unset parts take the legacy defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayoutSettings {
+    /// `ezdb` (default), `dfs` (legacy eZDFS: `ezdfsfile` + `ezdfsfile_cache`) or `ibexa-dfs`
+    /// (one table, `ibexa_dfs_file`).
+    pub layout: Option<String>,
+    /// `MountPointPath`: required for the DFS layouts.
+    pub mount_point: Option<PathBuf>,
+    /// Storage table (default `ezdfsfile`, or `ibexa_dfs_file` for `ibexa-dfs`).
+    pub storage_table: Option<String>,
+    /// `MetaDataTableNameCache` (default `ezdfsfile_cache`; the storage table for `ibexa-dfs`).
+    pub cache_table: Option<String>,
+    /// `site.ini [FileSettings] CacheDir` (default `cache`).
+    pub cache_dir: Option<String>,
+    /// `site.ini [FileSettings] StorageDir` (default `storage`).
+    pub storage_dir: Option<String>,
+}
+
+/// The layout names [`LayoutSettings::layout`] accepts.
+pub const LAYOUT_NAMES: [&str; 3] = ["ezdb", "dfs", "ibexa-dfs"];
+
+impl LayoutSettings {
+    /// The layout these settings describe, checked.
+    pub fn to_layout(&self) -> Result<Layout> {
+        let kind = self.layout.as_deref().map(str::trim).filter(|k| !k.is_empty()).unwrap_or("ezdb");
+        let dfs_only = [
+            ("mount point", self.mount_point.is_some()),
+            ("storage table", self.storage_table.is_some()),
+            ("cache table", self.cache_table.is_some()),
+            ("cache directory", self.cache_dir.is_some()),
+            ("storage directory", self.storage_dir.is_some()),
+        ];
+        let mut dfs = match kind.to_ascii_lowercase().as_str() {
+            "ezdb" => {
+                if let Some((what, _)) = dfs_only.iter().find(|(_, set)| *set) {
+                    return Err(Error::Config(format!(
+                        "a DFS {what} was given but the layout is ezdb; set the layout to dfs or ibexa-dfs, \
+                         or drop the DFS settings"
+                    )));
+                }
+                return Ok(Layout::Ezdb);
+            }
+            "dfs" | "ezdfs" => DfsLayout::new(self.mount_point.clone().unwrap_or_default()),
+            "ibexa-dfs" | "ibexa" => {
+                DfsLayout::new(self.mount_point.clone().unwrap_or_default()).single_table(IBEXA_DFS_TABLE)
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown layout {other:?}; use one of {}",
+                    LAYOUT_NAMES.join(", ")
+                )))
+            }
+        };
+        if self.mount_point.is_none() {
+            return Err(Error::Config(format!(
+                "the {kind} layout needs the mount point (MountPointPath): the shared directory every node mounts"
+            )));
+        }
+        if let Some(table) = &self.storage_table {
+            if dfs.cache_table == dfs.storage_table && self.cache_table.is_none() {
+                dfs.cache_table = table.clone();
+            }
+            dfs.storage_table = table.clone();
+        }
+        if let Some(table) = &self.cache_table {
+            dfs.cache_table = table.clone();
+        }
+        if let Some(dir) = &self.cache_dir {
+            dfs.cache_dir = dir.clone();
+        }
+        if let Some(dir) = &self.storage_dir {
+            dfs.storage_dir = dir.clone();
+        }
+        dfs.validate()?;
+        Ok(Layout::Dfs(dfs))
+    }
+}
+
 fn is_identifier(table: &str) -> bool {
     !table.is_empty() && table.len() <= 64 && table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
@@ -132,6 +214,46 @@ mod tests {
         assert_eq!(single.table_for("var/site/cache/x"), "ezdfsfile");
         assert_eq!(single.tables(), ["ezdfsfile"]);
         assert_eq!(dfs.tables(), ["ezdfsfile", "ezdfsfile_cache"]);
+    }
+
+    #[test]
+    fn settings_name_the_layout_and_what_is_missing() {
+        assert_eq!(LayoutSettings::default().to_layout().unwrap(), Layout::Ezdb);
+        let dfs = LayoutSettings {
+            layout: Some("dfs".into()),
+            mount_point: Some("/mnt/share".into()),
+            ..Default::default()
+        };
+        assert_eq!(dfs.to_layout().unwrap(), Layout::Dfs(DfsLayout::new("/mnt/share")));
+        let ibexa = LayoutSettings {
+            layout: Some("ibexa-dfs".into()),
+            ..dfs.clone()
+        };
+        assert_eq!(
+            ibexa.to_layout().unwrap(),
+            Layout::Dfs(DfsLayout::new("/mnt/share").single_table(IBEXA_DFS_TABLE))
+        );
+        let renamed = LayoutSettings {
+            storage_table: Some("site_dfs".into()),
+            ..ibexa
+        };
+        let Layout::Dfs(renamed) = renamed.to_layout().unwrap() else { panic!("dfs") };
+        assert_eq!(renamed.tables(), ["site_dfs"]);
+        let no_mount = LayoutSettings {
+            layout: Some("dfs".into()),
+            ..Default::default()
+        };
+        assert!(no_mount.to_layout().unwrap_err().to_string().contains("mount point"));
+        let stray = LayoutSettings {
+            mount_point: Some("/m".into()),
+            ..Default::default()
+        };
+        assert!(stray.to_layout().unwrap_err().to_string().contains("layout is ezdb"));
+        let unknown = LayoutSettings {
+            layout: Some("s3".into()),
+            ..Default::default()
+        };
+        assert!(unknown.to_layout().unwrap_err().to_string().contains("ezdb, dfs, ibexa-dfs"));
     }
 
     #[test]

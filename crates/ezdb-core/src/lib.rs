@@ -24,6 +24,7 @@ mod layout;
 mod list;
 mod meta;
 mod mount;
+mod mount_check;
 mod name;
 mod process_cache;
 mod purge;
@@ -44,10 +45,15 @@ pub use error::{Error, Op, Result};
 pub use expiry::{expiry_key_scope, parse_expiry_php, render_expiry_php, SCOPED_EXPIRY_KEYS};
 pub use fetch::{FileData, FileStream, Visibility};
 pub use generation::{Generation, GenerationLock};
-pub use layout::{DfsLayout, Layout, DFS_CACHE_TABLE, DFS_STORAGE_TABLE};
+pub use layout::{
+    DfsLayout, Layout, LayoutSettings, DFS_CACHE_TABLE, DFS_STORAGE_TABLE, IBEXA_DFS_TABLE, LAYOUT_NAMES,
+};
 pub use list::ScopeFilter;
 pub use meta::{is_file_expired, FileMeta, Freshness, DEFAULT_DATATYPE, DEFAULT_SCOPE};
 pub use mount::{is_mount_temp_name, MOUNT_TEMP_PREFIX};
+pub use mount_check::{
+    MountCheckOptions, MountOutcome, MountProblem, MountReport, MountSkipped, DEFAULT_MOUNT_GRACE, MOUNT_QUARANTINE_DIR,
+};
 pub use name::{cache_type, clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX, MAX_NAME_BYTES};
 pub use process_cache::{CacheEntry, CachePolicy, CacheSource, Regeneration};
 pub use purge::PurgeFilter;
