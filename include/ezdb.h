@@ -134,6 +134,47 @@ typedef struct ezdb_options {
    */
   const char *legacy_expiry_file;
   size_t legacy_expiry_file_len;
+  /*
+   Where files live: `ezdb` (the default: `ezdbfile` + `ezdbfile_data`), `dfs` (legacy eZDFS,
+   `FileHandler=eZDFSFileHandler`: `ezdfsfile` + `ezdfsfile_cache`, bytes at
+   `<mount_point>/<name>`) or `ibexa-dfs` (Ibexa's one table `ibexa_dfs_file`). The DFS
+   fields below are refused with `ezdb`. UTF-8, pointer + length; NULL/0: unset.
+   */
+  const char *layout;
+  size_t layout_len;
+  /*
+   `[eZDFSClusteringSettings] MountPointPath`: the shared directory every node mounts;
+   required by the DFS layouts. A relative path is taken from the working directory at
+   `ezdb_open`. It is checked (a writable directory) when the process connects: a missing
+   share gives `EZDB_CONFIG`. UTF-8, pointer + length; NULL/0: unset.
+   */
+  const char *mount_point;
+  size_t mount_point_len;
+  /*
+   The DFS storage table (legacy eZDFS hard-codes `ezdfsfile`; `ibexa_dfs_file` for
+   `ibexa-dfs`). UTF-8, pointer + length; NULL/0: that default.
+   */
+  const char *dfs_storage_table;
+  size_t dfs_storage_table_len;
+  /*
+   `[eZDFSClusteringSettings] MetaDataTableNameCache` (or `CLUSTER_METADATA_TABLE_CACHE`): the
+   DFS cache table (default `ezdfsfile_cache`; the storage table for `ibexa-dfs`; equal to the
+   storage table for one table). UTF-8, pointer + length; NULL/0: that default.
+   */
+  const char *dfs_cache_table;
+  size_t dfs_cache_table_len;
+  /*
+   `site.ini [FileSettings] CacheDir`: a name containing it goes to the cache table (default
+   `cache`). UTF-8, pointer + length; NULL/0: that default.
+   */
+  const char *cache_dir;
+  size_t cache_dir_len;
+  /*
+   `site.ini [FileSettings] StorageDir`: ...unless it also contains this (default `storage`).
+   UTF-8, pointer + length; NULL/0: that default.
+   */
+  const char *storage_dir;
+  size_t storage_dir_len;
 } ezdb_options;
 
 /*
@@ -207,7 +248,7 @@ const char *ezdb_version(void);
 
 /*
  Fills `*out` with the defaults (all zero: chunk 65535, timeout 60 s, 8 attempts, connect 5 s,
- no legacy `expiry.php`).
+ no legacy `expiry.php`, the eZDB layout with every DFS field unset).
  */
 void ezdb_options_init(struct ezdb_options *out);
 
@@ -217,8 +258,11 @@ void ezdb_options_init(struct ezdb_options *out);
  which stays open after `ezdb_close`, so the next PHP request reuses it.
 
  `url`: `mysql://user:pass@host:port/db` or `mysql://user@localhost/db?socket=/path`.
- `options` may be NULL (defaults); it is copied. Invalid settings give `EZDB_CONFIG`. The
- handle is owned by the caller and must be released with `ezdb_close`.
+ `options` may be NULL (defaults); it is copied, strings included. Invalid settings (an unknown
+ layout, a DFS layout without `mount_point`, DFS fields with the `ezdb` layout, a table name
+ that is not a plain identifier) give `EZDB_CONFIG` with the reason in `ezdb_last_error`; a
+ mount point that is not a writable directory gives `EZDB_CONFIG` when the process connects.
+ The handle is owned by the caller and must be released with `ezdb_close`.
  */
 enum ezdb_status ezdb_open(const char *url,
                            size_t url_len,

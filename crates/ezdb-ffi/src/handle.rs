@@ -4,10 +4,11 @@
 use crate::args;
 use crate::registry::Registry;
 use crate::status::Failure;
-use ezdb_core::{Cluster, ClusterConfig};
+use ezdb_core::{Cluster, ClusterConfig, Layout, LayoutSettings};
 use parking_lot::Mutex;
 use std::ffi::c_char;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Runtime;
@@ -36,6 +37,35 @@ pub struct ezdb_options {
     /// legacy nodes share global expiry keys. UTF-8, pointer + length; NULL/0: none.
     pub legacy_expiry_file: *const c_char,
     pub legacy_expiry_file_len: usize,
+    /// Where files live: `ezdb` (the default: `ezdbfile` + `ezdbfile_data`), `dfs` (legacy eZDFS,
+    /// `FileHandler=eZDFSFileHandler`: `ezdfsfile` + `ezdfsfile_cache`, bytes at
+    /// `<mount_point>/<name>`) or `ibexa-dfs` (Ibexa's one table `ibexa_dfs_file`). The DFS
+    /// fields below are refused with `ezdb`. UTF-8, pointer + length; NULL/0: unset.
+    pub layout: *const c_char,
+    pub layout_len: usize,
+    /// `[eZDFSClusteringSettings] MountPointPath`: the shared directory every node mounts;
+    /// required by the DFS layouts. A relative path is taken from the working directory at
+    /// `ezdb_open`. It is checked (a writable directory) when the process connects: a missing
+    /// share gives `EZDB_CONFIG`. UTF-8, pointer + length; NULL/0: unset.
+    pub mount_point: *const c_char,
+    pub mount_point_len: usize,
+    /// The DFS storage table (legacy eZDFS hard-codes `ezdfsfile`; `ibexa_dfs_file` for
+    /// `ibexa-dfs`). UTF-8, pointer + length; NULL/0: that default.
+    pub dfs_storage_table: *const c_char,
+    pub dfs_storage_table_len: usize,
+    /// `[eZDFSClusteringSettings] MetaDataTableNameCache` (or `CLUSTER_METADATA_TABLE_CACHE`): the
+    /// DFS cache table (default `ezdfsfile_cache`; the storage table for `ibexa-dfs`; equal to the
+    /// storage table for one table). UTF-8, pointer + length; NULL/0: that default.
+    pub dfs_cache_table: *const c_char,
+    pub dfs_cache_table_len: usize,
+    /// `site.ini [FileSettings] CacheDir`: a name containing it goes to the cache table (default
+    /// `cache`). UTF-8, pointer + length; NULL/0: that default.
+    pub cache_dir: *const c_char,
+    pub cache_dir_len: usize,
+    /// `site.ini [FileSettings] StorageDir`: ...unless it also contains this (default `storage`).
+    /// UTF-8, pointer + length; NULL/0: that default.
+    pub storage_dir: *const c_char,
+    pub storage_dir_len: usize,
 }
 
 impl Default for ezdb_options {
@@ -47,11 +77,24 @@ impl Default for ezdb_options {
             connect_timeout_ms: 0,
             legacy_expiry_file: std::ptr::null(),
             legacy_expiry_file_len: 0,
+            layout: std::ptr::null(),
+            layout_len: 0,
+            mount_point: std::ptr::null(),
+            mount_point_len: 0,
+            dfs_storage_table: std::ptr::null(),
+            dfs_storage_table_len: 0,
+            dfs_cache_table: std::ptr::null(),
+            dfs_cache_table_len: 0,
+            cache_dir: std::ptr::null(),
+            cache_dir_len: 0,
+            storage_dir: std::ptr::null(),
+            storage_dir_len: 0,
         }
     }
 }
 
-/// The settings of an `ezdb_options`, copied out of the caller's memory and checked.
+/// The settings of an `ezdb_options`, copied out of the caller's memory and checked. The whole
+/// of it (the layout included) keys the connection state handles share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settings {
     chunk_size: u32,
@@ -59,6 +102,7 @@ pub(crate) struct Settings {
     max_attempts: u32,
     connect_timeout_ms: u32,
     legacy_expiry_file: Option<String>,
+    layout: Layout,
 }
 
 impl Settings {
@@ -74,8 +118,40 @@ impl Settings {
             max_attempts: options.max_attempts,
             connect_timeout_ms: options.connect_timeout_ms,
             legacy_expiry_file: legacy_expiry_file.map(str::to_owned),
+            layout: layout(options)?,
         })
     }
+}
+
+/// The layout fields, read as text and turned into a `Layout` by the core's one parser.
+unsafe fn layout(options: &ezdb_options) -> Result<Layout, Failure> {
+    let field = |ptr, len, what| args::optional_text(ptr, len, what).map(|text| text.map(str::to_owned));
+    let settings = LayoutSettings {
+        layout: field(options.layout, options.layout_len, "options.layout")?,
+        mount_point: field(options.mount_point, options.mount_point_len, "options.mount_point")?
+            .map(|path| absolute(PathBuf::from(path))),
+        storage_table: field(
+            options.dfs_storage_table,
+            options.dfs_storage_table_len,
+            "options.dfs_storage_table",
+        )?,
+        cache_table: field(
+            options.dfs_cache_table,
+            options.dfs_cache_table_len,
+            "options.dfs_cache_table",
+        )?,
+        cache_dir: field(options.cache_dir, options.cache_dir_len, "options.cache_dir")?,
+        storage_dir: field(options.storage_dir, options.storage_dir_len, "options.storage_dir")?,
+    };
+    Ok(settings.to_layout()?)
+}
+
+/// `path` from the current directory, now: connections are made later (once per process, maybe
+/// after a chdir) and shared by handles with equal settings, so a relative mount point must mean
+/// the same directory for all of them. Left as it is when there is no current directory (the
+/// mount check at connect then reports it).
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// An opened cluster. Opaque; created by `ezdb_open`, freed by `ezdb_close`.
@@ -146,7 +222,7 @@ fn config(url: &str, options: &Settings) -> ClusterConfig {
         config.connect_timeout = Duration::from_millis(options.connect_timeout_ms.into());
     }
     config.legacy_expiry_file = options.legacy_expiry_file.clone();
-    config
+    config.with_layout(options.layout.clone())
 }
 
 impl Shared {
