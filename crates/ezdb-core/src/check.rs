@@ -498,9 +498,21 @@ impl Cluster {
         }
     }
 
+    /// The chunk check reads `ezdbfile_data`, which an eZDFS site does not have.
+    fn refuse_dfs(&self, what: &str) -> Result<()> {
+        if self.mount_point().is_some() {
+            return Err(Error::Config(format!(
+                "the chunk {what} is for the eZDB layout; on eZDFS use the mount check (`ezdb check` with the DFS \
+                 layout settings, Cluster::check_mount)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Scans the tables for every kind of [`Problem`]. Reads every chunk's offset and length,
     /// not its bytes; on a large cluster it still reads every row once.
     pub async fn check(&self) -> Result<Vec<Problem>> {
+        self.refuse_dfs("check")?;
         let judge = self.judge();
         self.inner
             .db
@@ -515,6 +527,7 @@ impl Cluster {
     /// row or its chunks are not exactly as the check saw them, nothing is done
     /// ([`Outcome::Changed`]).
     pub async fn repair(&self, problem: &Problem) -> Result<Outcome> {
+        self.refuse_dfs("repair")?;
         if matches!(problem, Problem::UncleanName { .. } | Problem::RefusedLabel { .. }) {
             return Ok(Outcome::NeedsDecision);
         }

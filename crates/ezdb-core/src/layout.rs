@@ -131,7 +131,12 @@ pub const LAYOUT_NAMES: [&str; 3] = ["ezdb", "dfs", "ibexa-dfs"];
 impl LayoutSettings {
     /// The layout these settings describe, checked.
     pub fn to_layout(&self) -> Result<Layout> {
-        let kind = self.layout.as_deref().map(str::trim).filter(|k| !k.is_empty()).unwrap_or("ezdb");
+        let kind = self
+            .layout
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .unwrap_or("ezdb");
         let dfs_only = [
             ("mount point", self.mount_point.is_some()),
             ("storage table", self.storage_table.is_some()),
@@ -237,7 +242,9 @@ mod tests {
             storage_table: Some("site_dfs".into()),
             ..ibexa
         };
-        let Layout::Dfs(renamed) = renamed.to_layout().unwrap() else { panic!("dfs") };
+        let Layout::Dfs(renamed) = renamed.to_layout().unwrap() else {
+            panic!("dfs")
+        };
         assert_eq!(renamed.tables(), ["site_dfs"]);
         let no_mount = LayoutSettings {
             layout: Some("dfs".into()),
@@ -253,7 +260,11 @@ mod tests {
             layout: Some("s3".into()),
             ..Default::default()
         };
-        assert!(unknown.to_layout().unwrap_err().to_string().contains("ezdb, dfs, ibexa-dfs"));
+        assert!(unknown
+            .to_layout()
+            .unwrap_err()
+            .to_string()
+            .contains("ezdb, dfs, ibexa-dfs"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::cluster::Cluster;
 use crate::db::done;
 use crate::error::{Error, Op, Result};
 use crate::mount::is_mount_temp_name;
-use crate::name::{name_hash, GENERATING_SUFFIX};
+use crate::name::{name_hash, FileName, GENERATING_SUFFIX};
 use sqlx::Executor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,18 +51,42 @@ impl Default for MountCheckOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountProblem {
     /// A live row whose file is not on the mount: reads report the name as not found.
-    MissingFile { table: String, name: String, size: u64, mtime: i64 },
+    MissingFile {
+        table: String,
+        name: String,
+        size: u64,
+        mtime: i64,
+    },
     /// A soft-deleted row (negative mtime or `expired = 1`): waiting for a purge, not missing.
-    ToPurge { table: String, name: String, mtime: i64, file_present: bool },
+    ToPurge {
+        table: String,
+        name: String,
+        mtime: i64,
+        file_present: bool,
+    },
     /// A live row whose file holds another number of bytes: reads fail as an integrity error.
-    SizeMismatch { table: String, name: String, row_size: u64, file_size: u64 },
+    SizeMismatch {
+        table: String,
+        name: String,
+        row_size: u64,
+        file_size: u64,
+    },
     /// A row in the table the name does not belong to: legacy nodes never find it.
-    WrongTable { table: String, expected: String, name: String },
+    WrongTable {
+        table: String,
+        expected: String,
+        name: String,
+    },
     /// A `.generating` lock older than the generation timeout: its process is gone; the next
     /// generator takes it over.
     StaleLock { table: String, name: String, age_secs: i64 },
     /// A file on the mount without a row in either table (what `dfscleanup -B` finds).
-    OrphanFile { name: String, size: u64, modified: i64, inode: u64 },
+    OrphanFile {
+        name: String,
+        size: u64,
+        modified: i64,
+        inode: u64,
+    },
 }
 
 /// What the check passed over on purpose, by reason: not problems.
@@ -143,7 +167,9 @@ impl MountProblem {
             MountProblem::StaleLock { table, name, age_secs } => {
                 format!("{name}: generation lock in {table} abandoned {age_secs} s ago")
             }
-            MountProblem::OrphanFile { name, size, .. } => format!("{name}: file on the mount ({size} bytes) has no row"),
+            MountProblem::OrphanFile { name, size, .. } => {
+                format!("{name}: file on the mount ({size} bytes) has no row")
+            }
         }
     }
 
@@ -250,7 +276,11 @@ impl Cluster {
                         }
                         continue;
                     }
-                    let path = dfs.mount.root().join(&name);
+                    let Some(path) = FileName::new(&name).ok().and_then(|n| dfs.mount.path_of(&n).ok()) else {
+                        // Absolute, `..` or otherwise refused: legacy would read outside the mount, ezdb never does.
+                        *report.skipped.entry("unsafe-name").or_default() += 1;
+                        continue;
+                    };
                     let file = std::fs::symlink_metadata(&path).ok().filter(|m| m.is_file());
                     if mtime < 0 || expired != 0 {
                         report.problems.push(MountProblem::ToPurge {

@@ -61,15 +61,47 @@ impl Cluster {
             let arms = " WHEN CAST(? AS BINARY) THEN mtime < ?".repeat(thresholds.len());
             format!("(CASE CAST(scope AS BINARY){arms} ELSE FALSE END)")
         };
+        let mut totals: BTreeMap<String, ScopeStats> = BTreeMap::new();
+        let mut locks = Vec::new();
+        for table in self.meta_tables() {
+            let (scopes, table_locks) = self.table_stats(table, &key_case, &thresholds, now).await?;
+            for scope in scopes {
+                match totals.get_mut(&scope.scope) {
+                    Some(total) => total.add(&scope),
+                    None => {
+                        totals.insert(scope.scope.clone(), scope);
+                    }
+                }
+            }
+            locks.extend(table_locks);
+        }
+        locks.sort_by_key(|lock: &LockInfo| std::cmp::Reverse(lock.age_secs));
+        Ok(Stats {
+            scopes: totals.into_values().collect(),
+            locks,
+        })
+    }
+
+    /// The figures of one metadata table (eZDFS sites have two).
+    async fn table_stats(
+        &self,
+        table: &str,
+        key_case: &str,
+        thresholds: &BTreeMap<&'static str, i64>,
+        now: i64,
+    ) -> Result<(Vec<ScopeStats>, Vec<LockInfo>)> {
         let sql = format!(
             "SELECT CAST(scope AS CHAR), CAST(COUNT(*) AS UNSIGNED), CAST(COALESCE(SUM(size), 0) AS UNSIGNED),
                     CAST(SUM(expired = 1 OR mtime < 0 OR {key_case}) AS UNSIGNED),
                     CAST(COALESCE(SUM(IF(expired = 1 OR mtime < 0 OR {key_case}, size, 0)), 0) AS UNSIGNED),
                     CAST(SUM(NOT (expired = 1 OR mtime < 0) AND {key_case}) AS UNSIGNED),
                     CAST(MIN(ABS(mtime)) AS SIGNED), CAST(MAX(ABS(mtime)) AS SIGNED)
-             FROM ezdbfile WHERE name NOT LIKE ? GROUP BY scope ORDER BY scope"
+             FROM {table} WHERE name NOT LIKE ? GROUP BY scope ORDER BY scope"
         );
-        let (sql, thresholds) = (&sql, &thresholds);
+        let locks_sql = format!(
+            "SELECT CAST(name AS CHAR), CAST(ABS(mtime) AS SIGNED) FROM {table} WHERE name LIKE ? ORDER BY mtime"
+        );
+        let (sql, locks_sql) = (&sql, &locks_sql);
         self.inner
             .db
             .retrying(Op::List, "statistics", |mut conn| async move {
@@ -82,14 +114,18 @@ impl Cluster {
                     }
                     let rows = query.bind(LOCK_PATTERN).fetch_all(&mut *conn).await?;
                     let scopes = rows.iter().map(scope_stats).collect::<Result<Vec<_>, sqlx::Error>>()?;
-                    let locks: Vec<(String, i64)> = sqlx::query_as(
-                        "SELECT CAST(name AS CHAR), CAST(ABS(mtime) AS SIGNED) FROM ezdbfile WHERE name LIKE ? ORDER BY mtime",
-                    )
-                    .bind(LOCK_PATTERN)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                    let locks = locks.into_iter().map(|(name, mtime)| LockInfo { name, age_secs: now - mtime }).collect();
-                    Ok(Stats { scopes, locks })
+                    let locks: Vec<(String, i64)> = sqlx::query_as(locks_sql)
+                        .bind(LOCK_PATTERN)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let locks = locks
+                        .into_iter()
+                        .map(|(name, mtime)| LockInfo {
+                            name,
+                            age_secs: now - mtime,
+                        })
+                        .collect();
+                    Ok((scopes, locks))
                 }
                 .await;
                 done(conn, stats)
@@ -98,41 +134,65 @@ impl Cluster {
     }
 }
 
+impl ScopeStats {
+    fn add(&mut self, other: &ScopeStats) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.expired_files += other.expired_files;
+        self.expired_bytes += other.expired_bytes;
+        self.expired_by_key += other.expired_by_key;
+        self.oldest = self.oldest.min(other.oldest);
+        self.newest = self.newest.max(other.newest);
+    }
+}
+
 impl Cluster {
     /// Whether any row's name starts with `dir/` (one index probe): is `--cache-dir` right?
     pub async fn has_files_under(&self, dir: &str) -> Result<bool> {
         let pattern = like_prefix(&format!("{}/", dir.trim_end_matches('/')));
-        let sql = format!("SELECT 1 FROM ezdbfile WHERE name LIKE ? ESCAPE '{LIKE_ESCAPE}' LIMIT 1");
-        let sql = &sql;
-        let pattern = &pattern;
-        self.inner
-            .db
-            .retrying(Op::List, dir, |mut conn| async move {
-                let found: Result<Option<(i32,)>, sqlx::Error> =
-                    sqlx::query_as(sql).bind(pattern).fetch_optional(&mut *conn).await;
-                done(conn, found.map(|f| f.is_some()).map_err(Into::into))
-            })
-            .await
+        for table in self.meta_tables() {
+            let sql = format!("SELECT 1 FROM {table} WHERE name LIKE ? ESCAPE '{LIKE_ESCAPE}' LIMIT 1");
+            let (sql, pattern) = (&sql, &pattern);
+            let found = self
+                .inner
+                .db
+                .retrying(Op::List, dir, |mut conn| async move {
+                    let found: Result<Option<(i32,)>, sqlx::Error> =
+                        sqlx::query_as(sql).bind(pattern).fetch_optional(&mut *conn).await;
+                    done(conn, found.map(|f| f.is_some()).map_err(Into::into))
+                })
+                .await?;
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The distinct `.../cache` directories the names are under (the sites' cache directories),
     /// at most 50. Reads every name: for a tool's fallback, not a hot path.
     pub async fn cache_dirs(&self) -> Result<Vec<String>> {
-        self.inner
-            .db
-            .retrying(Op::List, "cache directories", |mut conn| async move {
-                let dirs: Result<Vec<(String,)>, sqlx::Error> = sqlx::query_as(
-                    "SELECT DISTINCT CAST(SUBSTRING(name, 1, LOCATE('/cache/', name) + 5) AS CHAR) FROM ezdbfile
-                     WHERE LOCATE('/cache/', name) > 0 ORDER BY 1 LIMIT 50",
-                )
-                .fetch_all(&mut *conn)
-                .await;
-                done(
-                    conn,
-                    dirs.map(|d| d.into_iter().map(|(d,)| d).collect()).map_err(Into::into),
-                )
-            })
-            .await
+        let mut all = std::collections::BTreeSet::new();
+        for table in self.meta_tables() {
+            let sql = format!(
+                "SELECT DISTINCT CAST(SUBSTRING(name, 1, LOCATE('/cache/', name) + 5) AS CHAR) FROM {table}
+                 WHERE LOCATE('/cache/', name) > 0 ORDER BY 1 LIMIT 50"
+            );
+            let sql = &sql;
+            let dirs: Vec<String> = self
+                .inner
+                .db
+                .retrying(Op::List, "cache directories", |mut conn| async move {
+                    let dirs: Result<Vec<(String,)>, sqlx::Error> = sqlx::query_as(sql).fetch_all(&mut *conn).await;
+                    done(
+                        conn,
+                        dirs.map(|d| d.into_iter().map(|(d,)| d).collect()).map_err(Into::into),
+                    )
+                })
+                .await?;
+            all.extend(dirs);
+        }
+        Ok(all.into_iter().take(50).collect())
     }
 }
 

@@ -9,39 +9,12 @@ use ezdb_core::{
     CachePolicy, CacheSource, Cluster, ClusterConfig, DfsLayout, Error, Freshness, Generation, Layout, PurgeFilter,
     Selector, StoreOptions, Visibility,
 };
-use ezdb_testdb::{Schema, TestDb};
+use ezdb_testdb::{Schema, TempDir, TestDb};
 use sqlx::mysql::MySqlConnection;
 use sqlx::Connection;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// A directory of this test's own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ezdb-dfs-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("a temporary mount directory");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 struct Site {
     db: TestDb,
@@ -56,7 +29,7 @@ impl Site {
 
     async fn with(schema: Schema, layout: impl FnOnce(&Path) -> DfsLayout) -> Site {
         let db = TestDb::create_with(schema).await;
-        let mount = TempDir::new();
+        let mount = TempDir::new("dfs-mount");
         let config = ClusterConfig::new(&db.url).with_layout(Layout::Dfs(layout(mount.path())));
         let cluster = Cluster::connect(config)
             .await
@@ -576,7 +549,7 @@ async fn dfs_child_process_entry() {
 async fn global_expiry_goes_through_expiry_php_on_the_mount_both_ways() {
     const EXPIRY: &str = "var/site/cache/expiry.php";
     let db = TestDb::create_with(Schema::LegacyDfs).await;
-    let mount = TempDir::new();
+    let mount = TempDir::new("dfs-mount");
     let mut config = ClusterConfig::new(&db.url).with_layout(Layout::Dfs(DfsLayout::new(mount.path())));
     config.legacy_expiry_file = Some(EXPIRY.to_owned());
     let cluster = Cluster::connect(config).await.unwrap();
@@ -634,7 +607,7 @@ async fn global_expiry_goes_through_expiry_php_on_the_mount_both_ways() {
 #[tokio::test]
 async fn install_schema_creates_the_dfs_tables_on_an_empty_database() {
     let db = TestDb::create().await;
-    let mount = TempDir::new();
+    let mount = TempDir::new("dfs-mount");
     let config = ClusterConfig::new(&db.url).with_layout(Layout::Dfs(DfsLayout::new(mount.path())));
     let cluster = Cluster::connect(config).await.unwrap();
     cluster.install_schema().await.unwrap();
@@ -647,4 +620,115 @@ async fn install_schema_creates_the_dfs_tables_on_an_empty_database() {
         .unwrap();
     assert_eq!(site.row(IMAGE).await[0].0, "ezdfsfile");
     assert_eq!(site.row(VIEW_CACHE).await[0].0, "ezdfsfile_cache");
+}
+
+fn kinds(report: &ezdb_core::MountReport) -> Vec<(&'static str, String)> {
+    let mut kinds: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind(), p.name().to_owned()))
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[tokio::test]
+async fn the_mount_check_finds_rows_without_files_and_files_without_rows_and_only_moves_orphans() {
+    let site = Site::new().await;
+    let now = site.cluster.now();
+    let opts = StoreOptions::new("image", "image/jpeg");
+    site.cluster.store(IMAGE, b"live image", &opts).await.unwrap();
+    site.cluster
+        .store(VIEW_CACHE, b"view", &StoreOptions::new("viewcache", "text/plain"))
+        .await
+        .unwrap();
+    // A live row whose file is gone, a deleted row, a stale lock, a row in the wrong table.
+    let gone = "var/site/storage/images/9/gone.jpg";
+    site.legacy_store("ezdfsfile", gone, b"bytes", "image", now).await;
+    std::fs::remove_file(site.file(gone)).unwrap();
+    let deleted = "var/site/storage/images/9/deleted.jpg";
+    site.legacy_store("ezdfsfile", deleted, b"old", "image", now).await;
+    site.cluster.delete(deleted).await.unwrap();
+    let lock = "var/site/cache/content/site/3-x.cache.generating";
+    site.legacy_store("ezdfsfile_cache", lock, b"", "viewcache", now - 1000)
+        .await;
+    let misplaced = "var/site/cache/content/site/4-x.cache";
+    site.legacy_store("ezdfsfile", misplaced, b"m", "viewcache", now).await;
+    // Files without rows: an orphan, temp files of both writers, and one in the other table's name.
+    let orphan = "var/site/storage/images/7/orphan.jpg";
+    std::fs::create_dir_all(site.file(orphan).parent().unwrap()).unwrap();
+    std::fs::write(site.file(orphan), b"orphan bytes").unwrap();
+    std::fs::write(site.file("var/site/storage/images/7/ezfile-tmp.abc"), b"t").unwrap();
+    std::fs::write(site.file("var/site/storage/images/7/.ezdb-tmp.x.1.2"), b"t").unwrap();
+
+    // The default grace period passes over every file just written.
+    let young = site.cluster.check_mount(&Default::default()).await.unwrap();
+    assert!(
+        !young.problems.iter().any(|p| p.kind() == "orphan-file"),
+        "a young file may be a write in progress: {:?}",
+        young.problems
+    );
+    let options = ezdb_core::MountCheckOptions {
+        grace: std::time::Duration::ZERO,
+    };
+    let report = site.cluster.check_mount(&options).await.unwrap();
+    assert_eq!(
+        kinds(&report),
+        vec![
+            ("missing-file", gone.to_owned()),
+            ("orphan-file", orphan.to_owned()),
+            ("stale-lock", lock.to_owned()),
+            ("to-purge", deleted.to_owned()),
+            ("wrong-table", misplaced.to_owned()),
+        ]
+    );
+    assert_eq!(report.skipped.get("legacy-temp-file"), Some(&1));
+    assert_eq!(report.skipped.get("ezdb-temp-file"), Some(&1));
+
+    // Repairs: only the orphan moves, into the quarantine on the mount; nothing is unlinked.
+    for problem in &report.problems {
+        let outcome = site.cluster.repair_mount(problem).await.unwrap();
+        match problem.kind() {
+            "orphan-file" => {
+                let ezdb_core::MountOutcome::Quarantined(path) = outcome else {
+                    panic!("the orphan is moved: {outcome:?}")
+                };
+                assert!(path.starts_with(site.mount.path().join(ezdb_core::MOUNT_QUARANTINE_DIR)));
+                assert_eq!(std::fs::read(&path).unwrap(), b"orphan bytes");
+                assert!(!site.file(orphan).exists());
+            }
+            _ => assert_eq!(outcome, ezdb_core::MountOutcome::ReportOnly, "{problem:?}"),
+        }
+    }
+    assert!(site.file(deleted).exists(), "a deleted row's file waits for the purge");
+    let again = site.cluster.check_mount(&options).await.unwrap();
+    assert!(
+        !again.problems.iter().any(|p| p.kind() == "orphan-file"),
+        "the quarantine is not checked as orphans: {:?}",
+        again.problems
+    );
+    assert_eq!(
+        site.cluster.fetch(IMAGE).await.unwrap(),
+        b"live image",
+        "live files are untouched"
+    );
+}
+
+#[tokio::test]
+async fn an_orphan_that_gets_a_row_before_the_repair_is_left_alone() {
+    let site = Site::new().await;
+    let name = "var/site/storage/images/8/upload.jpg";
+    std::fs::create_dir_all(site.file(name).parent().unwrap()).unwrap();
+    std::fs::write(site.file(name), b"upload").unwrap();
+    let options = ezdb_core::MountCheckOptions {
+        grace: std::time::Duration::ZERO,
+    };
+    let report = site.cluster.check_mount(&options).await.unwrap();
+    assert_eq!(kinds(&report), vec![("orphan-file", name.to_owned())]);
+    // A legacy node finishes its store (file first, then the row) between check and repair.
+    let now = site.cluster.now();
+    site.legacy_store("ezdfsfile", name, b"upload", "image", now).await;
+    let outcome = site.cluster.repair_mount(&report.problems[0]).await.unwrap();
+    assert_eq!(outcome, ezdb_core::MountOutcome::Changed);
+    assert_eq!(site.cluster.fetch(name).await.unwrap(), b"upload");
 }

@@ -6,11 +6,13 @@ mod galera;
 mod legacy_node;
 mod private_server;
 mod replication;
+mod temp_dir;
 
 pub use galera::{GaleraCluster, GaleraNode};
 pub use legacy_node::{LegacyNode, LEGACY_CHUNK_SIZE};
 pub use private_server::PrivateServer;
 pub use replication::ReplicatedPair;
+pub use temp_dir::TempDir;
 
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor};
