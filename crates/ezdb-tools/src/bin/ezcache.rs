@@ -7,7 +7,7 @@ use ezdb_core::{Batches, Cluster, ClusterConfig, PurgeFilter, Selector};
 use ezdb_tools::age::{purge_threshold, ExpiryForm};
 use ezdb_tools::cache_items::{self, CacheItem, Clear, Resolved};
 use ezdb_tools::cli::{fail, parse_or_exit};
-use ezdb_tools::connect::{connect, URL_HELP};
+use ezdb_tools::connect::{connect, LayoutArgs, URL_HELP};
 use ezdb_tools::emit;
 use ezdb_tools::progress::Progress;
 use serde_json::{json, Value};
@@ -38,6 +38,8 @@ stderr for any error, usage errors included."
 struct Args {
     #[arg(long, help = URL_HELP)]
     url: Option<String>,
+    #[command(flatten)]
+    layout: LayoutArgs,
     /// The site's cache directory in the cluster (legacy <var dir>/cache); its expiry.php holds
     /// the global expiry keys every node reads, legacy ones included. Default: var/cache, or the
     /// only cache directory the cluster holds; required when it holds several.
@@ -190,7 +192,7 @@ async fn run(args: Args, output: &Output) -> Result<(), String> {
             c
         }
     };
-    let cluster = connect(args.url.clone(), tune(None)).await?;
+    let cluster = connect(args.url.clone(), &args.layout, tune(None)).await?;
     let cache_dir = match selection {
         Some(_) => Some(cache_dir(&cluster, args.cache_dir.as_deref()).await?),
         None => None,
@@ -198,7 +200,7 @@ async fn run(args: Args, output: &Output) -> Result<(), String> {
     // Keys go where legacy nodes read them, the clustered expiry.php of the site (and ezdb's
     // table where it exists); purges honour the keys legacy nodes wrote there.
     let cluster = match &cache_dir {
-        Some(dir) => connect(args.url.clone(), tune(Some(format!("{dir}/expiry.php")))).await?,
+        Some(dir) => connect(args.url.clone(), &args.layout, tune(Some(format!("{dir}/expiry.php")))).await?,
         None => cluster,
     };
     let form = if args.scope.is_some() {

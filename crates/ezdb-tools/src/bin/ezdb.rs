@@ -4,10 +4,11 @@
 
 use clap::{Parser, Subcommand};
 use ezdb_core::{
-    Cluster, FileMeta, Outcome, QuarantineItem, Restored, ScopeFilter, StoreOptions, Visibility, QUARANTINE_TABLE,
+    Cluster, FileMeta, MountCheckOptions, MountOutcome, Outcome, QuarantineItem, Restored, ScopeFilter, StoreOptions,
+    Visibility, DEFAULT_MOUNT_GRACE, MOUNT_QUARANTINE_DIR, QUARANTINE_TABLE,
 };
 use ezdb_tools::cli::{fail, parse_or_exit};
-use ezdb_tools::connect::{connect, URL_HELP};
+use ezdb_tools::connect::{connect, LayoutArgs, URL_HELP};
 use ezdb_tools::emit;
 use ezdb_tools::files::{classify, export_path, read_spread_manifest, Layout, SPREAD_MANIFEST};
 use ezdb_tools::progress::Progress;
@@ -35,6 +36,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 struct Args {
     #[arg(long, global = true, help = URL_HELP)]
     url: Option<String>,
+    #[command(flatten)]
+    layout: LayoutArgs,
     /// Machine-readable output (one JSON document) for the commands that report figures.
     #[arg(long, global = true)]
     json: bool,
@@ -96,6 +99,10 @@ enum Command {
         /// List what is in the quarantine.
         #[arg(long)]
         quarantine: bool,
+        /// eZDFS: seconds a file on the mount must be older than to be judged (younger ones may
+        /// belong to a write in progress).
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MOUNT_GRACE.as_secs())]
+        mount_grace: u64,
     },
     /// Files and bytes by scope, live and expired, and the generation locks.
     Stats,
@@ -105,7 +112,7 @@ enum Command {
 async fn main() {
     let args: Args = parse_or_exit("ezdb");
     // A bulk job stops at the first lost connection: one retry, not a minute per file.
-    let outcome = match connect(args.url, |mut c| {
+    let outcome = match connect(args.url, &args.layout, |mut c| {
         c.max_attempts = 3;
         c
     })
@@ -132,6 +139,12 @@ async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), Stri
             scope,
             max_per_dir,
         } => export(cluster, &dir, scope, max_per_dir, json).await,
+        Command::Check { restore: Some(ids), .. } if cluster.mount_point().is_some() => {
+            Err(dfs_quarantine_hint(cluster, &ids))
+        }
+        Command::Check { quarantine: true, .. } if cluster.mount_point().is_some() => {
+            Err(dfs_quarantine_hint(cluster, "all"))
+        }
         Command::Check {
             restore: Some(ids),
             dry_run,
@@ -143,13 +156,22 @@ async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), Stri
             against,
             repair,
             dry_run,
+            mount_grace,
             ..
         } => {
             let manifest = match &against {
                 Some(path) => Some(read_manifest(path)?),
                 None => None,
             };
-            check(cluster, verify || against.is_some(), repair && !dry_run, json, manifest).await
+            let verify = verify || against.is_some();
+            if cluster.mount_point().is_some() {
+                let options = MountCheckOptions {
+                    grace: std::time::Duration::from_secs(mount_grace),
+                };
+                check_mount(cluster, options, verify, repair && !dry_run, json, manifest).await
+            } else {
+                check(cluster, verify, repair && !dry_run, json, manifest).await
+            }
         }
         Command::Stats => stats(cluster, json).await,
     }
@@ -588,6 +610,46 @@ async fn check(
                            "quarantine_id": quarantine}),
         );
     }
+    let tally = Tally {
+        problems: problems.len() - notes,
+        left,
+        repaired,
+        notes,
+        set_aside: quarantined,
+        set_aside_in: QUARANTINE_TABLE.to_owned(),
+    };
+    finish(cluster, verify, repair, json, manifest, report, tally).await
+}
+
+/// Counts of a check, for its summary line and exit status.
+struct Tally {
+    problems: usize,
+    left: usize,
+    repaired: usize,
+    notes: usize,
+    set_aside: usize,
+    /// Where a repair put what it removed (a table, or a directory on the mount).
+    set_aside_in: String,
+}
+
+/// The part of `ezdb check` both layouts share: --verify, --against, the summary, the exit status.
+async fn finish(
+    cluster: &Cluster,
+    verify: bool,
+    repair: bool,
+    json: bool,
+    manifest: Option<std::collections::BTreeMap<String, String>>,
+    report: Vec<serde_json::Value>,
+    tally: Tally,
+) -> Result<(), String> {
+    let Tally {
+        problems,
+        left,
+        repaired,
+        notes,
+        set_aside,
+        set_aside_in,
+    } = tally;
     let digests = if verify {
         verify_all(cluster, json).await?
     } else {
@@ -611,12 +673,11 @@ async fn check(
         emit!(
             "{}",
             json!({"problems": report, "files": digests, "left": left, "repaired": repaired,
-                   "quarantined": quarantined, "quarantine_table": QUARANTINE_TABLE, "manifest_mismatches": mismatches})
+                   "quarantined": set_aside, "quarantine_table": set_aside_in, "manifest_mismatches": mismatches})
         );
     } else {
         emit!(
-            "{} problem(s), {repaired} repaired, {quarantined} set aside in {QUARANTINE_TABLE}, {notes} note(s); {} file(s) verified, {unreadable} unreadable",
-            problems.len() - notes,
+            "{problems} problem(s), {repaired} repaired, {set_aside} set aside in {set_aside_in}, {notes} note(s); {} file(s) verified, {unreadable} unreadable",
             digests.len()
         );
     }
@@ -635,6 +696,92 @@ async fn check(
         ));
     }
     Ok(())
+}
+
+/// `ezdb check` on an eZDFS site: rows against the files on the mount, both ways; a repair
+/// only moves files without a row into the mount's quarantine directory.
+async fn check_mount(
+    cluster: &Cluster,
+    options: MountCheckOptions,
+    verify: bool,
+    repair: bool,
+    json: bool,
+    manifest: Option<std::collections::BTreeMap<String, String>>,
+) -> Result<(), String> {
+    let found = cluster.check_mount(&options).await.map_err(|e| e.to_string())?;
+    let mut report = Vec::new();
+    let (mut left, mut repaired, mut notes, mut set_aside) = (0usize, 0usize, 0usize, 0usize);
+    for problem in &found.problems {
+        let outcome = if repair && !problem.is_note() {
+            Some(cluster.repair_mount(problem).await.map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let (status, text) = match &outcome {
+            _ if problem.is_note() => ("note", format!("note: {}", problem.plan())),
+            None => ("found", format!("repair would {}", problem.plan())),
+            Some(MountOutcome::Quarantined(path)) => ("repaired", format!("moved to {}", path.display())),
+            Some(MountOutcome::Changed) => (
+                "changed",
+                "left alone: a row appeared or the file changed since the check; run the check again".to_owned(),
+            ),
+            Some(MountOutcome::ReportOnly) => ("needs-decision", format!("left alone, {}", problem.plan())),
+        };
+        match status {
+            "note" => notes += 1,
+            "repaired" => {
+                repaired += 1;
+                set_aside += 1;
+            }
+            _ => left += 1,
+        }
+        if !json {
+            emit!("{}: {} ({text})", problem.kind(), problem.describe());
+        }
+        report.push(
+            json!({"kind": problem.kind(), "name": problem.name(), "detail": problem.describe(),
+                           "plan": problem.plan(), "status": status, "repaired": status == "repaired"}),
+        );
+    }
+    if !json {
+        let skipped: Vec<String> = found.skipped.iter().map(|(why, n)| format!("{n} {why}")).collect();
+        emit!(
+            "checked {} row(s) and {} file(s) on the mount; passed over: {}",
+            found.rows_checked,
+            found.files_checked,
+            if skipped.is_empty() {
+                "nothing".to_owned()
+            } else {
+                skipped.join(", ")
+            }
+        );
+    }
+    let mount = cluster
+        .mount_point()
+        .map(|m| m.display().to_string())
+        .unwrap_or_default();
+    let tally = Tally {
+        problems: found.problems.len() - notes,
+        left,
+        repaired,
+        notes,
+        set_aside,
+        set_aside_in: format!("{mount}/{MOUNT_QUARANTINE_DIR}"),
+    };
+    finish(cluster, verify, repair, json, manifest, report, tally).await
+}
+
+/// On eZDFS a repair moves files, not rows: the quarantine is a directory to look into.
+fn dfs_quarantine_hint(cluster: &Cluster, ids: &str) -> String {
+    let mount = cluster
+        .mount_point()
+        .map(|m| m.display().to_string())
+        .unwrap_or_default();
+    let what = if ids == "all" { "everything" } else { "the items given" };
+    format!(
+        "on an eZDFS site a repair moves files without a row to {mount}/{MOUNT_QUARANTINE_DIR}/<run>/<name>; \
+         to restore {what}, move the file back to {mount}/<name> (e.g. with mv) and store its row with `ezdb import`"
+    )
 }
 
 async fn list_quarantine(cluster: &Cluster, json: bool) -> Result<(), String> {
