@@ -2,6 +2,7 @@
 //! explains each); one parser reads all three.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use ezdb_core::{Layout, LayoutSettings};
 use std::net::SocketAddr;
 
 #[derive(Parser, Debug, Clone)]
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
     about = "Serve rewritten image URLs straight from an ezdb cluster database (replaces index_image.php / index_cluster.php)",
     after_help = "Example:
   index_image --database-url=mysql://ez:pw@db/cluster --listen=127.0.0.1:8090
+  index_image --database-url=mysql://ez:pw@db/cluster --layout=dfs --mount-point=/mnt/nfs   (an eZDFS site)
 
 Put it behind the web server, which rewrites ^/var/([^/]+/)?storage/images(-versioned)?/.* to it
 (see deploy/ for nginx, Apache and systemd). GET /healthz answers 200 while the database does."
@@ -105,7 +107,57 @@ pub struct Config {
     /// Value of the Served-by header (default: this host's name); empty turns it off.
     #[arg(long, env = "INDEX_IMAGE_SERVED_BY")]
     pub served_by: Option<String>,
+    /// Layout of the cluster: ezdb (default: rows in ezdbfile, bytes in ezdbfile_data), dfs
+    /// (legacy eZDFS, file.ini FileHandler=eZDFSFileHandler: rows in ezdfsfile and
+    /// ezdfsfile_cache, bytes at <mount point>/<name>) or ibexa-dfs (Ibexa's one table
+    /// ibexa_dfs_file, bytes on the mount). The DFS layouts need --mount-point.
+    #[arg(long, env = "INDEX_IMAGE_LAYOUT", value_name = "LAYOUT")]
+    pub layout: Option<String>,
+    /// eZDFS: the shared directory (NFS) every node mounts, where <mount>/<name> holds each
+    /// file's bytes (file.ini [eZDFSClusteringSettings] MountPointPath). Opened at start: a
+    /// share that is not mounted stops the start.
+    #[arg(long, env = "INDEX_IMAGE_MOUNT_POINT", value_name = "DIR")]
+    pub mount_point: Option<std::path::PathBuf>,
+    /// eZDFS: table of the storage files, images among them (default ezdfsfile; ibexa_dfs_file
+    /// for --layout=ibexa-dfs).
+    #[arg(long, env = "INDEX_IMAGE_DFS_STORAGE_TABLE", value_name = "TABLE")]
+    pub dfs_storage_table: Option<String>,
+    /// eZDFS: table of the cache files (file.ini [eZDFSClusteringSettings]
+    /// MetaDataTableNameCache; default ezdfsfile_cache; the storage table for ibexa-dfs).
+    #[arg(long, env = "INDEX_IMAGE_DFS_CACHE_TABLE", value_name = "TABLE")]
+    pub dfs_cache_table: Option<String>,
+    /// eZDFS: site.ini [FileSettings] CacheDir, the text that puts a name in the cache table
+    /// (default cache). A marker, not a path; not the disk tier (--disk-cache-dir).
+    #[arg(
+        long = "dfs-cache-dir",
+        visible_alias = "cache-dir",
+        env = "INDEX_IMAGE_DFS_CACHE_DIR",
+        value_name = "TEXT"
+    )]
+    pub dfs_cache_dir: Option<String>,
+    /// eZDFS: site.ini [FileSettings] StorageDir, the text that keeps a name in the storage
+    /// table even when it also holds the CacheDir text (default storage).
+    #[arg(
+        long = "dfs-storage-dir",
+        visible_alias = "storage-dir",
+        env = "INDEX_IMAGE_DFS_STORAGE_DIR",
+        value_name = "TEXT"
+    )]
+    pub dfs_storage_dir: Option<String>,
+    /// The layout the settings above describe, checked by the core's one parser.
+    #[arg(skip)]
+    resolved_layout: Layout,
 }
+
+/// The settings a layout error may be about: (words the core's message uses for it, argument id).
+const LAYOUT_ARGUMENTS: [(&[&str], &str); 6] = [
+    (&["layout"], "layout"),
+    (&["mount point", "MountPointPath"], "mount_point"),
+    (&["storage table"], "dfs_storage_table"),
+    (&["cache table", "MetaDataTableNameCache"], "dfs_cache_table"),
+    (&["cache directory", "CacheDir"], "dfs_cache_dir"),
+    (&["storage directory", "StorageDir"], "dfs_storage_dir"),
+];
 
 /// Why the settings could not be read.
 #[derive(Debug)]
@@ -152,9 +204,32 @@ impl Config {
             args.splice(at..at, from_file);
         }
         let matches = command.try_get_matches_from(&args).map_err(ConfigError::Arguments)?;
-        let config = Config::from_arg_matches(&matches).map_err(ConfigError::Arguments)?;
+        let mut config = Config::from_arg_matches(&matches).map_err(ConfigError::Arguments)?;
         config.check().map_err(ConfigError::Settings)?;
+        config.resolved_layout = config.layout_settings().to_layout().map_err(|e| {
+            ConfigError::Settings(format!(
+                "{e} (index_image settings: {})",
+                layout_arguments_named(&e.to_string()).join(", ")
+            ))
+        })?;
         Ok(config)
+    }
+
+    /// The layout settings as given, for the core's parser (which owns defaults and checks).
+    fn layout_settings(&self) -> LayoutSettings {
+        LayoutSettings {
+            layout: self.layout.clone(),
+            mount_point: self.mount_point.clone(),
+            storage_table: self.dfs_storage_table.clone(),
+            cache_table: self.dfs_cache_table.clone(),
+            cache_dir: self.dfs_cache_dir.clone(),
+            storage_dir: self.dfs_storage_dir.clone(),
+        }
+    }
+
+    /// The checked layout of the cluster (eZDB, or eZDFS with its tables and mount).
+    pub fn cluster_layout(&self) -> &Layout {
+        &self.resolved_layout
     }
 
     /// Settings no parser can refuse alone: a wait of 0 s would fail every request at once.
@@ -172,6 +247,27 @@ impl Config {
             return Err("--max-connections and --pool-size must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+/// The layout flags (with their variable, which is also the config-file key) that a layout error
+/// message is about; all of them when it names none.
+fn layout_arguments_named(message: &str) -> Vec<String> {
+    let command = Config::command();
+    let shown = |id: &str| {
+        let arg = command.get_arguments().find(|a| a.get_id() == id)?;
+        let env = arg.get_env()?.to_string_lossy().into_owned();
+        Some(format!("--{} ({env})", arg.get_long()?))
+    };
+    let named: Vec<String> = LAYOUT_ARGUMENTS
+        .iter()
+        .filter(|(words, _)| words.iter().any(|w| message.contains(w)))
+        .filter_map(|(_, id)| shown(id))
+        .collect();
+    if named.is_empty() {
+        LAYOUT_ARGUMENTS.iter().filter_map(|(_, id)| shown(id)).collect()
+    } else {
+        named
     }
 }
 
