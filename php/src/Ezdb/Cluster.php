@@ -12,6 +12,10 @@ final class Cluster
     public const FETCH_LIVE = 0;
     public const FETCH_INCLUDE_DELETED = 1;
 
+    /** The text fields of ezdb_options, each given by the option of the same name. */
+    private const TEXT_OPTIONS = ['legacy_expiry_file', 'layout', 'mount_point', 'dfs_storage_table',
+        'dfs_cache_table', 'cache_dir', 'storage_dir'];
+
     private FFI $ffi;
     private ?CData $handle;
     /** Out-parameters reused by every call (one call at a time in a PHP process). */
@@ -48,8 +52,15 @@ final class Cluster
      * Records the settings; each process connects on its first call (fork-safe).
      * @param string $url mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path
      * @param array{chunk_size?:int, generation_timeout?:int, max_attempts?:int, connect_timeout_ms?:int,
-     *     legacy_expiry_file?:?string, library?:string} $options legacy_expiry_file: cluster name of
-     *     the legacy expiry.php (e.g. var/site/cache/expiry.php) shared with legacy nodes
+     *     legacy_expiry_file?:?string, layout?:?string, mount_point?:?string, dfs_storage_table?:?string,
+     *     dfs_cache_table?:?string, cache_dir?:?string, storage_dir?:?string, library?:string} $options
+     *     legacy_expiry_file: cluster name of the legacy expiry.php (e.g. var/site/cache/expiry.php)
+     *     shared with legacy nodes; layout: 'ezdb' (default), 'dfs' (eZDFS: ezdfsfile and
+     *     ezdfsfile_cache, bytes at <mount_point>/<name>) or 'ibexa-dfs' (ibexa_dfs_file);
+     *     mount_point: MountPointPath (required by the DFS layouts); dfs_cache_table:
+     *     MetaDataTableNameCache; cache_dir, storage_dir: site.ini [FileSettings] CacheDir and
+     *     StorageDir. Empty or null: unset (the library's defaults). Invalid layout settings throw
+     *     Ezdb\Exception CONFIG with the library's reason.
      */
     public static function open(string $url, array $options = []): self
     {
@@ -63,11 +74,15 @@ final class Cluster
         $settings->generation_timeout_secs = (int) ($options['generation_timeout'] ?? 0);
         $settings->max_attempts = (int) ($options['max_attempts'] ?? 0);
         $settings->connect_timeout_ms = (int) ($options['connect_timeout_ms'] ?? 0);
-        // Kept alive until ezdb_open has copied it.
-        $expiryFile = self::text($ffi, (string) ($options['legacy_expiry_file'] ?? ''));
-        if ($expiryFile !== null) {
-            $settings->legacy_expiry_file = $ffi->cast('char*', FFI::addr($expiryFile));
-            $settings->legacy_expiry_file_len = FFI::sizeof($expiryFile);
+        // Kept alive until ezdb_open has copied them.
+        $texts = [];
+        foreach (self::TEXT_OPTIONS as $field) {
+            $text = self::text($ffi, (string) ($options[$field] ?? ''));
+            if ($text !== null) {
+                $texts[] = $text;
+                $settings->$field = $ffi->cast('char*', FFI::addr($text));
+                $settings->{$field . '_len'} = FFI::sizeof($text);
+            }
         }
         $out = $ffi->new('ezdb_cluster*');
         $status = $ffi->ezdb_open($url, strlen($url), FFI::addr($settings), FFI::addr($out));
