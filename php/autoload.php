@@ -1,6 +1,7 @@
 <?php
 // The one file to require: an autoloader for the Ezdb\ classes (php/src/Ezdb) and for the
-// eZ Publish drop-in eZDBFileHandler (php/eZDBFileHandler.php). No Composer needed.
+// eZ Publish drop-ins eZDBFileHandler (php/eZDBFileHandler.php) and eZDFSFileHandler
+// (php/eZDFSFileHandler.php). No Composer needed.
 
 spl_autoload_register(static function (string $class): void {
     if (str_starts_with($class, 'Ezdb\\')) {
@@ -10,5 +11,7 @@ spl_autoload_register(static function (string $class): void {
         }
     } elseif (strcasecmp($class, 'eZDBFileHandler') === 0) {
         require __DIR__ . '/eZDBFileHandler.php';
+    } elseif (strcasecmp($class, 'eZDFSFileHandler') === 0) {
+        require __DIR__ . '/eZDFSFileHandler.php';
     }
 });

@@ -46,6 +46,13 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     const IGNORED_SETTINGS = ['FileHandler', 'DBBackend', 'ExtensionDirectories'];
 
+    /** The file.ini section of the handler's settings, and the keys read from it inside eZ Publish. */
+    const SETTINGS_SECTION = 'ClusteringSettings';
+    const FILE_INI_KEYS = ['DBHost', 'DBPort', 'DBSocket', 'DBName', 'DBUser', 'DBPassword', 'DBChunkSize',
+        'DBExecuteRetries', 'DBConnectRetries', 'NonExistantStaleCacheHandling', 'LegacyExpiryFile'];
+    /** The site.ini keys read inside eZ Publish: name => group. */
+    const SITE_INI_KEYS = ['CacheGenerationTimeout' => 'ContentSettings', 'StorageFilePermissions' => 'FileSettings'];
+
     /** Passes of processCache's read/generate loop before it gives up waiting for others. */
     const MAX_PASSES = 8;
 
@@ -63,11 +70,13 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** The recheck saw a version published by another process: read it from the database. */
     private $freshElsewhere = false;
 
-    private static $settings = null;
-    private static $configured = null;
+    // Per class (eZDFSFileHandler redeclares them: its own settings and cluster handle), hence
+    // protected and always reached through static::.
+    protected static $settings = null;
+    protected static $configured = null;
     /** @var Ezdb\Cluster|null the one cluster handle of this process, shared by all handlers */
-    private static $cluster = null;
-    private static $connectedPid = null;
+    protected static $cluster = null;
+    protected static $connectedPid = null;
     /** @var array<int, eZDBFileHandler> handlers holding a generation lock (for the shutdown cleanup) */
     private static $generating = [];
     private static $generatingPid = null;
@@ -94,24 +103,24 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     public static function configure(array $settings)
     {
         $settings = self::arraysOf($settings);
-        $unknown = array_diff_key($settings, self::DEFAULTS, array_flip(self::IGNORED_SETTINGS));
-        self::$configured = array_intersect_key($settings, self::DEFAULTS);
-        self::$settings = null;
-        if (self::$cluster !== null && self::$connectedPid === getmypid()) {
+        $unknown = array_diff_key($settings, static::DEFAULTS, array_flip(static::IGNORED_SETTINGS));
+        static::$configured = array_intersect_key($settings, static::DEFAULTS);
+        static::$settings = null;
+        if (static::$cluster !== null && static::$connectedPid === getmypid()) {
             // The library keeps a process's connection per distinct settings until told: close
             // the old settings' one, or every reconfiguration would hold another open.
             try {
-                self::$cluster->disconnect();
+                static::$cluster->disconnect();
             } catch (Ezdb\Exception $e) {
                 // Already gone: nothing to close.
             }
         }
-        self::$cluster = null;
-        self::$connectedPid = null;
+        static::$cluster = null;
+        static::$connectedPid = null;
         if ($unknown) {
             $names = implode(', ', array_keys($unknown));
             self::log('warning', "configure: unknown settings $names ignored (known: "
-                . implode(', ', array_keys(self::DEFAULTS)) . ')', E_USER_WARNING);
+                . implode(', ', array_keys(static::DEFAULTS)) . ')', E_USER_WARNING);
         }
     }
 
@@ -133,25 +142,28 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** The settings in force: configure(), else eZ Publish's INI files, else the defaults. */
     public static function settings()
     {
-        if (self::$settings === null) {
-            $given = self::$configured ?? (class_exists('eZINI') ? self::iniSettings() : []);
-            self::$settings = array_merge(self::DEFAULTS, $given);
+        if (static::$settings === null) {
+            $given = static::$configured ?? (class_exists('eZINI') ? static::iniSettings() : []);
+            static::$settings = array_merge(static::DEFAULTS, $given);
         }
-        return self::$settings;
+        return static::$settings;
     }
 
-    private static function iniSettings()
+    /** The settings from eZ Publish's file.ini (SETTINGS_SECTION) and site.ini. */
+    protected static function iniSettings()
     {
         $settings = [];
         $file = eZINI::instance('file.ini');
-        foreach (['DBHost', 'DBPort', 'DBSocket', 'DBName', 'DBUser', 'DBPassword', 'DBChunkSize',
-            'DBExecuteRetries', 'DBConnectRetries', 'NonExistantStaleCacheHandling', 'LegacyExpiryFile'] as $name) {
-            if ($file->hasVariable('ClusteringSettings', $name)) {
-                $settings[$name] = $file->variable('ClusteringSettings', $name);
+        // NonExistantStaleCacheHandling is a [ClusteringSettings] key for every handler.
+        $keys = array_fill_keys(static::FILE_INI_KEYS, static::SETTINGS_SECTION)
+            + ['NonExistantStaleCacheHandling' => 'ClusteringSettings'];
+        foreach ($keys as $name => $group) {
+            if ($file->hasVariable($group, $name)) {
+                $settings[$name] = $file->variable($group, $name);
             }
         }
         $site = eZINI::instance('site.ini');
-        foreach (['ContentSettings' => 'CacheGenerationTimeout', 'FileSettings' => 'StorageFilePermissions'] as $group => $name) {
+        foreach (static::SITE_INI_KEYS as $name => $group) {
             if ($site->hasVariable($group, $name)) {
                 $settings[$name] = $site->variable($group, $name);
             }
@@ -165,7 +177,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      * when eZ Publish is loaded, else as it computes it from site.ini [FileSettings] VarDir and
      * CacheDir (defaults var and cache; a CacheDir starting with / is used as it is).
      */
-    private static function cacheDirectory($site)
+    protected static function cacheDirectory($site)
     {
         if (method_exists('eZSys', 'cacheDirectory')) {
             return self::cleanPath((string) eZSys::cacheDirectory());
@@ -201,25 +213,42 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public static function cluster()
     {
-        if (self::$cluster !== null && self::$connectedPid === getmypid()) {
-            return self::$cluster;  // the hot path: no settings lookup
+        if (static::$cluster !== null && static::$connectedPid === getmypid()) {
+            return static::$cluster;  // the hot path: no settings lookup
         }
         $s = self::settings();
-        if (self::$cluster === null) {
-            self::$cluster = Ezdb\Cluster::open(self::url($s), [
-                'chunk_size' => (int) $s['DBChunkSize'],
-                'generation_timeout' => (int) $s['CacheGenerationTimeout'],
-                'max_attempts' => (int) $s['DBExecuteRetries'],
-                'connect_timeout_ms' => (int) $s['ConnectTimeout'],
-                'legacy_expiry_file' => self::cleanPath((string) $s['LegacyExpiryFile']),
-                'library' => $s['Library'],
-            ]);
+        if (static::$cluster === null) {
+            try {
+                static::$cluster = Ezdb\Cluster::open(self::url($s), static::clusterOptions($s));
+            } catch (Ezdb\Exception $e) {
+                throw static::settingsError($e);
+            }
         }
-        if (self::$connectedPid !== getmypid()) {
-            self::connect(self::$cluster, $s);
-            self::$connectedPid = getmypid();
+        if (static::$connectedPid !== getmypid()) {
+            self::connect(static::$cluster, $s);
+            static::$connectedPid = getmypid();
         }
-        return self::$cluster;
+        return static::$cluster;
+    }
+
+    /** A setting the library refuses; its message names the one to fix. */
+    private static function settingsError(Ezdb\Exception $e)
+    {
+        $where = static::class . ' (file.ini [' . static::SETTINGS_SECTION . '])';
+        return new Ezdb\Exception("$where: " . $e->getMessage(), $e->getCode(), $e);
+    }
+
+    /** The Ezdb\Cluster::open() options for the settings $s. */
+    protected static function clusterOptions(array $s)
+    {
+        return [
+            'chunk_size' => (int) $s['DBChunkSize'],
+            'generation_timeout' => (int) $s['CacheGenerationTimeout'],
+            'max_attempts' => (int) $s['DBExecuteRetries'],
+            'connect_timeout_ms' => (int) $s['ConnectTimeout'],
+            'legacy_expiry_file' => self::cleanPath((string) $s['LegacyExpiryFile']),
+            'library' => $s['Library'],
+        ];
     }
 
     private static function connect(Ezdb\Cluster $cluster, array $s)
@@ -229,10 +258,13 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 $cluster->connect();
                 return;
             } catch (Ezdb\Exception $e) {
+                if ($e->getCode() === Ezdb\Exception::CONFIG) {
+                    throw static::settingsError($e);  // e.g. a DFS mount point that is not there: no retry
+                }
                 if ($attempt <= 1) {
                     $password = str_repeat('*', strlen((string) $s['DBPassword']));
                     $where = "host {$s['DBHost']}, user {$s['DBUser']}, password '$password'";
-                    $message = "eZDBFileHandler: cannot connect to the cluster database ($where): " . $e->getMessage();
+                    $message = static::class . ": cannot connect to the cluster database ($where): " . $e->getMessage();
                     throw new Ezdb\Exception($message, $e->getCode(), $e);
                 }
             }
@@ -242,8 +274,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Closes this process's database connection; the next call reconnects (legacy preFork()). */
     public function disconnect()
     {
-        if (self::$cluster !== null) {
-            self::$cluster->disconnect();
+        if (static::$cluster !== null) {
+            static::$cluster->disconnect();
         }
     }
 
@@ -297,7 +329,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         if ($name === 'cacheType') {
             return self::cacheTypeOf((string) $this->filePath);
         }
-        trigger_error("eZDBFileHandler: undefined property $name", E_USER_NOTICE);
+        trigger_error(static::class . ": undefined property $name", E_USER_NOTICE);
         return null;
     }
 
@@ -1112,7 +1144,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
             return false;
         }
         foreach (self::$generating as $handler) {
-            self::log('warning', "aborting the unfinished cache generation of '{$handler->realFilePath}'");
+            $handler::log('warning', "aborting the unfinished cache generation of '{$handler->realFilePath}'");
             $handler->abortCacheGeneration();
         }
         return true;
@@ -1141,7 +1173,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      * Runs $operation on the shared cluster; a library failure is logged and $onError returned
      * (legacy methods report failures by their return value, not by exceptions).
      */
-    private static function attempt($what, callable $operation, $onError)
+    protected static function attempt($what, callable $operation, $onError)
     {
         try {
             return $operation(self::cluster());
@@ -1155,17 +1187,17 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      * To the Logger setting, else eZDebug, else trigger_error($phpError) when given (mistakes
      * of the caller's own, such as a misspelt setting), else error_log.
      */
-    private static function log($level, $message, $phpError = null)
+    protected static function log($level, $message, $phpError = null)
     {
         $logger = self::settings()['Logger'];
         if (is_callable($logger)) {
             $logger($level, $message);
         } elseif (class_exists('eZDebug', false)) {
-            $level === 'error' ? eZDebug::writeError($message, __CLASS__) : eZDebug::writeWarning($message, __CLASS__);
+            $level === 'error' ? eZDebug::writeError($message, static::class) : eZDebug::writeWarning($message, static::class);
         } elseif ($phpError !== null) {
-            trigger_error("eZDBFileHandler: $message", $phpError);
+            trigger_error(static::class . ": $message", $phpError);
         } else {
-            error_log("eZDBFileHandler $level: $message");
+            error_log(static::class . " $level: $message");
         }
     }
 
