@@ -6,6 +6,7 @@ pub mod cache_items;
 pub mod cli;
 pub mod connect;
 pub mod files;
+pub mod migrate;
 pub mod progress;
 pub mod schema_cmd;
 

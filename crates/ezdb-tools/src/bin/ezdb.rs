@@ -31,7 +31,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
   ezdb check --repair --dry-run         # what a repair would do
   ezdb check --verify --repair          # removed bytes go to ezdbfile_quarantine
   ezdb check --restore=7                # put quarantined item 7 back
-  ezdb stats --json"
+  ezdb stats --json
+  ezdb migrate --from=ezdb --to=dfs --mount-point=/mnt/nfs --dry-run"
 )]
 struct Args {
     #[arg(long, global = true, help = URL_HELP)]
@@ -106,11 +107,60 @@ enum Command {
     },
     /// Files and bytes by scope, live and expired, and the generation locks.
     Stats,
+    /// Copy every live file from one layout to another (eZDB <-> eZDFS <-> Ibexa DFS), verify
+    /// each copy's bytes, and keep serving from the source meanwhile. Resumable: run it again
+    /// to copy what is missing or changed. The DFS side takes --mount-point and the --dfs-*
+    /// settings; the target's tables must exist (`ezdb schema install` with its layout).
+    Migrate {
+        /// Source layout: ezdb, dfs or ibexa-dfs.
+        #[arg(long, value_name = "LAYOUT")]
+        from: String,
+        /// Target layout: ezdb, dfs or ibexa-dfs.
+        #[arg(long, value_name = "LAYOUT")]
+        to: String,
+        /// Target database, when it is not the source's (--url).
+        #[arg(long, value_name = "URL")]
+        to_url: Option<String>,
+        /// Count what would be copied, copy nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Directory where each file is staged while it is copied (default: a new directory
+        /// under the system temp directory, removed afterwards). Needs room for the largest file.
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Args = parse_or_exit("ezdb");
+    if let Command::Migrate {
+        from,
+        to,
+        to_url,
+        dry_run,
+        spool,
+    } = &args.command
+    {
+        let sides = Sides {
+            from,
+            to,
+            to_url: to_url.as_deref(),
+        };
+        if let Err(message) = migrate_cmd(
+            args.url.clone(),
+            &args.layout,
+            sides,
+            *dry_run,
+            spool.as_deref(),
+            args.json,
+        )
+        .await
+        {
+            fail("ezdb", &message);
+        }
+        return;
+    }
     // A bulk job stops at the first lost connection: one retry, not a minute per file.
     let outcome = match connect(args.url, &args.layout, |mut c| {
         c.max_attempts = 3;
@@ -174,6 +224,7 @@ async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), Stri
             }
         }
         Command::Stats => stats(cluster, json).await,
+        Command::Migrate { .. } => Err("migrate connects to both layouts itself".into()),
     }
 }
 
@@ -769,6 +820,113 @@ async fn check_mount(
         set_aside_in: format!("{mount}/{MOUNT_QUARANTINE_DIR}"),
     };
     finish(cluster, verify, repair, json, manifest, report, tally).await
+}
+
+/// The two layouts of `ezdb migrate`, as given.
+struct Sides<'a> {
+    from: &'a str,
+    to: &'a str,
+    to_url: Option<&'a str>,
+}
+
+/// The layout settings of one side: the DFS settings go to a DFS side only.
+fn side(kind: &str, shared: &LayoutArgs) -> LayoutArgs {
+    if kind.trim().eq_ignore_ascii_case("ezdb") {
+        LayoutArgs {
+            layout: Some(kind.to_owned()),
+            ..LayoutArgs::default()
+        }
+    } else {
+        LayoutArgs {
+            layout: Some(kind.to_owned()),
+            ..shared.clone()
+        }
+    }
+}
+
+async fn migrate_cmd(
+    url: Option<String>,
+    layout: &LayoutArgs,
+    sides: Sides<'_>,
+    dry_run: bool,
+    spool: Option<&Path>,
+    json: bool,
+) -> Result<(), String> {
+    if layout.layout.is_some() {
+        return Err("migrate takes --from and --to instead of --layout (unset EZDB_LAYOUT); the DFS side uses --mount-point and --dfs-*".into());
+    }
+    let (from_layout, to_layout) = (side(sides.from, layout), side(sides.to, layout));
+    let same_database = sides.to_url.is_none() || sides.to_url == url.as_deref();
+    if same_database && from_layout.settings().to_layout().ok() == to_layout.settings().to_layout().ok() {
+        return Err(format!(
+            "--from={} and --to={} name the same tables; give two different layouts (or --to-url for another database)",
+            sides.from, sides.to
+        ));
+    }
+    let tune = |mut c: ezdb_core::ClusterConfig| {
+        c.max_attempts = 3;
+        c
+    };
+    let from = connect(url.clone(), &from_layout, tune).await?;
+    let to = connect(sides.to_url.map(str::to_owned).or(url), &to_layout, tune).await?;
+    let own_spool = spool.is_none();
+    let spool = match spool {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::temp_dir().join(format!("ezdb-migrate-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&spool)
+        .map_err(|e| format!("cannot create the spool directory {}: {e}", spool.display()))?;
+    let result = ezdb_tools::migrate::migrate(&from, &to, &spool, dry_run).await;
+    if own_spool {
+        let _ = std::fs::remove_dir_all(&spool);
+    }
+    let report = result?;
+    let skipped: Vec<String> = report.skipped.iter().map(|(why, n)| format!("{n} {why}")).collect();
+    if json {
+        let failed: Vec<_> = report
+            .failed
+            .iter()
+            .map(|(name, why)| json!({"name": name, "error": why}))
+            .collect();
+        emit!(
+            "{}",
+            json!({"from": sides.from, "to": sides.to, "dry_run": dry_run, "copied": report.copied,
+                   "copied_bytes": report.copied_bytes, "already": report.already,
+                   "would_copy": report.would_copy, "would_copy_bytes": report.would_copy_bytes,
+                   "skipped": report.skipped, "failed": failed})
+        );
+    } else {
+        for (name, why) in &report.failed {
+            emit!("FAILED {name}: {why}");
+        }
+        let skipped = if skipped.is_empty() {
+            "none".to_owned()
+        } else {
+            skipped.join(", ")
+        };
+        if dry_run {
+            emit!(
+                "would copy {} file(s) ({} bytes) from {} to {}; {} already there; skipped: {skipped}",
+                report.would_copy,
+                report.would_copy_bytes,
+                sides.from,
+                sides.to,
+                report.already
+            );
+        } else {
+            emit!(
+                "copied and verified {} file(s) ({} bytes) from {} to {}; {} already there (verified); skipped: {skipped}",
+                report.copied, report.copied_bytes, sides.from, sides.to, report.already
+            );
+        }
+    }
+    if !report.failed.is_empty() {
+        return Err(format!(
+            "{} file(s) not copied (listed above); run the same command again to retry them",
+            report.failed.len()
+        ));
+    }
+    Ok(())
 }
 
 /// On eZDFS a repair moves files, not rows: the quarantine is a directory to look into.

@@ -1,0 +1,187 @@
+// `ezdb migrate` between the eZDB tables and an eZDFS site (legacy DDL, a mount the test
+// creates), both ways: what is copied, verified byte for byte, resumed, and never overwritten.
+
+use ezdb_core::{Cluster, ClusterConfig, DfsLayout, Layout, StoreOptions};
+use ezdb_testdb::{Schema, TempDir, TestDb};
+use std::process::{Command, Output};
+
+fn ezdb(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ezdb"))
+        .env("EZDB_URL", url)
+        .env_remove("EZDB_LAYOUT")
+        .env_remove("EZDB_MOUNT_POINT")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_str(ok(output).trim()).unwrap()
+}
+
+async fn dfs_cluster(url: &str, mount: &std::path::Path) -> Cluster {
+    Cluster::connect(ClusterConfig::new(url).with_layout(Layout::Dfs(DfsLayout::new(mount))))
+        .await
+        .unwrap()
+}
+
+const IMAGE: &str = "var/site/storage/images/1/2/big.jpg";
+const EMPTY: &str = "var/site/storage/original/application/empty.pdf";
+const VIEW: &str = "var/site/cache/content/site/2-abc.cache";
+const DELETED: &str = "var/site/storage/images/9/deleted.jpg";
+
+#[tokio::test]
+async fn ezdb_to_dfs_copies_live_files_verifies_them_and_resumes() {
+    let db = TestDb::create().await;
+    let ezdb_site = Cluster::connect(ClusterConfig::new(&db.url)).await.unwrap();
+    ezdb_site.install_schema().await.unwrap();
+    let mount = TempDir::new("migrate-mount");
+    let dfs = dfs_cluster(&db.url, mount.path()).await;
+    dfs.install_schema().await.unwrap();
+
+    let big: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let at = |mtime: i64, scope: &str, datatype: &str| StoreOptions {
+        mtime: Some(mtime),
+        ..StoreOptions::new(scope, datatype)
+    };
+    let now = ezdb_site.now();
+    ezdb_site
+        .store(IMAGE, &big, &at(now - 100, "image", "image/jpeg"))
+        .await
+        .unwrap();
+    ezdb_site
+        .store(EMPTY, b"", &at(now - 50, "binaryfile", "application/pdf"))
+        .await
+        .unwrap();
+    ezdb_site
+        .store(VIEW, b"<?php 1;", &at(now - 10, "viewcache", "text/php"))
+        .await
+        .unwrap();
+    ezdb_site
+        .store(DELETED, b"old", &at(now - 10, "image", "image/jpeg"))
+        .await
+        .unwrap();
+    ezdb_site.delete(DELETED).await.unwrap();
+    let lock = format!("{VIEW}.generating");
+    let _generation = ezdb_site.start_generation(VIEW, None).await.unwrap();
+    let mount_arg = format!("--mount-point={}", mount.path().display());
+    let migrate = |extra: &[&str]| {
+        let mut args = vec!["migrate", "--from=ezdb", "--to=dfs", mount_arg.as_str(), "--json"];
+        args.extend_from_slice(extra);
+        ezdb(&db.url, &args)
+    };
+
+    let plan = json(&migrate(&["--dry-run"]));
+    assert_eq!(
+        (plan["would_copy"].as_u64(), plan["copied"].as_u64()),
+        (Some(3), Some(0)),
+        "{plan}"
+    );
+    assert!(dfs.stat(IMAGE).await.unwrap().is_none(), "a dry run copies nothing");
+
+    let run = json(&migrate(&[]));
+    assert_eq!(
+        (run["copied"].as_u64(), run["copied_bytes"].as_u64()),
+        (Some(3), Some(300_008)),
+        "{run}"
+    );
+    assert_eq!(run["skipped"]["deleted-or-expired-in-source"], 1, "{run}");
+    assert_eq!(run["skipped"]["generation-lock"], 1, "{run}");
+    for (name, bytes) in [(IMAGE, &big[..]), (EMPTY, b""), (VIEW, b"<?php 1;")] {
+        assert_eq!(
+            std::fs::read(mount.join(name)).unwrap(),
+            bytes,
+            "{name} at <mount>/name"
+        );
+        let (source, target) = (
+            ezdb_site.stat(name).await.unwrap().unwrap(),
+            dfs.stat(name).await.unwrap().unwrap(),
+        );
+        assert_eq!(
+            (target.mtime, &target.scope, &target.datatype, target.size),
+            (source.mtime, &source.scope, &source.datatype, source.size),
+            "{name} keeps its metadata"
+        );
+    }
+    assert!(dfs.stat(DELETED).await.unwrap().is_none());
+    assert!(dfs.stat(&lock).await.unwrap().is_none());
+
+    // Resumed: nothing to copy; a changed source file is copied again; a target file with the
+    // right row but other bytes (a damaged copy) is found by the verification and replaced.
+    let again = json(&migrate(&[]));
+    assert_eq!(
+        (again["copied"].as_u64(), again["already"].as_u64()),
+        (Some(0), Some(3)),
+        "{again}"
+    );
+    ezdb_site
+        .store(EMPTY, b"now with bytes", &at(now - 5, "binaryfile", "application/pdf"))
+        .await
+        .unwrap();
+    let mut damaged = big.clone();
+    damaged[1000] ^= 0xff;
+    std::fs::write(mount.join(IMAGE), &damaged).unwrap();
+    let repaired = json(&migrate(&[]));
+    assert_eq!(
+        (repaired["copied"].as_u64(), repaired["already"].as_u64()),
+        (Some(2), Some(1)),
+        "{repaired}"
+    );
+    assert_eq!(std::fs::read(mount.join(IMAGE)).unwrap(), big);
+    assert_eq!(dfs.fetch(EMPTY).await.unwrap(), b"now with bytes");
+
+    // A node already writing to the new layout wins over the copy.
+    dfs.store(VIEW, b"newer", &at(now + 100, "viewcache", "text/php"))
+        .await
+        .unwrap();
+    let kept = json(&migrate(&[]));
+    assert_eq!(kept["skipped"]["newer-in-target"], 1, "{kept}");
+    assert_eq!(dfs.fetch(VIEW).await.unwrap(), b"newer");
+}
+
+#[tokio::test]
+async fn dfs_to_ezdb_in_another_database_round_trips_and_bad_sides_are_refused() {
+    let source_db = TestDb::create_with(Schema::LegacyDfs).await;
+    let mount = TempDir::new("migrate-back-mount");
+    let dfs = dfs_cluster(&source_db.url, mount.path()).await;
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    dfs.store(IMAGE, &big, &StoreOptions::new("image", "image/jpeg"))
+        .await
+        .unwrap();
+    dfs.store(VIEW, b"view", &StoreOptions::new("viewcache", "text/php"))
+        .await
+        .unwrap();
+    let target_db = TestDb::create().await;
+    let target = Cluster::connect(ClusterConfig::new(&target_db.url)).await.unwrap();
+    target.install_schema().await.unwrap();
+    let mount_arg = format!("--mount-point={}", mount.path().display());
+    let to_url = format!("--to-url={}", target_db.url);
+    let run = json(&ezdb(
+        &source_db.url,
+        &["migrate", "--from=dfs", "--to=ezdb", &mount_arg, &to_url, "--json"],
+    ));
+    assert_eq!(run["copied"], 2, "{run}");
+    assert_eq!(target.fetch(IMAGE).await.unwrap(), big);
+    assert_eq!(target.fetch(VIEW).await.unwrap(), b"view");
+
+    let same = ezdb(&source_db.url, &["migrate", "--from=dfs", "--to=dfs", &mount_arg]);
+    assert!(!same.status.success());
+    assert!(String::from_utf8_lossy(&same.stderr).contains("same tables"));
+    let no_tables = ezdb(&source_db.url, &["migrate", "--from=dfs", "--to=ezdb", &mount_arg]);
+    assert!(!no_tables.status.success());
+    let err = String::from_utf8_lossy(&no_tables.stderr).into_owned();
+    assert!(
+        err.contains("schema install") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}
