@@ -74,7 +74,7 @@ struct OpenFile {
 impl Dfs {
     pub(crate) fn open(layout: &DfsLayout) -> Result<Dfs> {
         Ok(Dfs {
-            mount: Mount::open(&layout.mount_point)?,
+            mount: Mount::open(&layout.mount_point, layout.read_only)?,
             layout: layout.clone(),
         })
     }

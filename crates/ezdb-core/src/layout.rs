@@ -36,6 +36,9 @@ pub struct DfsLayout {
     pub cache_dir: String,
     /// `site.ini [FileSettings] StorageDir`: ...unless it also contains this.
     pub storage_dir: String,
+    /// This process only reads the mount (index_image): it is checked to be a readable
+    /// directory instead of a writable one, so it may be mounted read-only.
+    pub read_only: bool,
 }
 
 impl DfsLayout {
@@ -47,7 +50,14 @@ impl DfsLayout {
             cache_table: DFS_CACHE_TABLE.to_owned(),
             cache_dir: "cache".to_owned(),
             storage_dir: "storage".to_owned(),
+            read_only: false,
         }
+    }
+
+    /// The same layout for a process that only reads the mount (see [`DfsLayout::read_only`]).
+    pub fn reading_only(mut self) -> DfsLayout {
+        self.read_only = true;
+        self
     }
 
     /// One table for everything (single-table mode, or Ibexa's table, which has no cache table).

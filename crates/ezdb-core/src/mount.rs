@@ -36,9 +36,10 @@ pub(crate) struct Installed {
 }
 
 impl Mount {
-    /// Resolves `root` and checks it is a writable directory: a missing share fails every
-    /// request at once instead of looking like missing files.
-    pub(crate) fn open(root: &Path) -> Result<Mount> {
+    /// Resolves `root` and checks it is a writable directory (a readable one when
+    /// `read_only`): a missing share fails every request at once instead of looking like
+    /// missing files.
+    pub(crate) fn open(root: &Path, read_only: bool) -> Result<Mount> {
         let config = |what: String| Error::Config(what);
         let resolved = std::fs::canonicalize(root).map_err(|e| {
             config(format!(
@@ -51,6 +52,15 @@ impl Mount {
                 "the DFS mount point {} is not a directory; point MountPointPath at the shared directory",
                 resolved.display()
             )));
+        }
+        if read_only {
+            std::fs::read_dir(&resolved).map_err(|e| {
+                config(format!(
+                    "the DFS mount point {} is not readable ({e}); mount it for this user",
+                    resolved.display()
+                ))
+            })?;
+            return Ok(Mount { root: resolved });
         }
         let probe = resolved.join(format!("{MOUNT_TEMP_PREFIX}probe.{}", unique()));
         std::fs::write(&probe, b"").map_err(|e| {
@@ -280,13 +290,24 @@ mod tests {
     fn names_cannot_leave_the_mount() {
         let dir = std::env::temp_dir().join(format!("ezdb-mount-test-{}", unique()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mount = Mount::open(&dir).unwrap();
+        let mount = Mount::open(&dir, false).unwrap();
         for bad in ["var/../../etc/passwd", "../x", "/etc/passwd"] {
             let name = FileName::new(bad).unwrap();
             assert!(mount.path_of(&name).is_err(), "{bad}");
         }
         let ok = FileName::new("var/site/storage/a..b.jpg").unwrap();
         assert!(mount.path_of(&ok).unwrap().starts_with(mount.root()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reading_node_needs_a_directory_and_writes_nothing() {
+        let dir = std::env::temp_dir().join(format!("ezdb-mount-test-{}", unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Mount::open(&dir, true).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let missing = Mount::open(&dir.join("gone"), true).err().unwrap().to_string();
+        assert!(missing.contains("MountPointPath"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -227,9 +227,13 @@ impl Config {
         }
     }
 
-    /// The checked layout of the cluster (eZDB, or eZDFS with its tables and mount).
-    pub fn cluster_layout(&self) -> &Layout {
-        &self.resolved_layout
+    /// The checked layout of the cluster (eZDB, or eZDFS with its tables and mount). index_image
+    /// only reads, so a DFS mount may be mounted read-only for it.
+    pub fn cluster_layout(&self) -> Layout {
+        match &self.resolved_layout {
+            Layout::Ezdb => Layout::Ezdb,
+            Layout::Dfs(dfs) => Layout::Dfs(dfs.clone().reading_only()),
+        }
     }
 
     /// Settings no parser can refuse alone: a wait of 0 s would fail every request at once.

@@ -15,7 +15,7 @@ pub fn cluster_config(state: &AppState) -> ClusterConfig {
     // Answer 503 within about two seconds when the database is down, rather than queueing.
     let mut config = ClusterConfig::new(&state.config.database_url)
         .with_pool(state.config.pool_size)
-        .with_layout(state.config.cluster_layout().clone());
+        .with_layout(state.config.cluster_layout());
     config.max_attempts = 2;
     config.connect_timeout = Duration::from_secs(1);
     config
