@@ -5,11 +5,11 @@
 //! Rows are read per table in `name_hash` order, a batch at a time after the last key seen, until
 //! a batch comes back empty; the mount is walked directory by directory in name order. Nothing
 //! is acted on that may be work in progress: `.generating` rows younger than the generation
-//! timeout, files younger than the grace period, ezdb's own `.ezdb-*` files (the quarantine
-//! directory among them), legacy `ezfile-tmp.*` temp files, NFS `.nfs*` silly-rename files, and
-//! files whose row is in the other table. Soft-deleted rows are "to purge", not missing.
+//! timeout, files younger than the grace period (temporary files of writers among them), the
+//! quarantine directory, NFS `.nfs*` silly-rename files, and files whose row is in the other
+//! table. Soft-deleted rows are "to purge", not missing.
 //!
-//! The only repair moves a file without a row to `<mount>/.ezdb-quarantine/<run>/<name>` after
+//! The only repair moves a file without a row (or a writer's leftover temporary file) to `<mount>/.ezdb-quarantine/<run>/<name>` after
 //! re-checking, under the row lock of its table (and of the other table), that no row appeared
 //! and the file is still the one the check saw. A live row without its file is only reported:
 //! its bytes may still be restored from a backup.
@@ -87,6 +87,16 @@ pub enum MountProblem {
         modified: i64,
         inode: u64,
     },
+    /// A temporary file of a write, purge or rename that was killed (`.ezdb-tmp.*`,
+    /// `.ezdb-old.*`, `.ezdb-purge.*`, legacy `ezfile-tmp.*`), older than the grace period.
+    /// A `.ezdb-purge.*` or `.ezdb-old.*` file may hold the only bytes of a row reported as
+    /// missing-file beside it.
+    LeftoverTemp {
+        name: String,
+        size: u64,
+        modified: i64,
+        inode: u64,
+    },
 }
 
 /// What the check passed over on purpose, by reason: not problems.
@@ -121,6 +131,7 @@ impl MountProblem {
             MountProblem::WrongTable { .. } => "wrong-table",
             MountProblem::StaleLock { .. } => "stale-lock",
             MountProblem::OrphanFile { .. } => "orphan-file",
+            MountProblem::LeftoverTemp { .. } => "leftover-temp",
         }
     }
 
@@ -131,7 +142,8 @@ impl MountProblem {
             | MountProblem::SizeMismatch { name, .. }
             | MountProblem::WrongTable { name, .. }
             | MountProblem::StaleLock { name, .. }
-            | MountProblem::OrphanFile { name, .. } => name,
+            | MountProblem::OrphanFile { name, .. }
+            | MountProblem::LeftoverTemp { name, .. } => name,
         }
     }
 
@@ -170,17 +182,22 @@ impl MountProblem {
             MountProblem::OrphanFile { name, size, .. } => {
                 format!("{name}: file on the mount ({size} bytes) has no row")
             }
+            MountProblem::LeftoverTemp { name, size, .. } => {
+                format!("{name}: temporary file ({size} bytes) left by a write that did not finish")
+            }
         }
     }
 
     /// What a repair does (`--repair`), or why it does nothing.
     pub fn plan(&self) -> String {
         match self {
-            MountProblem::OrphanFile { .. } => {
+            MountProblem::OrphanFile { .. } | MountProblem::LeftoverTemp { .. } => {
                 format!("move the file to <mount>/{MOUNT_QUARANTINE_DIR}/ (nothing is unlinked)")
             }
             MountProblem::MissingFile { .. } => {
-                "nothing: restore the file from a backup, or delete the name (`ezcache`/the API) if it is gone".into()
+                "nothing: restore the file from a backup (or from a leftover-temp file \
+                 beside it), or delete the name (`ezcache`/the API) if it is gone"
+                    .into()
             }
             MountProblem::ToPurge { .. } => "nothing: `ezcache --purge` removes it".into(),
             MountProblem::SizeMismatch { .. } => {
@@ -198,16 +215,26 @@ fn unix_secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Why a file name on the mount is passed over, if it is.
-fn skipped_file_name(file_name: &str) -> Option<&'static str> {
-    if is_mount_temp_name(file_name) {
-        Some("ezdb-temp-file")
-    } else if file_name.starts_with("ezfile-tmp.") {
-        Some("legacy-temp-file")
+/// How the walk treats a name on the mount.
+#[derive(Debug, PartialEq, Eq)]
+enum Walked {
+    /// An ordinary name: a file is looked up in the tables, a directory walked.
+    Plain,
+    /// A temporary file of a writer: reported when older than the grace period.
+    Temp,
+    /// Passed over, with the reason.
+    Skip(&'static str),
+}
+
+fn walked(relative: &Path, file_name: &str) -> Walked {
+    if relative == Path::new(MOUNT_QUARANTINE_DIR) {
+        Walked::Skip("quarantine")
     } else if file_name.starts_with(".nfs") {
-        Some("nfs-file")
+        Walked::Skip("nfs-file")
+    } else if is_mount_temp_name(file_name) || file_name.starts_with("ezfile-tmp.") {
+        Walked::Temp
     } else {
-        None
+        Walked::Plain
     }
 }
 
@@ -331,7 +358,8 @@ impl Cluster {
             // Reverse so that popping visits subdirectories in name order.
             for (file_name, kind) in names.into_iter().rev() {
                 let relative = dir.join(&file_name);
-                if let Some(reason) = skipped_file_name(&file_name) {
+                let treat = walked(&relative, &file_name);
+                if let Walked::Skip(reason) = treat {
                     *report.skipped.entry(reason).or_default() += 1;
                     continue;
                 }
@@ -356,6 +384,15 @@ impl Cluster {
                     *report.skipped.entry("non-utf8-name").or_default() += 1;
                     continue;
                 };
+                if treat == Walked::Temp {
+                    report.problems.push(MountProblem::LeftoverTemp {
+                        name,
+                        size: meta.len(),
+                        modified,
+                        inode: inode(&meta),
+                    });
+                    continue;
+                }
                 pending.push((name, meta.len(), modified, inode(&meta)));
                 if pending.len() >= BATCH {
                     self.judge_files(std::mem::take(&mut pending), &mut report).await?;
@@ -421,6 +458,37 @@ impl Cluster {
     /// that no row appeared and the file is the one the check saw. Everything else is reported only.
     pub async fn repair_mount(&self, problem: &MountProblem) -> Result<MountOutcome> {
         let dfs = self.inner.dfs.as_ref().ok_or_else(not_dfs)?;
+        let run = unix_secs(SystemTime::now());
+        let quarantined = |name: &str| {
+            dfs.mount
+                .root()
+                .join(MOUNT_QUARANTINE_DIR)
+                .join(format!("{run}.{}", std::process::id()))
+                .join(name)
+        };
+        let same_file = |path: &Path, size: u64, modified: i64, seen_inode: u64| {
+            std::fs::symlink_metadata(path).ok().is_some_and(|m| {
+                m.is_file()
+                    && m.len() == size
+                    && m.modified().map(unix_secs).unwrap_or(0) == modified
+                    && inode(&m) == seen_inode
+            })
+        };
+        if let MountProblem::LeftoverTemp {
+            name,
+            size,
+            modified,
+            inode: seen_inode,
+        } = problem
+        {
+            // A temporary name never has a row: no lock to take, only the file to re-check.
+            let (source, target) = (dfs.mount.root().join(name), quarantined(name));
+            if !same_file(&source, *size, *modified, *seen_inode) {
+                return Ok(MountOutcome::Changed);
+            }
+            move_to_quarantine(&source, &target).map_err(|e| Error::io(Op::Delete, name, &target, e))?;
+            return Ok(MountOutcome::Quarantined(target));
+        }
         let MountProblem::OrphanFile {
             name,
             size,
@@ -431,16 +499,10 @@ impl Cluster {
             return Ok(MountOutcome::ReportOnly);
         };
         let source = dfs.mount.root().join(name);
-        let run = unix_secs(SystemTime::now());
-        let target = dfs
-            .mount
-            .root()
-            .join(MOUNT_QUARANTINE_DIR)
-            .join(format!("{run}.{}", std::process::id()))
-            .join(name);
+        let target = quarantined(name);
         let hash = name_hash(name);
         let tables = dfs.layout.tables();
-        let (hash, tables, source, target) = (&hash, &tables, &source, &target);
+        let (hash, tables, source, target, same_file) = (&hash, &tables, &source, &target, &same_file);
         self.inner
             .db
             .retrying(Op::Delete, name, |mut conn| async move {
@@ -455,13 +517,7 @@ impl Cluster {
                             return Ok(MountOutcome::Changed);
                         }
                     }
-                    let same = std::fs::symlink_metadata(source).ok().is_some_and(|m| {
-                        m.is_file()
-                            && m.len() == *size
-                            && m.modified().map(unix_secs).unwrap_or(0) == *modified
-                            && inode(&m) == *seen_inode
-                    });
-                    if !same {
+                    if !same_file(source, *size, *modified, *seen_inode) {
                         conn.commit().await?;
                         return Ok(MountOutcome::Changed);
                     }
@@ -498,12 +554,14 @@ mod tests {
     use crate::mount::MOUNT_TEMP_PREFIX;
 
     #[test]
-    fn work_in_progress_names_are_passed_over() {
-        assert_eq!(skipped_file_name(".ezdb-tmp.x.jpg.1.2"), Some("ezdb-temp-file"));
-        assert_eq!(skipped_file_name(MOUNT_QUARANTINE_DIR), Some("ezdb-temp-file"));
-        assert_eq!(skipped_file_name("ezfile-tmp.abc"), Some("legacy-temp-file"));
-        assert_eq!(skipped_file_name(".nfs000123"), Some("nfs-file"));
-        assert_eq!(skipped_file_name("x.jpg"), None);
+    fn temporary_names_are_judged_by_age_and_the_quarantine_is_passed_over() {
+        let at = |p: &str| walked(Path::new(p), Path::new(p).file_name().unwrap().to_str().unwrap());
+        assert_eq!(at("var/s/.ezdb-tmp.x.jpg.1.2"), Walked::Temp);
+        assert_eq!(at("var/s/.ezdb-purge.x.jpg.1.2"), Walked::Temp);
+        assert_eq!(at("var/s/ezfile-tmp.abc"), Walked::Temp);
+        assert_eq!(at(MOUNT_QUARANTINE_DIR), Walked::Skip("quarantine"));
+        assert_eq!(at("var/.nfs000123"), Walked::Skip("nfs-file"));
+        assert_eq!(at("var/s/x.jpg"), Walked::Plain);
         assert!(MOUNT_QUARANTINE_DIR.starts_with(MOUNT_TEMP_PREFIX));
     }
 }

@@ -525,6 +525,26 @@ async fn a_writer_killed_mid_store_leaves_the_old_version_on_the_mount_and_in_th
         let base = Path::new(file).file_name().unwrap().to_string_lossy().into_owned();
         assert!(ezdb_core::is_mount_temp_name(&base), "{file}");
     }
+    // The mount check reports the leftover (once past the grace period) and moves it aside.
+    let options = ezdb_core::MountCheckOptions {
+        grace: std::time::Duration::ZERO,
+    };
+    let report = site.cluster.check_mount(&options).await.unwrap();
+    assert_eq!(
+        kinds(&report),
+        leftovers
+            .iter()
+            .map(|f| ("leftover-temp", f.clone()))
+            .collect::<Vec<_>>()
+    );
+    for problem in &report.problems {
+        let outcome = site.cluster.repair_mount(problem).await.unwrap();
+        assert!(
+            matches!(outcome, ezdb_core::MountOutcome::Quarantined(_)),
+            "{outcome:?}"
+        );
+    }
+    assert!(site.cluster.check_mount(&options).await.unwrap().problems.is_empty());
 }
 
 /// Not a test on its own: the killed writer of the test above (does nothing otherwise).
@@ -658,13 +678,18 @@ async fn the_mount_check_finds_rows_without_files_and_files_without_rows_and_onl
     let orphan = "var/site/storage/images/7/orphan.jpg";
     std::fs::create_dir_all(site.file(orphan).parent().unwrap()).unwrap();
     std::fs::write(site.file(orphan), b"orphan bytes").unwrap();
-    std::fs::write(site.file("var/site/storage/images/7/ezfile-tmp.abc"), b"t").unwrap();
-    std::fs::write(site.file("var/site/storage/images/7/.ezdb-tmp.x.1.2"), b"t").unwrap();
+    let legacy_temp = "var/site/storage/images/7/ezfile-tmp.abc";
+    let our_temp = "var/site/storage/images/7/.ezdb-tmp.x.1.2";
+    std::fs::write(site.file(legacy_temp), b"t").unwrap();
+    std::fs::write(site.file(our_temp), b"t").unwrap();
 
     // The default grace period passes over every file just written.
     let young = site.cluster.check_mount(&Default::default()).await.unwrap();
     assert!(
-        !young.problems.iter().any(|p| p.kind() == "orphan-file"),
+        !young
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind(), "orphan-file" | "leftover-temp")),
         "a young file may be a write in progress: {:?}",
         young.problems
     );
@@ -675,6 +700,8 @@ async fn the_mount_check_finds_rows_without_files_and_files_without_rows_and_onl
     assert_eq!(
         kinds(&report),
         vec![
+            ("leftover-temp", our_temp.to_owned()),
+            ("leftover-temp", legacy_temp.to_owned()),
             ("missing-file", gone.to_owned()),
             ("orphan-file", orphan.to_owned()),
             ("stale-lock", lock.to_owned()),
@@ -682,8 +709,6 @@ async fn the_mount_check_finds_rows_without_files_and_files_without_rows_and_onl
             ("wrong-table", misplaced.to_owned()),
         ]
     );
-    assert_eq!(report.skipped.get("legacy-temp-file"), Some(&1));
-    assert_eq!(report.skipped.get("ezdb-temp-file"), Some(&1));
 
     // Repairs: only the orphan moves, into the quarantine on the mount; nothing is unlinked.
     for problem in &report.problems {
@@ -697,13 +722,23 @@ async fn the_mount_check_finds_rows_without_files_and_files_without_rows_and_onl
                 assert_eq!(std::fs::read(&path).unwrap(), b"orphan bytes");
                 assert!(!site.file(orphan).exists());
             }
+            "leftover-temp" => {
+                assert!(
+                    matches!(outcome, ezdb_core::MountOutcome::Quarantined(_)),
+                    "{outcome:?}"
+                );
+                assert!(!site.file(problem.name()).exists());
+            }
             _ => assert_eq!(outcome, ezdb_core::MountOutcome::ReportOnly, "{problem:?}"),
         }
     }
     assert!(site.file(deleted).exists(), "a deleted row's file waits for the purge");
     let again = site.cluster.check_mount(&options).await.unwrap();
     assert!(
-        !again.problems.iter().any(|p| p.kind() == "orphan-file"),
+        !again
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind(), "orphan-file" | "leftover-temp")),
         "the quarantine is not checked as orphans: {:?}",
         again.problems
     );
