@@ -120,6 +120,16 @@ impl Dfs {
         Ok(Some(meta))
     }
 
+    /// The row, when its file is on the mount with the row's size (see
+    /// [`Cluster::stat_readable`](crate::Cluster::stat_readable)).
+    pub(crate) async fn stat_readable(&self, inner: &Inner, name: &FileName) -> Result<Option<FileMeta>> {
+        match self.open_checked(inner, name, Visibility::IncludeExpired, None).await {
+            Ok(open) => Ok(Some(open.meta)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A live row: neither deleted nor older than its scope's global expiry. The bytes are not
     /// looked at, as legacy `exists()`; reads report a live row without its file as not found.
     pub(crate) async fn exists(&self, inner: &Inner, name: &FileName) -> Result<bool> {

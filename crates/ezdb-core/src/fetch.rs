@@ -62,6 +62,20 @@ impl Cluster {
             .await
     }
 
+    /// Metadata of `name` as [`Cluster::stat`] gives it, but only when its bytes can be read:
+    /// on eZDFS a row whose file is missing from the mount is `None` (as a read would be
+    /// not found) and a file of another size than its row is an integrity error (as a read
+    /// would be). What a gateway answers HEAD and conditional requests from, so that they
+    /// agree with GET. On eZDB it is `stat`.
+    pub async fn stat_readable(&self, name: &str) -> Result<Option<FileMeta>> {
+        let file = FileName::new(name)?;
+        let inner = &*self.inner;
+        match &inner.dfs {
+            Some(dfs) => dfs.stat_readable(inner, &file).await,
+            None => self.stat(name).await,
+        }
+    }
+
     /// True when `name` is stored and neither deleted nor expired by a global expiry key.
     pub async fn exists(&self, name: &str) -> Result<bool> {
         let name = &FileName::new(name)?;

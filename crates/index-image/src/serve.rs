@@ -234,7 +234,9 @@ async fn answer(
         let mut part = None;
         if stat_first {
             let timer = state.metrics.database();
-            let meta = cluster.stat(name).await?;
+            // Readable, not only a row: on eZDFS a row whose file is missing is 404 to HEAD and
+            // conditionals as to GET.
+            let meta = cluster.stat_readable(name).await?;
             drop(timer);
             let meta = match meta {
                 Some(meta) if servable(state, &meta) => meta,

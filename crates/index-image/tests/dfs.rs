@@ -359,6 +359,10 @@ async fn a_row_whose_file_is_missing_from_the_mount_is_404_not_500() {
         assert_eq!(get(&server, &path).status, 404, "GET {path}");
         let range = request(&server, "GET", &path, &[("Range", "bytes=0-9")]);
         assert_eq!(range.status, 404, "a range of {path}");
+        let head = request(&server, "HEAD", &path, &[]);
+        assert_eq!(head.status, 404, "HEAD agrees with GET for {path}");
+        let conditional = request(&server, "GET", &path, &[("If-None-Match", "\"x\"")]);
+        assert_eq!(conditional.status, 404, "a conditional GET of {path}");
     }
     assert_eq!(get(&server, "/healthz").status, 200, "a missing file is not an outage");
     // The file arriving later (a slow share, a legacy node finishing its write) is served: the
