@@ -19,7 +19,8 @@ pub(crate) struct Capabilities {
     expiry_table: AtomicBool,
     /// The server's `max_allowed_packet`: no statement we send may be larger.
     max_allowed_packet: AtomicU64,
-    /// The character set of `ezdbfile.name` (a [`NameCharset`] as u8).
+    /// The narrowest character set of the `name` columns of the metadata tables (a
+    /// [`NameCharset`] as u8).
     name_charset: AtomicU8,
 }
 
@@ -44,6 +45,15 @@ impl NameCharset {
         }
     }
 
+    /// The one of two that holds fewer characters (latin1 < utf8mb3 < anything else).
+    fn narrower(self, other: NameCharset) -> NameCharset {
+        match (self, other) {
+            (NameCharset::Latin1, _) | (_, NameCharset::Latin1) => NameCharset::Latin1,
+            (NameCharset::Utf8mb3, _) | (_, NameCharset::Utf8mb3) => NameCharset::Utf8mb3,
+            (NameCharset::Any, NameCharset::Any) => NameCharset::Any,
+        }
+    }
+
     /// Whether every character of `text` fits the column.
     pub(crate) fn holds(self, text: &str) -> bool {
         // The characters cp1252 puts at 0x80-0x9F, beside the Latin-1 range.
@@ -57,20 +67,30 @@ impl NameCharset {
 }
 
 impl Capabilities {
-    /// Reads the limits and the optional tables from the server.
-    pub(crate) async fn detect(&self, conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
-        let (packet, expiry_tables, charset): (u64, i64, Option<String>) = sqlx::query_as(
+    /// Reads the limits, the optional tables, and the character set of the `name` column of
+    /// `name_tables` (the layout's metadata tables) from the server.
+    pub(crate) async fn detect(&self, conn: &mut MySqlConnection, name_tables: &[&str]) -> Result<(), sqlx::Error> {
+        let (packet, expiry_tables): (u64, i64) = sqlx::query_as(
             "SELECT CAST(@@max_allowed_packet AS UNSIGNED),
                     (SELECT COUNT(*) FROM information_schema.TABLES
-                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ezdbfile_expiry'),
-                    (SELECT CAST(CHARACTER_SET_NAME AS CHAR) FROM information_schema.COLUMNS
-                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ezdbfile' AND COLUMN_NAME = 'name')",
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ezdbfile_expiry')",
         )
-        .fetch_one(conn)
+        .fetch_one(&mut *conn)
         .await?;
+        let mut charset = NameCharset::Any;
+        for table in name_tables {
+            let name: Option<String> = sqlx::query_scalar(
+                "SELECT CAST(CHARACTER_SET_NAME AS CHAR) FROM information_schema.COLUMNS
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'name'",
+            )
+            .bind(table)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten();
+            charset = charset.narrower(NameCharset::of(name.as_deref().unwrap_or("")));
+        }
         self.max_allowed_packet.store(packet, Ordering::Relaxed);
         self.expiry_table.store(expiry_tables > 0, Ordering::Relaxed);
-        let charset = NameCharset::of(charset.as_deref().unwrap_or(""));
         self.name_charset.store(charset as u8, Ordering::Relaxed);
         Ok(())
     }

@@ -72,10 +72,7 @@ impl Cluster {
 
     /// The metadata tables: `ezdbfile`, or the eZDFS storage and cache tables.
     pub fn meta_tables(&self) -> Vec<&str> {
-        match &self.inner.dfs {
-            Some(dfs) => dfs.layout.tables(),
-            None => vec!["ezdbfile"],
-        }
+        self.inner.config.layout.meta_tables()
     }
 
     /// The metadata table of `name` (for eZDFS, the rule of [`crate::DfsLayout::table_for`]).
@@ -129,7 +126,7 @@ impl Cluster {
         self.inner
             .db
             .capabilities
-            .detect(&mut conn)
+            .detect(&mut conn, &self.meta_tables())
             .await
             .map_err(|e| Error::db(Op::Schema, "schema install", e))
     }
@@ -166,7 +163,7 @@ impl Cluster {
         let report = schema::upgrade(&mut conn, options).await;
         // A created optional table is used from now on, as after install_schema.
         let detected = match (&report, options.dry_run) {
-            (Ok(_), false) => self.inner.db.capabilities.detect(&mut conn).await,
+            (Ok(_), false) => self.inner.db.capabilities.detect(&mut conn, &self.meta_tables()).await,
             _ => Ok(()),
         };
         conn.discard();

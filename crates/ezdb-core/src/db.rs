@@ -209,10 +209,13 @@ impl Db {
                 source,
             })?;
         let capabilities = Capabilities::default();
-        capabilities.detect(&mut first).await.map_err(|source| Error::Connect {
-            url: redact_url(&config.url),
-            source,
-        })?;
+        capabilities
+            .detect(&mut first, &config.layout.meta_tables())
+            .await
+            .map_err(|source| Error::Connect {
+                url: redact_url(&config.url),
+                source,
+            })?;
         let replica_connections = match config.mode {
             ConnectionMode::Dedicated => 1,
             ConnectionMode::Pool { max_connections } => max_connections,

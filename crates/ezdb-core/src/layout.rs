@@ -23,6 +23,16 @@ pub enum Layout {
     Dfs(DfsLayout),
 }
 
+impl Layout {
+    /// The metadata tables: `ezdbfile`, or the eZDFS storage and cache tables.
+    pub fn meta_tables(&self) -> Vec<&str> {
+        match self {
+            Layout::Ezdb => vec!["ezdbfile"],
+            Layout::Dfs(dfs) => dfs.tables(),
+        }
+    }
+}
+
 /// The settings of an eZDFS site (`file.ini [eZDFSClusteringSettings]`, `site.ini [FileSettings]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DfsLayout {

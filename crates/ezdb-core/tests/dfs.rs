@@ -767,3 +767,48 @@ async fn an_orphan_that_gets_a_row_before_the_repair_is_left_alone() {
     assert_eq!(outcome, ezdb_core::MountOutcome::Changed);
     assert_eq!(site.cluster.fetch(name).await.unwrap(), b"upload");
 }
+
+#[tokio::test]
+async fn a_latin1_dfs_site_matches_texts_it_cannot_hold_as_nothing_instead_of_failing() {
+    let site = Site::with(Schema::LegacyDfsLatin1, |mount| DfsLayout::new(mount)).await;
+    let image = "var/site/storage/images/a/Crème.jpg";
+    site.cluster
+        .store(image, b"latin1 name", &StoreOptions::new("image", "image/jpeg"))
+        .await
+        .unwrap();
+    site.cluster
+        .store(VIEW_CACHE, b"v", &StoreOptions::new("viewcache", "text/php"))
+        .await
+        .unwrap();
+    for selector in [
+        Selector::Prefix("var/site/storage/images/日本/".into()),
+        Selector::Prefix("var/site/cache/content/日本".into()),
+    ] {
+        assert_eq!(
+            site.cluster.delete_matching(&selector).await.unwrap(),
+            0,
+            "{selector:?}"
+        );
+    }
+    assert_eq!(site.cluster.fetch(image).await.unwrap(), b"latin1 name");
+    let removed = site
+        .cluster
+        .delete_matching(&Selector::Prefix("var/site/storage/images/a/Crè".into()))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "a latin1 text still matches byte-exact");
+    // A name the table cannot hold is refused, and leaves nothing on the mount.
+    let before = site.mount_files();
+    let cjk = "var/site/storage/images/b/日本.jpg";
+    let refused = site
+        .cluster
+        .store(cjk, b"x", &StoreOptions::new("image", "image/jpeg"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains(cjk) || refused.to_string().contains("日本"),
+        "{refused}"
+    );
+    assert_eq!(site.mount_files(), before, "no file left behind");
+    assert!(site.row(cjk).await.is_empty());
+}

@@ -53,6 +53,8 @@ pub enum Schema {
     LegacyDfs,
     /// Ibexa DXP 5's `ibexa_dfs_file`, one table, utf8mb4.
     IbexaDfs,
+    /// The legacy eZDFS DDL in a latin1 database, as older eZDFS sites have it.
+    LegacyDfsLatin1,
 }
 
 impl Schema {
@@ -70,7 +72,7 @@ impl Schema {
         match self {
             Schema::Ezdb => " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
             Schema::Legacy | Schema::LegacyDatatype60 | Schema::LegacyDfs | Schema::IbexaDfs => "",
-            Schema::LegacyLatin1 => " CHARACTER SET latin1",
+            Schema::LegacyLatin1 | Schema::LegacyDfsLatin1 => " CHARACTER SET latin1",
             Schema::LegacyUtf8 => " CHARACTER SET utf8mb3",
         }
     }
@@ -82,7 +84,9 @@ impl Schema {
                 include_str!("../../../sql/mysql/legacy/cluster_db_schema.sql")
             }
             Schema::LegacyDatatype60 => include_str!("../../../sql/mysql/legacy/cluster_schema_datatype60.sql"),
-            Schema::LegacyDfs => include_str!("../../../sql/mysql/legacy/cluster_dfs_schema.sql"),
+            Schema::LegacyDfs | Schema::LegacyDfsLatin1 => {
+                include_str!("../../../sql/mysql/legacy/cluster_dfs_schema.sql")
+            }
             Schema::IbexaDfs => include_str!("../../../sql/mysql/legacy/ibexa_dfs_schema.sql"),
         }
     }
@@ -97,7 +101,7 @@ impl Schema {
 
     /// Whether the columns hold every Unicode character (latin1 holds only Western European ones).
     pub fn holds_any_bmp_text(self) -> bool {
-        self != Schema::LegacyLatin1
+        !matches!(self, Schema::LegacyLatin1 | Schema::LegacyDfsLatin1)
     }
 }
 
