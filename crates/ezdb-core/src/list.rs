@@ -61,24 +61,54 @@ impl Cluster {
     async fn names(&self, filter: &Filter, order: &str, page: Option<(u32, u64)>) -> Result<Vec<String>> {
         let limit = page.map_or(String::new(), |(limit, offset)| format!(" LIMIT {offset}, {limit}"));
         let order = if order.is_empty() { " ORDER BY name" } else { order };
+        let tables = self.meta_tables();
+        // One statement over every table, so that a page (LIMIT offset, n) counts the rows of
+        // all of them in one order; unpaged, each table is read alone and the names merged.
+        let statements: Vec<String> = if page.is_some() && tables.len() > 1 {
+            let parts: Vec<String> = tables
+                .iter()
+                .map(|table| {
+                    format!(
+                        "SELECT CAST(name AS CHAR) AS name, name_hash FROM {table} WHERE {}",
+                        filter.sql
+                    )
+                })
+                .collect();
+            vec![format!("{}{order}{limit}", parts.join(" UNION ALL "))]
+        } else {
+            tables
+                .iter()
+                .map(|table| {
+                    format!(
+                        "SELECT CAST(name AS CHAR) FROM {table} WHERE {}{order}{limit}",
+                        filter.sql
+                    )
+                })
+                .collect()
+        };
+        let binds = if statements.len() < tables.len() {
+            tables.len()
+        } else {
+            1
+        };
         let mut names = Vec::new();
-        for table in self.meta_tables() {
-            let sql = &format!(
-                "SELECT CAST(name AS CHAR) FROM {table} WHERE {}{order}{limit}",
-                filter.sql
-            );
+        for sql in &statements {
             let mut some: Vec<String> = self
                 .inner
                 .db
                 .retrying(Op::List, "file list", |mut conn| async move {
-                    let rows = filter.bind(sqlx::query(sql)).fetch_all(&mut *conn).await;
+                    let mut query = sqlx::query(sql);
+                    for _ in 0..binds {
+                        query = filter.bind(query);
+                    }
+                    let rows = query.fetch_all(&mut *conn).await;
                     let names = rows.and_then(|rows| rows.iter().map(|r| r.try_get::<String, _>(0)).collect());
                     done(conn, names.map_err(Into::into))
                 })
                 .await?;
             names.append(&mut some);
         }
-        if self.meta_tables().len() > 1 && page.is_none() {
+        if statements.len() > 1 {
             names.sort();
         }
         Ok(names)

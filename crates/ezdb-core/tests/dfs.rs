@@ -812,3 +812,35 @@ async fn a_latin1_dfs_site_matches_texts_it_cannot_hold_as_nothing_instead_of_fa
     assert_eq!(site.mount_files(), before, "no file left behind");
     assert!(site.row(cjk).await.is_empty());
 }
+
+#[tokio::test]
+async fn expired_files_are_paged_across_both_tables_each_name_once() {
+    let site = Site::new().await;
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        for name in [
+            format!("var/site/cache/content/site/{i}-x.cache"),
+            format!("var/site/storage/images/{i}/x.jpg"),
+        ] {
+            site.cluster
+                .store(&name, b"x", &StoreOptions::new("viewcache", "text/php"))
+                .await
+                .unwrap();
+            site.cluster.delete(&name).await.unwrap();
+            expected.push(name);
+        }
+    }
+    expected.sort();
+    let mut paged = Vec::new();
+    for page in 0..4u64 {
+        let names = site
+            .cluster
+            .list_expired(&["viewcache".into()], None, 3, page * 3)
+            .await
+            .unwrap();
+        assert!(names.len() <= 3, "a page holds at most its limit: {names:?}");
+        paged.extend(names);
+    }
+    paged.sort();
+    assert_eq!(paged, expected);
+}
