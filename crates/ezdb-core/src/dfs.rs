@@ -471,11 +471,16 @@ impl Dfs {
     /// Copies `src` to `dst` through a staged file: labels and mtime kept, a deleted source
     /// gives a deleted copy (as legacy); a missing source (row or file) copies nothing.
     pub(crate) async fn copy(&self, cluster: &Cluster, src: &FileName, dst: &FileName) -> Result<()> {
+        self.copy_version(cluster, src, dst).await.map(drop)
+    }
+
+    /// Copies `src` to `dst` and returns the source version copied (`None`: nothing to copy).
+    async fn copy_version(&self, cluster: &Cluster, src: &FileName, dst: &FileName) -> Result<Option<FileMeta>> {
         let Some(meta) = self.stat(&cluster.inner, src).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let Some((file, _)) = self.mount.open_file(Op::Copy, src).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let options = StoreOptions {
             scope: Some(meta.scope.clone()),
@@ -486,20 +491,29 @@ impl Dfs {
         if meta.deleted {
             self.delete(&cluster.inner, dst).await?;
         }
-        Ok(())
+        Ok(Some(meta))
     }
 
-    /// Moves `src` to `dst`: a copy, then the source's row and file are purged. Not one
+    /// Moves `src` to `dst`: a copy, then the source's row and file are purged if they are
+    /// still the version copied (a re-store of `src` meanwhile keeps its new version). Not one
     /// transaction (two rows, two files): a failure between the steps leaves both names, never
     /// neither.
     pub(crate) async fn rename(&self, cluster: &Cluster, src: &FileName, dst: &FileName) -> Result<()> {
-        if self.stat(&cluster.inner, src).await?.is_none() {
+        let Some(copied) = self.copy_version(cluster, src, dst).await? else {
             return Err(Error::not_found(Op::Move, src.as_str()));
-        }
-        self.copy(cluster, src, dst).await?;
-        self.purge(&cluster.inner, src, PurgeFilter::OlderThan(i64::MAX))
-            .await?;
-        Ok(())
+        };
+        let filter = &Filter::default()
+            .and("name_hash = ?", vec![Value::Text(src.hash().to_owned())])
+            .and("mtime = ? AND size = ?", vec![Value::Int(copied.mtime), Value::Int(copied.size as i64)]);
+        let table = self.table(src);
+        cluster
+            .inner
+            .db
+            .retrying(Op::Move, src.as_str(), |mut conn| async move {
+                let purged = self.purge_batch(&mut conn, table, filter, 1).await;
+                done(conn, purged.map(drop))
+            })
+            .await
     }
 
     pub(crate) async fn delete(&self, inner: &Inner, name: &FileName) -> Result<bool> {
