@@ -146,7 +146,7 @@ impl Cluster {
             .acquire()
             .await
             .map_err(|e| Error::db(Op::Schema, "schema check", e))?;
-        schema::inspect(&mut conn).await
+        schema::inspect(&mut conn, &self.inner.config.layout).await
     }
 
     /// Applies the fixes of [`Cluster::inspect_schema`]: online ones, and with
@@ -160,7 +160,7 @@ impl Cluster {
             .acquire()
             .await
             .map_err(|e| Error::db(Op::Schema, "schema upgrade", e))?;
-        let report = schema::upgrade(&mut conn, options).await;
+        let report = schema::upgrade(&mut conn, options, &self.inner.config.layout).await;
         // A created optional table is used from now on, as after install_schema.
         let detected = match (&report, options.dry_run) {
             (Ok(_), false) => self.inner.db.capabilities.detect(&mut conn, &self.meta_tables()).await,

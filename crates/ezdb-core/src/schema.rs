@@ -2,6 +2,7 @@
 //! (often legacy) database that reports every risk as a typed [`Finding`] with what it breaks and
 //! the [`Fix`] that repairs it; and an upgrade that applies the fixes safe while legacy nodes run.
 
+mod dfs_findings;
 mod findings;
 mod observe;
 mod upgrade;
@@ -12,6 +13,7 @@ pub use findings::{
 pub use upgrade::{StepOutcome, UpgradeOptions, UpgradeReport, UpgradeStep};
 
 use crate::error::{Error, Op, Result};
+use crate::layout::Layout;
 use sqlx::mysql::MySqlConnection;
 use sqlx::Executor;
 
@@ -70,7 +72,7 @@ pub fn dfs_table_ddl(table: &str, with_status: bool) -> String {
 /// Creates the tables that are missing, with the statements the check gives for them; never
 /// changes an existing table.
 pub(crate) async fn install(conn: &mut MySqlConnection) -> Result<()> {
-    let missing = inspect(conn)
+    let missing = inspect(conn, &Layout::Ezdb)
         .await?
         .into_iter()
         .filter(|f| matches!(f.kind, FindingKind::MissingTable | FindingKind::OptionalTable));
@@ -84,15 +86,27 @@ pub(crate) async fn install(conn: &mut MySqlConnection) -> Result<()> {
     Ok(())
 }
 
-/// Every finding for the connected database, most fundamental first; empty when it is exactly
-/// what `sql/mysql/schema.sql` creates.
-pub(crate) async fn inspect(conn: &mut MySqlConnection) -> Result<Vec<Finding>> {
-    let observed = observe::observe(conn).await?;
-    Ok(findings::evaluate(&observed))
+/// Every finding for the connected database's tables of `layout`, most fundamental first;
+/// empty when they are exactly what ezdb creates (`sql/mysql/schema.sql`, [`dfs_table_ddl`]).
+pub(crate) async fn inspect(conn: &mut MySqlConnection, layout: &Layout) -> Result<Vec<Finding>> {
+    match layout {
+        Layout::Ezdb => {
+            let observed = observe::observe(conn, &observe::EZDB_TABLES).await?;
+            Ok(findings::evaluate(&observed))
+        }
+        Layout::Dfs(dfs) => {
+            let observed = observe::observe(conn, &dfs.tables()).await?;
+            Ok(dfs_findings::evaluate(&observed, dfs))
+        }
+    }
 }
 
-pub(crate) async fn upgrade(conn: &mut MySqlConnection, options: &UpgradeOptions) -> Result<UpgradeReport> {
-    upgrade::upgrade(conn, options).await
+pub(crate) async fn upgrade(
+    conn: &mut MySqlConnection,
+    options: &UpgradeOptions,
+    layout: &Layout,
+) -> Result<UpgradeReport> {
+    upgrade::upgrade(conn, options, layout).await
 }
 
 #[cfg(test)]

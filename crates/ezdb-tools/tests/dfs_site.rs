@@ -241,3 +241,49 @@ async fn bad_layout_settings_fail_with_one_line_naming_the_setting() {
     ]));
     assert!(err.contains("not-there"), "{err}");
 }
+
+#[tokio::test]
+async fn schema_check_and_upgrade_judge_the_dfs_tables_not_ezdbfile() {
+    let latin1 = TestDb::create_with(Schema::LegacyDfsLatin1).await;
+    let mount = TempDir::new("tools-dfs-schema");
+    let run = |db: &TestDb, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ezdb"))
+            .env("EZDB_URL", &db.url)
+            .env("EZDB_LAYOUT", "dfs")
+            .env("EZDB_MOUNT_POINT", mount.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let check = ok(&run(&latin1, &["schema", "check"]));
+    assert!(!check.contains("ezdbfile "), "nothing about eZDB tables: {check}");
+    assert!(
+        check.contains("[warning] character set latin1 (ezdfsfile:") && check.contains("ezdfsfile_cache:"),
+        "{check}"
+    );
+    let online_only = ok(&run(&latin1, &["schema", "upgrade"]));
+    assert!(online_only.contains("needs a maintenance window"), "{online_only}");
+    ok(&run(&latin1, &["schema", "upgrade", "--allow-offline"]));
+    let after = ok(&run(&latin1, &["schema", "check"]));
+    assert!(after.contains("every table is as ezdb creates it"), "{after}");
+    // The legacy eZDFS statements work on the upgraded table, and a CJK name now fits.
+    use sqlx::Connection;
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&latin1.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO ezdfsfile (name, name_hash, name_trunk, scope, datatype, size, mtime, expired)
+         VALUES (?, MD5(?), ?, 'image', 'image/jpeg', 1, UNIX_TIMESTAMP(), 0)",
+    )
+    .bind("var/site/storage/images/日本.jpg")
+    .bind("var/site/storage/images/日本.jpg")
+    .bind("var/site/storage/images/日本.jpg")
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let empty = TestDb::create().await;
+    let (_, err) = failed(&run(&empty, &["schema", "check"]));
+    assert!(err.contains("table ezdfsfile is missing"), "{err}");
+    ok(&run(&empty, &["schema", "install"]));
+    let installed = ok(&run(&empty, &["schema", "check"]));
+    assert!(installed.contains("every table is as ezdb creates it"), "{installed}");
+}

@@ -1,7 +1,7 @@
 //! The rules that judge an existing database: each risk becomes a [`Finding`] that says what it
 //! breaks and carries the [`Fix`] (exact statements, online or not). Pure: no database access.
 
-use super::observe::{ColumnFacts, Observed};
+use super::observe::{ColumnFacts, Observed, TableFacts};
 use super::table_ddl;
 
 /// Appended to an `ALTER TABLE` the server must run without blocking reads or writes: the server
@@ -116,7 +116,7 @@ pub struct Fix {
 }
 
 impl Fix {
-    fn online(statements: Vec<String>, impact: &str) -> Fix {
+    pub(super) fn online(statements: Vec<String>, impact: &str) -> Fix {
         Fix {
             statements,
             online: true,
@@ -133,7 +133,7 @@ impl Fix {
     }
 
     /// `online` when the table's engine allows online DDL, else the same statement as a rebuild.
-    fn alter(observed: &Observed, table: &str, clauses: &str, online_impact: &str) -> Fix {
+    pub(super) fn alter(observed: &Observed, table: &str, clauses: &str, online_impact: &str) -> Fix {
         if observed.is_innodb(table) {
             Fix::online(
                 vec![format!("ALTER TABLE `{table}` {clauses}{ONLINE_DDL}")],
@@ -144,7 +144,7 @@ impl Fix {
         }
     }
 
-    fn rebuild(table: &str, clauses: &str) -> Fix {
+    pub(super) fn rebuild(table: &str, clauses: &str) -> Fix {
         Fix::offline(vec![format!("ALTER TABLE `{table}` {clauses}")], REBUILD)
     }
 }
@@ -153,8 +153,8 @@ const REBUILD: &str = "needs a maintenance window: the server rebuilds the table
                        writes wait until it ends (minutes per million rows); reads go on";
 const NOT_INNODB: &str = "needs a maintenance window: the table is not InnoDB, so the server locks it \
                           while it changes; convert it to InnoDB first (see the engine finding)";
-const ONLINE_INDEX: &str = "online: the index is built while reads and writes go on";
-const ONLINE_TABLE: &str = "online: creates a new table, nothing existing changes";
+pub(super) const ONLINE_INDEX: &str = "online: the index is built while reads and writes go on";
+pub(super) const ONLINE_TABLE: &str = "online: creates a new table, nothing existing changes";
 
 /// A column the core reads or writes, with the definition ezdb's schema gives it.
 pub(crate) struct ColumnSpec {
@@ -323,24 +323,12 @@ pub(crate) fn evaluate(observed: &Observed) -> Vec<Finding> {
             });
         }
     }
-    for table in &observed.tables {
-        if !table.engine.eq_ignore_ascii_case("innodb") {
-            findings.push(Finding {
-                kind: FindingKind::Engine,
-                severity: Severity::Warning,
-                table: table.name.clone(),
-                subject: String::new(),
-                found: format!("table {} uses the {} engine", table.name, table.engine),
-                breaks: format!(
-                    "{} has no transactions: a store, rename or delete interrupted half-way (crash, \
-                     killed process) leaves a half-written file instead of the old version (crash \
-                     safety lost), and no foreign keys, so purges leave chunks behind",
-                    table.engine
-                ),
-                fix: Some(Fix::rebuild(&table.name, "ENGINE=InnoDB")),
-            });
-        }
-    }
+    findings.extend(
+        observed
+            .tables
+            .iter()
+            .filter_map(|table| engine_finding(table, "and no foreign keys, so purges leave chunks behind")),
+    );
     for spec in COLUMNS.iter().filter(|s| present(s.table)) {
         match observed.column(spec.table, spec.name) {
             None => findings.push(missing_column(observed, spec)),
@@ -389,6 +377,27 @@ pub(crate) fn evaluate(observed: &Observed) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// A table that is not InnoDB: no transactions, so no crash safety; `also` says what else the
+/// layout loses.
+pub(super) fn engine_finding(table: &TableFacts, also: &str) -> Option<Finding> {
+    if table.engine.eq_ignore_ascii_case("innodb") {
+        return None;
+    }
+    Some(Finding {
+        kind: FindingKind::Engine,
+        severity: Severity::Warning,
+        table: table.name.clone(),
+        subject: String::new(),
+        found: format!("table {} uses the {} engine", table.name, table.engine),
+        breaks: format!(
+            "{} has no transactions: a store, rename or delete interrupted half-way (crash, killed \
+             process) leaves a half-written file instead of the old version (crash safety lost), {also}",
+            table.engine
+        ),
+        fix: Some(Fix::rebuild(&table.name, "ENGINE=InnoDB")),
+    })
 }
 
 /// The schema file's `CREATE TABLE`; a chunk table created beside an existing metadata table
@@ -602,7 +611,7 @@ fn text_encoding(observed: &Observed) -> Vec<Finding> {
     findings
 }
 
-fn charset_risk(charset: &str) -> Option<(Severity, String)> {
+pub(super) fn charset_risk(charset: &str) -> Option<(Severity, String)> {
     let breaks = match charset {
         TARGET_CHARSET | "binary" => return None,
         "latin1" => "names with any character outside Western European Latin-1 (Cyrillic, Greek, CJK, \
@@ -616,7 +625,7 @@ fn charset_risk(charset: &str) -> Option<(Severity, String)> {
     Some((Severity::Warning, breaks))
 }
 
-fn collation_risk(collation: &str) -> Option<(Severity, String)> {
+pub(super) fn collation_risk(collation: &str) -> Option<(Severity, String)> {
     if collation == "binary" || collation.ends_with("_bin") {
         return None;
     }
@@ -660,7 +669,7 @@ fn conversion(observed: &Observed, text_columns: &[(&ColumnSpec, &ColumnFacts)])
     Fix::offline(vec![format!("ALTER TABLE `ezdbfile` {}", clauses.join(", "))], impact)
 }
 
-fn primary_key(observed: &Observed, table: &str, columns: &[&str]) -> Option<Finding> {
+pub(super) fn primary_key(observed: &Observed, table: &str, columns: &[&str]) -> Option<Finding> {
     let wanted = columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
     let existing = observed.primary_key(table);
     let matches = existing.is_some_and(|pk| {

@@ -2,10 +2,11 @@
 //! findings are judged on, gathered in four queries and nothing else.
 
 use crate::error::{Error, Op, Result};
-use sqlx::mysql::MySqlConnection;
+use sqlx::mysql::{MySql, MySqlArguments, MySqlConnection, MySqlRow};
+use sqlx::query::QueryAs;
 
-/// The tables the core knows, required and optional.
-pub(super) const KNOWN_TABLES: &str = "'ezdbfile', 'ezdbfile_data', 'ezdbfile_expiry'";
+/// The tables of the eZDB layout the core knows, required and optional.
+pub(super) const EZDB_TABLES: [&str; 3] = ["ezdbfile", "ezdbfile_data", "ezdbfile_expiry"];
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Observed {
@@ -91,12 +92,27 @@ impl ColumnFacts {
     }
 }
 
-pub(crate) async fn observe(conn: &mut MySqlConnection) -> Result<Observed> {
+/// `sql` with every name of `known` bound, for its `IN (?, ...)`.
+fn bound<'q, O>(known: &'q [&str], sql: &'q str) -> QueryAs<'q, MySql, O, MySqlArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, MySqlRow>,
+{
+    known
+        .iter()
+        .fold(sqlx::query_as(sql), |query, table| query.bind(*table))
+}
+
+/// The facts of `known` (table names), read with the names bound as parameters.
+pub(crate) async fn observe(conn: &mut MySqlConnection, known: &[&str]) -> Result<Observed> {
     let failed = |e| Error::db(Op::Schema, "schema check", e);
-    let tables: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(&format!(
-        "SELECT CAST(TABLE_NAME AS CHAR), CAST(ENGINE AS CHAR), CAST(ROW_FORMAT AS CHAR)
-         FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({KNOWN_TABLES})"
-    ))
+    let marks = vec!["?"; known.len()].join(", ");
+    let tables: Vec<(String, Option<String>, Option<String>)> = bound(
+        known,
+        &format!(
+            "SELECT CAST(TABLE_NAME AS CHAR), CAST(ENGINE AS CHAR), CAST(ROW_FORMAT AS CHAR)
+         FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})"
+        ),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(failed)?;
@@ -110,31 +126,40 @@ pub(crate) async fn observe(conn: &mut MySqlConnection) -> Result<Observed> {
         Option<String>,
         Option<String>,
     );
-    let columns: Vec<ColumnRow> = sqlx::query_as(&format!(
-        "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR),
+    let columns: Vec<ColumnRow> = bound(
+        known,
+        &format!(
+            "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR),
                 CAST(COLUMN_TYPE AS CHAR), CAST(CHARACTER_MAXIMUM_LENGTH AS UNSIGNED),
                 CAST(CHARACTER_OCTET_LENGTH AS UNSIGNED), CAST(CHARACTER_SET_NAME AS CHAR),
                 CAST(COLLATION_NAME AS CHAR)
-         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({KNOWN_TABLES})
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})
          ORDER BY TABLE_NAME, ORDINAL_POSITION"
-    ))
+        ),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(failed)?;
-    let index_columns: Vec<(String, String, String)> = sqlx::query_as(&format!(
-        "SELECT CAST(TABLE_NAME AS CHAR), CAST(INDEX_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR)
-         FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({KNOWN_TABLES})
+    let index_columns: Vec<(String, String, String)> = bound(
+        known,
+        &format!(
+            "SELECT CAST(TABLE_NAME AS CHAR), CAST(INDEX_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR)
+         FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})
          ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
-    ))
+        ),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(failed)?;
-    let foreign_keys: Vec<(String, String, String, String)> = sqlx::query_as(&format!(
-        "SELECT CAST(CONSTRAINT_NAME AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(REFERENCED_TABLE_NAME AS CHAR),
+    let foreign_keys: Vec<(String, String, String, String)> = bound(
+        known,
+        &format!(
+            "SELECT CAST(CONSTRAINT_NAME AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(REFERENCED_TABLE_NAME AS CHAR),
                 CAST(DELETE_RULE AS CHAR)
          FROM information_schema.REFERENTIAL_CONSTRAINTS
-         WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME IN ({KNOWN_TABLES})"
-    ))
+         WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})"
+        ),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(failed)?;

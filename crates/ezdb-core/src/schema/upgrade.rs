@@ -71,7 +71,11 @@ impl UpgradeReport {
 /// once both tables are InnoDB), and a fix never repeats.
 const MAX_ROUNDS: usize = 4;
 
-pub(crate) async fn upgrade(conn: &mut MySqlConnection, options: &UpgradeOptions) -> Result<UpgradeReport> {
+pub(crate) async fn upgrade(
+    conn: &mut MySqlConnection,
+    options: &UpgradeOptions,
+    layout: &crate::layout::Layout,
+) -> Result<UpgradeReport> {
     if !options.dry_run {
         let timeout = options.lock_wait_timeout.as_secs().max(1);
         conn.execute(format!("SET SESSION lock_wait_timeout = {timeout}").as_str())
@@ -79,7 +83,7 @@ pub(crate) async fn upgrade(conn: &mut MySqlConnection, options: &UpgradeOptions
             .map_err(|e| crate::error::Error::db(crate::error::Op::Schema, "schema upgrade", e))?;
     }
     let mut steps: Vec<UpgradeStep> = Vec::new();
-    let mut findings = super::inspect(conn).await?;
+    let mut findings = super::inspect(conn, layout).await?;
     for _ in 0..MAX_ROUNDS {
         let plan = plan(&findings, &steps);
         if plan.is_empty() {
@@ -104,7 +108,7 @@ pub(crate) async fn upgrade(conn: &mut MySqlConnection, options: &UpgradeOptions
         if options.dry_run {
             break;
         }
-        findings = super::inspect(conn).await?;
+        findings = super::inspect(conn, layout).await?;
     }
     Ok(UpgradeReport {
         steps,
