@@ -504,7 +504,10 @@ impl Dfs {
         };
         let filter = &Filter::default()
             .and("name_hash = ?", vec![Value::Text(src.hash().to_owned())])
-            .and("mtime = ? AND size = ?", vec![Value::Int(copied.mtime), Value::Int(copied.size as i64)]);
+            .and(
+                "mtime = ? AND size = ?",
+                vec![Value::Int(copied.mtime), Value::Int(copied.size as i64)],
+            );
         let table = self.table(src);
         cluster
             .inner
