@@ -4,7 +4,10 @@
 # each cache tier's hit rate. BENCH_SECONDS sets the length of each measurement (default 5);
 # index_image runs with its defaults plus a 1 GiB disk tier that holds the corpus (after one
 # pass over every file; BENCH_DISK_TIER=0 leaves the tier off), or with the INDEX_IMAGE_*
-# variables set in the environment (for example INDEX_IMAGE_CACHE_MAX_FILE=1048576). Everything it starts or creates (nginx, index_image,
+# variables set in the environment (for example INDEX_IMAGE_CACHE_MAX_FILE=1048576).
+# BENCH_LAYOUT=dfs imports the corpus into an eZDFS site instead (ezdfsfile rows, bytes on a
+# mount directory) and serves it with --layout=dfs; the disk tier is then off unless
+# BENCH_DISK_TIER=1 (the mount is a local disk here). Everything it starts or creates (nginx, index_image,
 # the temporary directory, the database) is removed on exit, whether the run succeeds, fails
 # or is interrupted.
 set -euo pipefail
@@ -175,17 +178,23 @@ run() {
     DATABASE="ezdb_bench_gateway_$$"
     mariadb_client -e "DROP DATABASE IF EXISTS \`$DATABASE\`; CREATE DATABASE \`$DATABASE\`"
     local url="${EZDB_TEST_URL%/}/$DATABASE"
-    echo "bench: importing them into $DATABASE" >&2
-    target/release/ezdb --url="$url" schema install >/dev/null
-    target/release/ezdb --url="$url" import "$dir/www" >/dev/null
+    local layout="${BENCH_LAYOUT:-ezdb}" layout_args=() tier_default=1
+    if [[ "$layout" == dfs ]]; then
+        mkdir -p "$dir/mount"
+        layout_args=(--layout=dfs --mount-point="$dir/mount")
+        tier_default=0
+    fi
+    echo "bench: importing them into $DATABASE ($layout layout)" >&2
+    target/release/ezdb --url="$url" "${layout_args[@]}" schema install >/dev/null
+    target/release/ezdb --url="$url" "${layout_args[@]}" import "$dir/www" >/dev/null
     local nginx_port gateway_port
     nginx_port="$(free_port 28080)"
     start_nginx "$dir" "$nginx_port"
     gateway_port="$(free_port 29090)"
     # As deployed: default settings and log level (no RUST_LOG), plus the disk tier.
     local tier=()
-    [[ "${BENCH_DISK_TIER:-1}" != 0 ]] && tier=(--disk-cache-dir="$dir/disk" --disk-cache-bytes=$((1 << 30)))
-    env -u RUST_LOG target/release/index_image --database-url="$url" --listen="127.0.0.1:$gateway_port" \
+    [[ "${BENCH_DISK_TIER:-$tier_default}" != 0 ]] && tier=(--disk-cache-dir="$dir/disk" --disk-cache-bytes=$((1 << 30)))
+    env -u RUST_LOG target/release/index_image --database-url="$url" --listen="127.0.0.1:$gateway_port" "${layout_args[@]}" \
         --spool-dir="$dir/tmp" "${tier[@]}" >/dev/null 2>"$dir/index_image.log" &
     GATEWAY_PID=$!
     local first; first="$(head -n 1 "$dir/hot.txt")"
@@ -202,10 +211,13 @@ run() {
         "wrk, index_image, nginx and MariaDB $(mariadb_client -N -e 'SELECT VERSION()') share them. ${SECONDS_PER_RUN} s per measurement."
     local max_file="${INDEX_IMAGE_CACHE_MAX_FILE:-4194304}" cache="${INDEX_IMAGE_CACHE_BYTES:-67108864}" over
     over="$(sed "s|^|$dir/www|" "$dir/hot.txt" | xargs stat -c %s | awk -v m="$max_file" '$1 > m { n++; b += $1 }
-        END { if (n) printf "%d hot file(s) (%.2f MB) are larger, read from the database each time", n, b / 1e6;
+        END { if (n) printf "%d hot file(s) (%.2f MB) are larger, read from the database (or the mount) each time", n, b / 1e6;
               else printf "every hot file fits" }')"
     local disk_note="no disk tier"
     [[ ${#tier[@]} -gt 0 ]] && disk_note="its disk tier holds 1 GiB (the whole corpus, filled by one pass before)"
+    local source="the cluster tables (eZDB: chunks in ezdbfile_data)"
+    [[ "$layout" == dfs ]] && source="an eZDFS site (rows in ezdfsfile, bytes on a local mount directory)"
+    echo "Layout: index_image serves $source."
     echo "Note: hot = 20 files, cold = any of the 2,000 (292 MB); index_image's memory cache holds $((cache >> 20)) MiB," \
         "files up to $((max_file >> 10)) KiB: $over; $disk_note; nginx reads the files from disk (in the page cache)."
     echo
