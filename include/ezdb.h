@@ -9,6 +9,43 @@
 #include <stdint.h>
 
 /*
+ Read only: never generate (legacy `$generate === false`).
+ */
+#define EZDB_CACHE_GENERATE_NEVER 0
+
+/*
+ Generate under the lock, or a private copy when the protocol says so.
+ */
+#define EZDB_CACHE_GENERATE_ALWAYS 1
+
+/*
+ Only under the lock, handed to the caller (legacy `$generate === null`); never privately.
+ */
+#define EZDB_CACHE_GENERATE_LOCKED 2
+
+/*
+ The copy named by a serve action could not be served (download failed, or the retrieve said
+ "expired", legacy failure 1): regenerate.
+ */
+#define EZDB_CACHE_SERVE_FAILED 1
+
+/*
+ The retrieve said "do not cache" (legacy failure 3): generate a private copy.
+ */
+#define EZDB_CACHE_NO_CACHE 2
+
+/*
+ The wait is over.
+ */
+#define EZDB_CACHE_WAITED 3
+
+/*
+ The previous `ezdb_cache_begin`/`_next` failed in its database step (the caller has its
+ message): go on as if the read found no row, or the lock could not be taken.
+ */
+#define EZDB_CACHE_CONTINUE 4
+
+/*
  Result of every libezdb call. Values below 10 are answers, 10 and above failures (read
  `ezdb_last_error()` for the message).
  */
@@ -91,6 +128,47 @@ typedef enum ezdb_fetch_flags {
 } ezdb_fetch_flags;
 
 /*
+ What the caller does next (`ezdb_cache_step.action`).
+ */
+typedef enum ezdb_cache_action {
+  /*
+   Serve the local copy: retrieve it with `retrieve_mtime`.
+   */
+  EZDB_CACHE_SERVE_LOCAL = 1,
+  /*
+   Download the stored row (deleted rows too), give the local copy `local_mtime`, retrieve
+   it with `retrieve_mtime`. `stale`: the previous version while another process generates.
+   */
+  EZDB_CACHE_SERVE_STORED = 2,
+  /*
+   The lock is ours (`*out_lock`): generate, then `ezdb_generation_publish` or `_abort`.
+   */
+  EZDB_CACHE_GENERATE = 3,
+  /*
+   Generate for this caller only and store nothing (`no_cache`: the retrieve said so).
+   */
+  EZDB_CACHE_GENERATE_UNSTORED = 4,
+  /*
+   Sleep `wait_ms`, then `ezdb_cache_next(EZDB_CACHE_WAITED)`.
+   */
+  EZDB_CACHE_WAIT = 5,
+  /*
+   Nothing to serve and the caller may not generate (legacy failure 2).
+   */
+  EZDB_CACHE_GIVE_UP = 6,
+  /*
+   Waited `max_wait_ms` for another process's generation.
+   */
+  EZDB_CACHE_TIMED_OUT = 7,
+} ezdb_cache_action;
+
+/*
+ One processCache call in progress. Opaque; created by `ezdb_cache_begin`, freed by
+ `ezdb_cache_free`. Use it only in the process that began it.
+ */
+typedef struct ezdb_cache ezdb_cache;
+
+/*
  An opened cluster. Opaque; created by `ezdb_open`, freed by `ezdb_close`.
 
  Handles opened with the same URL and options share one connection per process, kept after
@@ -105,6 +183,133 @@ typedef struct ezdb_cluster ezdb_cluster;
  process that took it.
  */
 typedef struct ezdb_lock ezdb_lock;
+
+/*
+ How a cache run decides (legacy `processCache` arguments and settings).
+ */
+typedef struct ezdb_cache_rules {
+  /*
+   Maximum age in seconds; negative: no limit; 0: always stale.
+   */
+  int64_t ttl;
+  /*
+   Entries with an mtime below this Unix time are stale; negative: none.
+   */
+  int64_t expiry;
+  /*
+   1: the caller serves stored and local copies; 0: always generate (legacy `$retrieve` null).
+   */
+  int32_t retrieve;
+  /*
+   `EZDB_CACHE_GENERATE_*`: never (read only), always, or only under the lock.
+   */
+  int32_t generate;
+  /*
+   1: with no stale copy while another process generates, generate a private copy; 0: wait
+   (legacy `NonExistantStaleCacheHandling` `generate` / `wait`).
+   */
+  int32_t generate_while_busy;
+  /*
+   1: the caller already holds the lock of this file: never take it.
+   */
+  int32_t holds_lock;
+  /*
+   Give up (`EZDB_CACHE_GIVE_UP`) after this many passes; 0: no limit.
+   */
+  uint32_t max_passes;
+  /*
+   Interval of the wait polls in milliseconds; 0: the cluster's (100 ms).
+   */
+  uint32_t poll_ms;
+  /*
+   Give up waiting (`EZDB_CACHE_TIMED_OUT`) after this many milliseconds; 0 or less: never.
+   */
+  int64_t max_wait_ms;
+} ezdb_cache_rules;
+
+/*
+ The next step, written by the library into a struct the caller owns.
+ */
+typedef struct ezdb_cache_step {
+  /*
+   An `ezdb_cache_action` (an integer, so any memory the caller passes is a valid struct).
+   */
+  int32_t action;
+  /*
+   `SERVE_*`: the mtime to give the retrieve callback.
+   */
+  int64_t retrieve_mtime;
+  /*
+   `SERVE_STORED`: the mtime the downloaded local copy gets.
+   */
+  int64_t local_mtime;
+  /*
+   `SERVE_STORED`: 1 when it is the previous version, served while another process generates.
+   */
+  int32_t stale;
+  /*
+   `SERVE_STORED`: 1 when another process published it while this one took the lock.
+   */
+  int32_t rechecked;
+  /*
+   `GENERATE_UNSTORED`: 1 when the retrieve said "do not cache".
+   */
+  int32_t no_cache;
+  /*
+   `WAIT`: milliseconds to sleep.
+   */
+  int64_t wait_ms;
+  /*
+   1 when the run has read a row (deleted too): then `*out_row` (when given) holds it.
+   */
+  int32_t has_row;
+  /*
+   The database time the run decides with (read once at `ezdb_cache_begin`).
+   */
+  int64_t now;
+} ezdb_cache_step;
+
+/*
+ A file's metadata, written by the library into a struct the caller owns.
+
+ The texts (`scope`, `datatype`, `name_trunk`) are pointer + length, UTF-8, each followed by a
+ NUL byte (not counted in the length), as long as the columns hold them. They are owned by the
+ library: valid until the next call on the same thread that fills an `ezdb_file_info`
+ (`ezdb_stat`, `ezdb_store*`, `ezdb_fetch*`, `ezdb_generation_end`/`_publish`), or until the
+ thread ends. Copy them to keep them; never free them. `ezdb_info_is_fresh` reads only the
+ numeric fields, so a copied struct stays usable with it after the texts are gone.
+ */
+typedef struct ezdb_file_info {
+  uint64_t size;
+  /*
+   Unix seconds; negative when the file was deleted (legacy `-ABS(mtime)`).
+   */
+  int64_t mtime;
+  /*
+   1 when the row is soft-deleted (`expired = 1` or a negative mtime).
+   */
+  int32_t deleted;
+  /*
+   1 when a global expiry key covers the file's scope (then see `global_expiry`).
+   */
+  int32_t has_global_expiry;
+  int64_t global_expiry;
+  /*
+   The row's `scope` (library-owned, see above).
+   */
+  const char *scope;
+  size_t scope_len;
+  /*
+   The row's `datatype` (library-owned, see above).
+   */
+  const char *datatype;
+  size_t datatype_len;
+  /*
+   The row's `name_trunk`, its expiry group (library-owned, see above).
+   */
+  const char *name_trunk;
+  size_t name_trunk_len;
+} ezdb_file_info;
 
 /*
  Settings of `ezdb_open`; zero (NULL) means "the default". Fill with `ezdb_options_init`.
@@ -178,48 +383,6 @@ typedef struct ezdb_options {
 } ezdb_options;
 
 /*
- A file's metadata, written by the library into a struct the caller owns.
-
- The texts (`scope`, `datatype`, `name_trunk`) are pointer + length, UTF-8, each followed by a
- NUL byte (not counted in the length), as long as the columns hold them. They are owned by the
- library: valid until the next call on the same thread that fills an `ezdb_file_info`
- (`ezdb_stat`, `ezdb_store*`, `ezdb_fetch*`, `ezdb_generation_end`/`_publish`), or until the
- thread ends. Copy them to keep them; never free them. `ezdb_info_is_fresh` reads only the
- numeric fields, so a copied struct stays usable with it after the texts are gone.
- */
-typedef struct ezdb_file_info {
-  uint64_t size;
-  /*
-   Unix seconds; negative when the file was deleted (legacy `-ABS(mtime)`).
-   */
-  int64_t mtime;
-  /*
-   1 when the row is soft-deleted (`expired = 1` or a negative mtime).
-   */
-  int32_t deleted;
-  /*
-   1 when a global expiry key covers the file's scope (then see `global_expiry`).
-   */
-  int32_t has_global_expiry;
-  int64_t global_expiry;
-  /*
-   The row's `scope` (library-owned, see above).
-   */
-  const char *scope;
-  size_t scope_len;
-  /*
-   The row's `datatype` (library-owned, see above).
-   */
-  const char *datatype;
-  size_t datatype_len;
-  /*
-   The row's `name_trunk`, its expiry group (library-owned, see above).
-   */
-  const char *name_trunk;
-  size_t name_trunk_len;
-} ezdb_file_info;
-
-/*
  When a cache entry counts as fresh (legacy `processCache` `$ttl` and `$expiry`).
  */
 typedef struct ezdb_freshness {
@@ -240,6 +403,44 @@ typedef struct ezdb_freshness {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ Starts the cache protocol on `name`: reads the row (one statement) and decides. `rules` is
+ read during the call only. `local_mtime`: the caller's local copy's mtime (0 or less: none).
+ On `EZDB_OK`, `*out_step` holds the next action; `*out_lock` a lock for
+ `EZDB_CACHE_GENERATE` (caller-owned as from `ezdb_generation_start`), else NULL; `*out_row`
+ (nullable) the row read (texts library-owned, as for `ezdb_stat`). `*out_run` receives the
+ run (caller-owned, free with `ezdb_cache_free`) whenever the name is valid, also when the
+ database step failed: then report `EZDB_CACHE_CONTINUE` to go on without it, or free it.
+ */
+enum ezdb_status ezdb_cache_begin(struct ezdb_cluster *cluster,
+                                  const char *name,
+                                  size_t name_len,
+                                  const struct ezdb_cache_rules *rules,
+                                  int64_t local_mtime,
+                                  struct ezdb_cache **out_run,
+                                  struct ezdb_cache_step *out_step,
+                                  struct ezdb_lock **out_lock,
+                                  struct ezdb_file_info *out_row);
+
+/*
+ Reports `event` (`EZDB_CACHE_SERVE_FAILED`, `_NO_CACHE`, `_WAITED`, `_CONTINUE`) for the
+ last step of `run`, with the local copy's mtime now (0 or less: none), and gives the next
+ step, as `ezdb_cache_begin` does. An event the run does not expect is
+ `EZDB_INVALID_ARGUMENT` (the run is unchanged).
+ */
+enum ezdb_status ezdb_cache_next(struct ezdb_cluster *cluster,
+                                 struct ezdb_cache *run,
+                                 int32_t event,
+                                 int64_t local_mtime,
+                                 struct ezdb_cache_step *out_step,
+                                 struct ezdb_lock **out_lock,
+                                 struct ezdb_file_info *out_row);
+
+/*
+ Frees a run (any lock it handed out stays the caller's). NULL is a no-op.
+ */
+enum ezdb_status ezdb_cache_free(struct ezdb_cache *run);
 
 /*
  The library version, e.g. "0.1.0". Static: never free it.

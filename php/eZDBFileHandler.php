@@ -55,6 +55,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     /** Passes of processCache's read/generate loop before it gives up waiting for others. */
     const MAX_PASSES = 8;
+    /** processCache's wait for another process's generation polls once per second (legacy). */
+    const WAIT_POLL_MS = 1000;
 
     /** @var string|false the current path: the ".generating" name while a generation lock is held */
     public $filePath;
@@ -64,11 +66,6 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     private $info = null;
     /** @var Ezdb\GenerationLock|null */
     private $lock = null;
-    /** processCache state (reset by every call): serving stale copies, and for how long. */
-    private $useStaleCache = false;
-    private $remainingCacheGenerationTime = false;
-    /** The recheck saw a version published by another process: read it from the database. */
-    private $freshElsewhere = false;
 
     // Per class (eZDFSFileHandler redeclares them: its own settings and cluster handle), hence
     // protected and always reached through static::.
@@ -558,70 +555,91 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     // ---------------------------------------------------------------- processCache
 
     /**
-     * The legacy cache protocol (spec section 4): serve the local copy while it is not older
-     * than the row and fresh for $ttl/$expiry; else download a fresh row; else take the
-     * generation lock (re-checking the row on a separate connection once it is ours), call
-     * $generateCallback and publish its result; while another process generates, serve the
-     * stale copy, or wait / generate privately (NonExistantStaleCacheHandling) when none exists.
-     * $generateCallback null: return eZClusterFileFailure(2) with the lock held (call storeCache);
-     * false: never generate.
+     * The legacy cache protocol (spec section 4), decided by libezdb (Ezdb\CacheRun): serve the
+     * local copy while it is not older than the row and fresh for $ttl/$expiry; else download a
+     * fresh row; else take the generation lock (re-checking the row on a separate connection
+     * once it is ours), call $generateCallback and publish its result; while another process
+     * generates, serve the stale copy, or wait / generate privately
+     * (NonExistantStaleCacheHandling) when none exists. This method only runs the callbacks and
+     * the local files. $generateCallback null: return eZClusterFileFailure(2) with the lock held
+     * (call storeCache); false: never generate.
      */
     public function processCache($retrieveCallback, $generateCallback = null, $ttl = null, $expiry = null, $extraData = null)
     {
-        $ttl = self::limitOrNull($ttl);
-        $expiry = self::limitOrNull($expiry);
-        $curtime = time();
-        $this->useStaleCache = false;
-        $this->remainingCacheGenerationTime = false;
-        $this->freshElsewhere = false;
-        for ($pass = 0; $pass < self::MAX_PASSES; $pass++) {
-            $failure = null;
-            $seenMtime = null;
-            if ($retrieveCallback !== null && $this->hasPath()) {
-                [$next, $value] = $this->readCache($retrieveCallback, $ttl, $expiry, $curtime, $extraData);
-                if ($next === 'return') {
-                    return $value;
-                }
-                if ($next === 'restart') {
-                    continue;
-                }
-                [$failure, $seenMtime] = $value;
-            }
-            $noCache = false;
-            if ($failure instanceof eZClusterFileFailure) {
-                if ($failure->errno() == 3) {
-                    $noCache = true;
-                } elseif ($failure->errno() != 1) {
-                    $code = $failure->errno();
-                    self::log('error', "processCache: the retrieve callback failed with code $code for '$this->filePath'");
-                    return null;
-                }
-            }
-            if ($generateCallback === false || !$this->hasPath()) {
-                break;
-            }
-            if (!$noCache && !$this->useStaleCache && $this->lock === null) {
-                // After a recheck found a fresh row this pass could not use (broken, or its
-                // retrieve failed), lock without recheck so that row gets regenerated.
-                $recheck = $retrieveCallback === null || $this->freshElsewhere
-                    ? null : self::recheck($ttl, $expiry, $seenMtime);
-                $started = $this->lockForGeneration($recheck);
-                if ($started === 'fresh') {
-                    $this->freshElsewhere = true;
-                    continue;
-                }
-                if ($started !== true) {
-                    $this->useStaleCache = true;
-                    $this->remainingCacheGenerationTime = $started;
-                    continue;
-                }
-            }
-            if ($generateCallback === null) {
-                break;
-            }
-            return $this->storeCache($this->callGenerate($generateCallback, $noCache, $extraData));
+        $manual = new eZClusterFileFailure(2, 'Manual generation of file data is required, calling storeCache is required');
+        if (!$this->hasPath()) {
+            return $manual;
         }
-        return new eZClusterFileFailure(2, 'Manual generation of file data is required, calling storeCache is required');
+        $path = $this->filePath;
+        $handling = self::settings()['NonExistantStaleCacheHandling'];
+        $run = self::cluster()->cacheRun($path, [
+            'ttl' => self::limitOrNull($ttl),
+            'expiry' => self::limitOrNull($expiry),
+            'retrieve' => $retrieveCallback !== null,
+            'generate' => $generateCallback === false ? Ezdb\CacheRun::GENERATE_NEVER
+                : ($generateCallback === null ? Ezdb\CacheRun::GENERATE_LOCKED : Ezdb\CacheRun::GENERATE_ALWAYS),
+            'generate_while_busy' => is_array($handling) && ($handling[self::cacheTypeOf($path)] ?? 'wait') === 'generate',
+            'holds_lock' => $this->lock !== null,
+            'max_passes' => self::MAX_PASSES,
+            'poll_ms' => self::WAIT_POLL_MS,
+        ]);
+        $event = null;
+        while (true) {
+            $local = $retrieveCallback === null ? 0 : (int) self::localMtime($path);
+            try {
+                $step = $event === null ? $run->begin($local) : $run->next($event, $local);
+            } catch (Ezdb\Exception $e) {
+                self::log('error', "processCache: {$e->getMessage()}");
+                if (!$run->isBegun()) {
+                    // Not even a run: no one is known to generate, so generate for this caller.
+                    return is_callable($generateCallback)
+                        ? $this->storeCache($this->callGenerate($generateCallback, false, $extraData)) : $manual;
+                }
+                $event = Ezdb\CacheRun::CONTINUE;
+                continue;
+            }
+            if ($retrieveCallback !== null) {
+                $this->info = $step['row'] ?? false;
+            }
+            $event = null;
+            switch ($step['action']) {
+                case Ezdb\CacheRun::SERVE_LOCAL:
+                    $value = $this->retrieve($retrieveCallback, $path, $step['retrieveMtime'], $extraData);
+                    break;
+                case Ezdb\CacheRun::SERVE_STORED:
+                    if (!self::download($path, $path)) {
+                        $event = Ezdb\CacheRun::SERVE_FAILED;
+                        continue 2;
+                    }
+                    @touch($path, $step['localMtime']);
+                    $value = $this->retrieve($retrieveCallback, $path, $step['retrieveMtime'], $extraData);
+                    break;
+                case Ezdb\CacheRun::GENERATE:
+                    $this->hold($step['lock']);
+                    if ($generateCallback === null) {
+                        return $manual;
+                    }
+                    return $this->storeCache($this->callGenerate($generateCallback, false, $extraData));
+                case Ezdb\CacheRun::GENERATE_UNSTORED:
+                    return is_callable($generateCallback)
+                        ? $this->storeCache($this->callGenerate($generateCallback, $step['noCache'], $extraData)) : $manual;
+                case Ezdb\CacheRun::WAIT:
+                    usleep(1000 * $step['waitMs']);
+                    $event = Ezdb\CacheRun::WAITED;
+                    continue 2;
+                default:
+                    return $manual;
+            }
+            if (!$value instanceof eZClusterFileFailure) {
+                return $value;
+            }
+            $code = $value->errno();
+            if ($code != 1 && $code != 3) {
+                self::log('error', "processCache: the retrieve callback failed with code $code for '$path'");
+                return null;
+            }
+            $event = $code == 3 ? Ezdb\CacheRun::NO_CACHE : Ezdb\CacheRun::SERVE_FAILED;
+        }
     }
 
     /** Negative (or non-numeric) ttl and expiry mean "no limit". */
@@ -630,119 +648,13 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         return is_numeric($value) && $value >= 0 ? (int) $value : null;
     }
 
-    /**
-     * The READ phase of one pass. Returns ['return', value], ['restart', null], or
-     * ['generate', [failure or null, mtime of the live row that was rejected or null]].
-     */
-    private function readCache($retrieve, $ttl, $expiry, $curtime, $extraData)
-    {
-        $path = $this->filePath;
-        $localMtime = self::localMtime($path);
-        $forceDB = $this->useStaleCache ? $localMtime === false
-            : $ttl === 0 || self::fileExpired($localMtime, $expiry, $curtime, $ttl);
-        $forceDB = $forceDB || $this->freshElsewhere;
-        // Serving stale copies, the row the previous pass read will do (as legacy's per-request
-        // cache): the pass costs no statement of its own.
-        $this->loadMetaData(!$this->useStaleCache);
-        $info = $this->info;
-        $seen = $info && !$info->isExpired() ? $info->mtime : null;
-        if (!$forceDB) {
-            if (!$this->useStaleCache && (!$info || $info->isExpired())) {
-                return ['generate', [null, null]];
-            }
-            if ($this->useStaleCache || !self::olderThanRow($localMtime, $info, $curtime, $ttl)) {
-                $mtime = $this->useStaleCache ? $curtime : $localMtime;
-                return $this->retrieve($retrieve, $path, $mtime, $extraData, $seen);
-            }
-        }
-        if ($this->useStaleCache && !$info) {
-            return $this->noStaleCopy();
-        }
-        if (!$this->useStaleCache && (!$info || !self::cluster()->isFresh($info, $ttl, $expiry))) {
-            return ['generate', [null, $seen]];
-        }
-        if (!self::download($path, $path)) {
-            return ['generate', [new eZClusterFileFailure(1, 'download failed'), $seen]];
-        }
-        if ($this->useStaleCache) {
-            // A stale copy is dated before its row, so whatever the generator publishes is newer.
-            @touch($path, max(1, abs($info->mtime) - 1));
-            return $this->retrieve($retrieve, $path, $curtime, $extraData, $seen);
-        }
-        // The copy is as old as its row (legacy used the download time): a later, stricter
-        // $expiry still finds it expired.
-        $mtime = $info->mtime + 1;
-        @touch($path, $mtime);
-        return $this->retrieve($retrieve, $path, $mtime, $extraData, $seen);
-    }
-
-    /** Whether the local copy is older than the row (or than now - ttl). */
-    private static function olderThanRow($localMtime, Ezdb\FileInfo $info, $curtime, $ttl)
-    {
-        return self::fileExpired($localMtime, $info->mtime, $curtime, $ttl);
-    }
-
-    private function retrieve($retrieve, $path, $mtime, $extraData, $seen)
+    private function retrieve($retrieve, $path, $mtime, $extraData)
     {
         $args = [$path, $mtime];
         if ($extraData !== null) {
             $args[] = $extraData;
         }
-        $value = call_user_func_array($retrieve, $args);
-        return $value instanceof eZClusterFileFailure ? ['generate', [$value, $seen]] : ['return', $value];
-    }
-
-    /**
-     * Another process generates and there is no old copy to serve: generate privately
-     * (setting "generate"), or wait until the generator publishes (setting "wait", at most
-     * the lock's remaining time + 1 s, or the generation timeout when that is unknown).
-     */
-    private function noStaleCopy()
-    {
-        $handling = self::settings()['NonExistantStaleCacheHandling'];
-        $type = self::cacheTypeOf($this->filePath);
-        if (is_array($handling) && ($handling[$type] ?? 'wait') === 'generate') {
-            return ['generate', [null, null]];
-        }
-        if ($this->remainingCacheGenerationTime === false) {
-            // Taking the lock failed with an error (logged), so no one is known to generate:
-            // generate for this caller (not stored) instead of waiting (legacy: forever).
-            return ['generate', [null, null]];
-        }
-        $remaining = is_int($this->remainingCacheGenerationTime)
-            ? $this->remainingCacheGenerationTime : (int) self::settings()['CacheGenerationTimeout'];
-        for ($i = 0; $i <= $remaining; $i++) {
-            $this->loadMetaData(true);
-            if (self::localMtime($this->filePath) !== false || $this->info) {
-                break;
-            }
-            sleep(1);
-        }
-        $this->useStaleCache = false;
-        $this->remainingCacheGenerationTime = false;
-        return ['restart', null];
-    }
-
-    /**
-     * Takes the generation lock; with $recheck (ttl, expiry) the row is re-read on a separate
-     * connection once the lock is ours. Returns true (held), 'fresh' (another process just
-     * published a version that satisfies $recheck: read it), the seconds until the holder's lock
-     * may be taken over, or false on error.
-     */
-    private function lockForGeneration($recheck)
-    {
-        $started = self::attempt('startCacheGeneration', fn ($c) => $c->startGeneration($this->filePath, '', $recheck), false);
-        if ($started instanceof Ezdb\GenerationLock) {
-            $this->hold($started);
-            return true;
-        }
-        return $started === null ? 'fresh' : $started;
-    }
-
-    /** What the recheck accepts: fresh for $ttl/$expiry, and newer than a row the caller rejected. */
-    private static function recheck($ttl, $expiry, $seenMtime)
-    {
-        return ['ttl' => $ttl, 'expiry' => $seenMtime === null ? $expiry : max($expiry ?? -1, $seenMtime + 1)];
+        return call_user_func_array($retrieve, $args);
     }
 
     private function callGenerate($generate, $noCache, $extraData)

@@ -7,6 +7,7 @@
 //! Cache entries are regenerated under a `.generating` lock row shared with legacy nodes; see
 //! [`Cluster::process_cache`].
 
+mod cache_protocol;
 mod capabilities;
 mod check;
 mod cluster;
@@ -37,6 +38,7 @@ mod stats;
 mod store;
 mod topology;
 
+pub use cache_protocol::{CacheAction, CacheEvent, CacheGenerate, CacheRead, CacheRules, CacheRun};
 pub use check::{analyze_layout, Chunk, Fault, LayoutFix, Outcome, Problem};
 pub use cluster::Cluster;
 pub use config::{redact_url, ClusterConfig, ConnectionMode, MAX_CHUNK_SIZE};

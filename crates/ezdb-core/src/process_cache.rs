@@ -1,16 +1,17 @@
 // `process_cache`: serve a fresh entry, or have exactly one process across all servers
 // regenerate it (lock, re-check on a separate connection, generate, publish) while the others
-// serve the stale copy or wait for the result.
+// serve the stale copy or wait for the result; the decisions are the protocol's (cache_protocol.rs).
 
+use crate::cache_protocol::{CacheAction, CacheEvent, CacheRead, CacheRules};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::fetch::{stat_committed, FileData, Visibility};
+use crate::fetch::{stat_committed, FileData};
 use crate::generation::{Generation, GenerationLock};
 use crate::meta::{FileMeta, Freshness};
 use crate::name::FileName;
 use crate::store::StoreOptions;
 use std::future::Future;
-use std::time::Instant;
+use std::time::Duration;
 
 /// How `process_cache` treats an entry.
 #[derive(Debug, Clone, Default)]
@@ -69,43 +70,45 @@ pub struct CacheEntry {
 
 impl Cluster {
     /// Returns `name`'s content if fresh under `policy`; otherwise runs `generate` at most once
-    /// across all processes for this expiry and publishes its bytes.
+    /// across all processes for this expiry and publishes its bytes. The decisions are the
+    /// core's cache protocol ([`crate::CacheRun`]), the same the C ABI hands to PHP.
     pub async fn process_cache<F, Fut, E>(&self, name: &str, policy: &CachePolicy, generate: F) -> Result<CacheEntry>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<Vec<u8>, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let timeout = self.config().generation_timeout;
+        let rules = CacheRules {
+            freshness: policy.freshness,
+            generate_while_busy: policy.generate_while_busy,
+            poll: self.config().generation_poll,
+            // Lock ages are whole seconds: one more than the timeout lets an abandoned lock be taken over.
+            max_wait: Some(timeout + Duration::from_secs(2)),
+            lock_scope: policy.store.scope.clone(),
+            ..CacheRules::default()
+        };
+        let mut run = self.cache_run(name, rules, CacheRead::Fetch)?;
         let file = FileName::new(name)?;
-        let now = self.now();
-        // Lock ages are whole seconds: one more than the timeout lets an abandoned lock be taken over.
-        let deadline = Instant::now() + self.config().generation_timeout + std::time::Duration::from_secs(2);
         let mut generate = Some(generate);
-        // Set when the re-check saw a fresh row that then did not read whole (broken chunks):
-        // the next lock is taken without re-check, so that row gets regenerated.
-        let mut fresh_but_unreadable = false;
+        let mut event = CacheEvent::Begin;
         loop {
-            let current = self.read_optional(&file).await?;
-            if let Some(data) = current.as_ref().filter(|d| policy.freshness.accepts(&d.meta, now)) {
-                return Ok(entry(data.clone(), CacheSource::Hit));
-            }
-            let scope = policy.store.scope.as_deref();
-            let outcome = if fresh_but_unreadable {
-                self.start_generation(file.as_str(), scope).await?.into()
-            } else {
-                self.start_regeneration(file.as_str(), scope, &policy.freshness, now)
-                    .await?
-            };
-            match outcome {
-                Regeneration::Fresh(fresh) => {
-                    // Published by another process since our read: serve it if it reads whole.
-                    if let Some(data) = self.read_optional(&file).await?.filter(|d| d.meta == fresh) {
-                        return Ok(entry(data, CacheSource::Rechecked));
+            match self.advance_cache(&mut run, event, None).await? {
+                CacheAction::ServeStored { stale, rechecked, .. } => {
+                    let source = match (stale, rechecked) {
+                        (true, _) => CacheSource::Stale,
+                        (false, true) => CacheSource::Rechecked,
+                        (false, false) => CacheSource::Hit,
+                    };
+                    match run.take_data() {
+                        Some(data) => return Ok(entry(data, source)),
+                        None => event = CacheEvent::ServeFailed,
                     }
-                    fresh_but_unreadable = true;
                 }
-                Regeneration::Acquired(lock) => {
-                    let content = match run(&file, generate.take()).await {
+                // No local copies here: a run that reads with `Fetch` never names one.
+                CacheAction::ServeLocal { .. } => event = CacheEvent::ServeFailed,
+                CacheAction::Generate(lock) => {
+                    let content = match run_generate(&file, generate.take()).await {
                         Ok(content) => content,
                         Err(e) => {
                             self.abort_generation(lock).await?;
@@ -126,26 +129,23 @@ impl Cluster {
                         Err(e) => Err(e),
                     };
                 }
-                Regeneration::Busy { .. } => {
-                    if let Some(stale) = current {
-                        return Ok(entry(stale, CacheSource::Stale));
-                    }
-                    if policy.generate_while_busy {
-                        let content = run(&file, generate.take()).await?;
-                        return Ok(CacheEntry {
-                            content,
-                            source: CacheSource::Unstored,
-                            meta: None,
-                        });
-                    }
-                    if Instant::now() >= deadline {
-                        let waited_secs = self.config().generation_timeout.as_secs() + 2;
-                        return Err(Error::GenerationTimeout {
-                            name: file.as_str().to_owned(),
-                            waited_secs,
-                        });
-                    }
-                    tokio::time::sleep(self.config().generation_poll).await;
+                CacheAction::GenerateUnstored { .. } => {
+                    let content = run_generate(&file, generate.take()).await?;
+                    return Ok(CacheEntry {
+                        content,
+                        source: CacheSource::Unstored,
+                        meta: None,
+                    });
+                }
+                CacheAction::Wait(pause) => {
+                    tokio::time::sleep(pause).await;
+                    event = CacheEvent::Waited;
+                }
+                CacheAction::GiveUp | CacheAction::TimedOut => {
+                    return Err(Error::GenerationTimeout {
+                        name: file.as_str().to_owned(),
+                        waited_secs: timeout.as_secs() + 2,
+                    });
                 }
             }
         }
@@ -178,20 +178,6 @@ impl Cluster {
             }
         }
     }
-
-    /// The whole file, deleted or expired too; `None` when there is no row, or when its chunks
-    /// are broken (then it is regenerated like a missing entry).
-    async fn read_optional(&self, file: &FileName) -> Result<Option<FileData>> {
-        match self.fetch_with_meta(file.as_str(), Visibility::IncludeExpired).await {
-            Ok(data) => Ok(Some(data)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e @ Error::Integrity { .. }) => {
-                tracing::warn!(error = %e, "regenerating a cache entry whose stored copy is broken");
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
 }
 
 fn entry(data: FileData, source: CacheSource) -> CacheEntry {
@@ -203,7 +189,7 @@ fn entry(data: FileData, source: CacheSource) -> CacheEntry {
 }
 
 /// Runs the caller's generate callback (once: a second need for it is a bug, reported as such).
-async fn run<F, Fut, E>(file: &FileName, generate: Option<F>) -> Result<Vec<u8>>
+async fn run_generate<F, Fut, E>(file: &FileName, generate: Option<F>) -> Result<Vec<u8>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = std::result::Result<Vec<u8>, E>>,

@@ -38,6 +38,13 @@ impl ezdb_lock {
     }
 }
 
+/// Hands a held lock to the caller as an `ezdb_lock` (`scope`: the default of what it publishes).
+pub(crate) fn lock_handle(lock: GenerationLock, scope: Option<&str>) -> *mut ezdb_lock {
+    let lock_name = CString::new(lock.lock_name()).unwrap_or_default();
+    let scope = scope.map(str::to_owned);
+    LOCKS.give(ezdb_lock { lock, lock_name, scope })
+}
+
 /// Takes the generation lock of `name` (a legacy-compatible `<name>.generating` row, so legacy
 /// nodes and libezdb exclude each other). `scope` (may be empty) sets the lock row's expiry
 /// group. Answers:
@@ -76,9 +83,7 @@ pub unsafe extern "C" fn ezdb_generation_start(
         })?;
         Ok(match outcome {
             Regeneration::Acquired(lock) => {
-                let lock_name = CString::new(lock.lock_name()).unwrap_or_default();
-                let scope = scope.map(str::to_owned);
-                *out_lock = LOCKS.give(ezdb_lock { lock, lock_name, scope });
+                *out_lock = lock_handle(lock, scope);
                 ezdb_status::EZDB_OK
             }
             Regeneration::Busy { remaining_secs } => {

@@ -7,7 +7,7 @@
 //! - On failure the status says what kind of failure it was, and [`ezdb_last_error`] the
 //!   message (naming the operation, the file and what to do).
 //! - Memory the library returns (bytes, name lists, handles) is freed only by the library's
-//!   own functions: `ezdb_bytes_free`, `ezdb_close`, `ezdb_generation_end`/`_abort`.
+//!   own functions: `ezdb_bytes_free`, `ezdb_close`, `ezdb_generation_end`/`_abort`, `ezdb_cache_free`.
 //! - Connections and the async runtime are created lazily per process and rebuilt after a
 //!   `fork()`, so a handle opened before PHP-FPM forks its workers works in each worker.
 
@@ -15,6 +15,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod args;
+mod cache;
 mod cluster;
 mod expiry;
 mod files;
@@ -29,6 +30,7 @@ mod registry;
 mod removal;
 mod status;
 
+pub use cache::*;
 pub use cluster::*;
 pub use expiry::*;
 pub use files::*;

@@ -28,6 +28,9 @@ final class Cluster
     private CData $uint64;
     private CData $lockOut;
     private CData $freshness;
+    private CData $cacheRules;
+    private CData $cacheStep;
+    private CData $cacheOut;
     /** FFI::addr() of the out-parameters the hot calls use, taken once. */
     private CData $int32Addr;
     private CData $infoAddr;
@@ -41,7 +44,8 @@ final class Cluster
         $this->locks = new \WeakMap();
         foreach (['data' => 'char*', 'len' => 'size_t', 'count' => 'size_t', 'info' => 'ezdb_file_info',
             'int32' => 'int32_t', 'int64' => 'int64_t', 'uint64' => 'uint64_t', 'lockOut' => 'ezdb_lock*',
-            'freshness' => 'ezdb_freshness'] as $field => $type) {
+            'freshness' => 'ezdb_freshness', 'cacheRules' => 'ezdb_cache_rules', 'cacheStep' => 'ezdb_cache_step',
+            'cacheOut' => 'ezdb_cache*'] as $field => $type) {
             $this->$field = $ffi->new($type);
         }
         $this->int32Addr = FFI::addr($this->int32);
@@ -384,6 +388,65 @@ final class Cluster
             Exception::FRESH => null,
             default => $this->track(new GenerationLock($this, $this->ffi, $name, $this->lockOut)),
         };
+    }
+
+    /**
+     * The cache protocol on $name, decided by the library: begin() reads the row and answers
+     * with the first action (see CacheRun). $rules: ttl, expiry (null: none), retrieve,
+     * generate (CacheRun::GENERATE_*), generate_while_busy, holds_lock, max_passes, poll_ms,
+     * max_wait_ms.
+     */
+    public function cacheRun(string $name, array $rules = []): CacheRun
+    {
+        return new CacheRun($this, $this->ffi, $name, $rules);
+    }
+
+    /** @internal ezdb_cache_begin ($event null) or ezdb_cache_next for $run. */
+    public function cacheStep(CacheRun $run, ?int $event, int $localMtime): array
+    {
+        $name = $run->name;
+        if ($this->handle === null) {
+            $this->closed("cache $name");
+        }
+        $lockOut = FFI::addr($this->lockOut);
+        if ($event === null) {
+            $rules = $run->rules;
+            $r = $this->cacheRules;
+            $r->ttl = $rules['ttl'] ?? -1;
+            $r->expiry = $rules['expiry'] ?? -1;
+            $r->retrieve = (int) ($rules['retrieve'] ?? true);
+            $r->generate = (int) ($rules['generate'] ?? CacheRun::GENERATE_ALWAYS);
+            $r->generate_while_busy = (int) ($rules['generate_while_busy'] ?? false);
+            $r->holds_lock = (int) ($rules['holds_lock'] ?? false);
+            $r->max_passes = (int) ($rules['max_passes'] ?? 0);
+            $r->poll_ms = (int) ($rules['poll_ms'] ?? 0);
+            $r->max_wait_ms = (int) ($rules['max_wait_ms'] ?? 0);
+            $status = $this->ffi->ezdb_cache_begin($this->handle, $name, strlen($name), FFI::addr($r), $localMtime,
+                FFI::addr($this->cacheOut), FFI::addr($this->cacheStep), $lockOut, $this->infoAddr);
+            $run->adopt($this->cacheOut);
+        } else {
+            $handle = $run->handle()
+                ?? throw new Exception("cache $name: the run was never begun", Exception::INVALID_ARGUMENT);
+            $status = $this->ffi->ezdb_cache_next($this->handle, $handle, $event, $localMtime,
+                FFI::addr($this->cacheStep), $lockOut, $this->infoAddr);
+        }
+        if ($status !== 0) {
+            throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "cache $name");
+        }
+        $step = $this->cacheStep;
+        return [
+            'action' => $step->action,
+            'retrieveMtime' => $step->retrieve_mtime,
+            'localMtime' => $step->local_mtime,
+            'stale' => $step->stale !== 0,
+            'rechecked' => $step->rechecked !== 0,
+            'noCache' => $step->no_cache !== 0,
+            'waitMs' => $step->wait_ms,
+            'now' => $step->now,
+            'row' => $step->has_row !== 0 ? FileInfo::fromC($name, $this->info) : null,
+            'lock' => $step->action === CacheRun::GENERATE
+                ? $this->track(new GenerationLock($this, $this->ffi, $name, $this->lockOut)) : null,
+        ];
     }
 
     /** Sets a global expiry key (content-view-cache, ...) to $at (<= 0: now); returns the time set. */
