@@ -22,7 +22,10 @@ use crate::mount::{Aside, Installed, Mount};
 use crate::name::FileName;
 use crate::purge::PurgeFilter;
 use crate::selector::{Filter, Value};
-use crate::store::{mtime_after_previous, upsert_meta, validate_labels, RowSpec, StoreOptions, MAX_DFS_SCOPE_CHARS};
+use crate::store::{
+    mtime_after_previous, newer_live_mtime, upsert_meta, validate_labels, Replace, RowSpec, StoreOptions, Stored,
+    MAX_DFS_SCOPE_CHARS,
+};
 use bytes::Bytes;
 use sqlx::mysql::MySqlConnection;
 use sqlx::Row;
@@ -62,6 +65,28 @@ struct Publish<'a> {
     mtimes: (i64, i64),
     /// Moves the mtime past the replaced row's (a plain store without a given mtime).
     later_than_previous: bool,
+    /// Whether a newer live row is kept.
+    replace: Replace,
+}
+
+/// What [`Dfs::publish_staged`] did.
+enum Published<'s> {
+    Written(RowSpec<'s>),
+    KeptNewer(i64),
+}
+
+impl<'s> Published<'s> {
+    /// The row written by a publish that replaces whatever it finds.
+    fn written(self, name: &FileName) -> Result<RowSpec<'s>> {
+        match self {
+            Published::Written(spec) => Ok(spec),
+            Published::KeptNewer(_) => Err(Error::integrity(
+                Op::Store,
+                name.as_str(),
+                "an unconditional publish kept the previous row; please report it",
+            )),
+        }
+    }
 }
 
 /// A file opened for reading: its row, and the open file whose size matched it.
@@ -328,7 +353,8 @@ impl Dfs {
         name: &FileName,
         mut content: Content<'_>,
         options: &StoreOptions,
-    ) -> Result<FileMeta> {
+        replace: Replace,
+    ) -> Result<Stored> {
         let (scope, datatype) = validate_labels(name, options, MAX_DFS_SCOPE_CHARS)?;
         let mtime = options.mtime.unwrap_or_else(|| cluster.now());
         let spec = RowSpec {
@@ -346,11 +372,14 @@ impl Dfs {
             check: LockCheck::None,
             mtimes: (mtime, mtime),
             later_than_previous: options.mtime.is_none(),
+            replace,
         };
         let published = self.publish_staged(cluster, &spec, size, &staged.temp, &publish).await;
         staged.discard();
-        let spec = published?;
-        Ok(RowSpec { name, ..spec }.meta(size))
+        Ok(match published? {
+            Published::Written(spec) => Stored::Written(RowSpec { name, ..spec }.meta(size)),
+            Published::KeptNewer(mtime) => Stored::KeptNewer { mtime },
+        })
     }
 
     /// Publishes `content` for a generation lock: as the file (`check` takes the lock row) or as
@@ -369,12 +398,13 @@ impl Dfs {
             check,
             mtimes,
             later_than_previous: false,
+            replace: Replace::Always,
         };
         let published = self
             .publish_staged(cluster, spec, staged.size, &staged.temp, &publish)
             .await;
         staged.discard();
-        let written = published?;
+        let written = published?.written(spec.name)?;
         Ok(RowSpec {
             name: spec.name,
             ..written
@@ -411,8 +441,12 @@ impl Dfs {
             check,
             mtimes,
             later_than_previous: false,
+            replace: Replace::Always,
         };
-        let written = self.publish_staged(cluster, &spec, size, &temp, &publish).await?;
+        let written = self
+            .publish_staged(cluster, &spec, size, &temp, &publish)
+            .await?
+            .written(file)?;
         let _ = std::fs::remove_file(&temp);
         Ok(RowSpec { name: file, ..written }.meta(size))
     }
@@ -434,14 +468,24 @@ impl Dfs {
         size: u64,
         temp: &std::path::Path,
         publish: &Publish<'_>,
-    ) -> Result<RowSpec<'s>> {
+    ) -> Result<Published<'s>> {
         let table = self.table(spec.name);
         cluster
             .inner
             .db
             .retrying(publish.op, spec.name.as_str(), |mut conn| async move {
                 let result = async {
+                    if publish.replace == Replace::UnlessNewer {
+                        // So that the lock on an absent row also holds off its insert.
+                        sqlx::Executor::execute(&mut *conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+                    }
                     conn.begin().await?;
+                    if publish.replace == Replace::UnlessNewer {
+                        if let Some(mtime) = newer_live_mtime(&mut conn, table, spec).await? {
+                            conn.commit().await?;
+                            return Ok(Published::KeptNewer(mtime));
+                        }
+                    }
                     let invalidated = match publish.check {
                         LockCheck::None => false,
                         LockCheck::Verify(lock_table, lock) => verify_lock(&mut conn, lock_table, lock).await?,
@@ -460,7 +504,7 @@ impl Dfs {
                     upsert_meta(&mut conn, table, &spec, size).await?;
                     let installed = self.mount.install_copy(publish.op, spec.name, temp)?;
                     commit_installed(&mut conn, installed).await?;
-                    Ok(spec)
+                    Ok(Published::Written(spec))
                 }
                 .await;
                 done(conn, result)
@@ -487,7 +531,8 @@ impl Dfs {
             datatype: Some(meta.datatype.clone()),
             mtime: Some(meta.mtime.abs()),
         };
-        self.store(cluster, dst, Content::reader(file), &options).await?;
+        self.store(cluster, dst, Content::reader(file), &options, Replace::Always)
+            .await?;
         if meta.deleted {
             self.delete(&cluster.inner, dst).await?;
         }

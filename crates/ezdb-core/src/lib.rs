@@ -62,4 +62,4 @@ pub use purge::PurgeFilter;
 pub use quarantine::{QuarantineItem, Restored, QUARANTINE_TABLE};
 pub use selector::{Batches, QueryPlan, Selector};
 pub use stats::{LockInfo, ScopeStats, Stats};
-pub use store::StoreOptions;
+pub use store::{StoreOptions, Stored};

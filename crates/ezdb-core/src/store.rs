@@ -37,6 +37,24 @@ impl StoreOptions {
     }
 }
 
+/// What a conditional store did ([`Cluster::store_file_unless_newer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// The file was written: its row.
+    Written(FileMeta),
+    /// A live version with a later mtime was found under the row lock and kept; nothing written.
+    KeptNewer { mtime: i64 },
+}
+
+/// Whether a store replaces whatever row it finds, or keeps a newer live one (decided under the
+/// row lock, in the store's own transaction, so a concurrent writer is never overwritten by a
+/// decision made before it wrote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replace {
+    Always,
+    UnlessNewer,
+}
+
 /// The metadata row a write produces.
 #[derive(Clone, Copy)]
 pub(crate) struct RowSpec<'a> {
@@ -92,9 +110,43 @@ impl Cluster {
     }
 
     pub async fn store_content(&self, name: &str, content: Content<'_>, options: &StoreOptions) -> Result<FileMeta> {
+        match self.store_as(name, content, options, Replace::Always).await? {
+            Stored::Written(meta) => Ok(meta),
+            Stored::KeptNewer { .. } => Err(Error::integrity(
+                Op::Store,
+                name,
+                "an unconditional store kept the previous row; please report it",
+            )),
+        }
+    }
+
+    /// Stores the local file at `path` with `options.mtime` (required), unless the cluster holds
+    /// a live version with a later mtime: that is checked under the row lock in the store's own
+    /// transaction, so a writer that stored a newer version since the caller looked is never
+    /// overwritten (what `ezdb import` and `ezdb migrate` need). A deleted row is replaced.
+    pub async fn store_file_unless_newer(&self, name: &str, path: &Path, options: &StoreOptions) -> Result<Stored> {
+        if options.mtime.is_none() {
+            return Err(Error::InvalidArgument {
+                name: name.to_owned(),
+                what: "mtime",
+                value: String::new(),
+                reason: "a store that keeps newer versions needs the mtime of the version it stores".into(),
+            });
+        }
+        self.store_as(name, Content::File(path), options, Replace::UnlessNewer)
+            .await
+    }
+
+    pub(crate) async fn store_as(
+        &self,
+        name: &str,
+        content: Content<'_>,
+        options: &StoreOptions,
+        replace: Replace,
+    ) -> Result<Stored> {
         let name = FileName::new(name)?;
         if let Some(dfs) = &self.inner.dfs {
-            return dfs.store(self, &name, content, options).await;
+            return dfs.store(self, &name, content, options, replace).await;
         }
         let (scope, datatype) = validate_labels(&name, options, MAX_SCOPE_CHARS)?;
         let spec = RowSpec {
@@ -111,23 +163,39 @@ impl Cluster {
         let content = &tokio::sync::Mutex::new(content);
         let spec = &spec;
         let name = &name;
-        let (size, mtime) = self
+        let written = self
             .inner
             .db
             .retrying(Op::Store, name.as_str(), |mut conn| async move {
                 let result = async {
+                    if replace == Replace::UnlessNewer {
+                        // So that the lock on an absent row also holds off its insert.
+                        sqlx::Executor::execute(&mut *conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+                    }
+                    conn.begin().await?;
+                    if replace == Replace::UnlessNewer {
+                        if let Some(mtime) = newer_live_mtime(&mut conn, "ezdbfile", spec).await? {
+                            conn.commit().await?;
+                            return Ok(Err(mtime));
+                        }
+                    }
                     let mut reader = content.lock().await.open(name.as_str()).await?;
                     self.write_file_tx(&mut conn, *spec, later_than_previous, &mut reader, size_hint)
                         .await
+                        .map(Ok)
                 }
                 .await;
                 done(conn, result)
             })
             .await?;
-        Ok(RowSpec { mtime, ..*spec }.meta(size))
+        Ok(match written {
+            Ok((size, mtime)) => Stored::Written(RowSpec { mtime, ..*spec }.meta(size)),
+            Err(mtime) => Stored::KeptNewer { mtime },
+        })
     }
 
-    /// Writes one file in its own transaction; returns its size and the mtime written.
+    /// Writes one file in the transaction the caller began, and commits; returns its size and
+    /// the mtime written.
     async fn write_file_tx(
         &self,
         conn: &mut Conn,
@@ -136,7 +204,6 @@ impl Cluster {
         reader: &mut ContentReader<'_>,
         size_hint: Option<u64>,
     ) -> Attempt<(u64, i64)> {
-        conn.begin().await?;
         if later_than_previous {
             spec.mtime = mtime_after_previous(conn, "ezdbfile", &spec).await?;
         }
@@ -190,6 +257,22 @@ pub(crate) async fn mtime_after_previous(
         Some(previous) if previous >= spec.mtime => previous + 1,
         _ => spec.mtime,
     })
+}
+
+/// The mtime of a live row of `spec`'s name later than `spec.mtime`, read with the row locked.
+pub(crate) async fn newer_live_mtime(
+    conn: &mut MySqlConnection,
+    table: &str,
+    spec: &RowSpec<'_>,
+) -> Result<Option<i64>, sqlx::Error> {
+    let sql = format!(
+        "SELECT CAST(mtime AS SIGNED) FROM {table} WHERE name_hash = ? AND expired = 0 AND mtime > ? FOR UPDATE"
+    );
+    sqlx::query_scalar(&sql)
+        .bind(spec.name.hash())
+        .bind(spec.mtime)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 /// Inserts or replaces the metadata row: the legacy column set, the trunk recomputed.

@@ -844,3 +844,14 @@ async fn expired_files_are_paged_across_both_tables_each_name_once() {
     paged.sort();
     assert_eq!(paged, expected);
 }
+
+#[tokio::test]
+async fn a_conditional_store_keeps_a_newer_live_version_on_the_mount() {
+    let site = Site::new().await;
+    let dir = TempDir::new("dfs-store-unless-newer");
+    common::check_store_unless_newer(&site.cluster, &dir).await;
+    assert_eq!(
+        std::fs::read(site.file("var/site/storage/original/application/report.pdf")).unwrap(),
+        b"from the old layout"
+    );
+}

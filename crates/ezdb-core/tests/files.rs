@@ -312,3 +312,38 @@ async fn move_replaces_even_a_deleted_destination() {
     );
     assert!(cluster.rename("m/none", "m/x").await.unwrap_err().is_not_found());
 }
+
+#[tokio::test]
+async fn a_conditional_store_keeps_a_newer_live_version() {
+    let (_db, cluster) = common::cluster().await;
+    let dir = ezdb_testdb::TempDir::new("store-unless-newer");
+    common::check_store_unless_newer(&cluster, &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_store_racing_a_newer_writer_never_overwrites_it() {
+    let (db, cluster) = common::cluster().await;
+    let writer = other_node(&db).await;
+    let dir = ezdb_testdb::TempDir::new("store-race");
+    let local = dir.join("old.bin");
+    std::fs::write(&local, b"old layout").unwrap();
+    let now = cluster.now();
+    for i in 0..30 {
+        let name = format!("var/site/storage/original/race/{i}.bin");
+        let old = StoreOptions {
+            mtime: Some(now),
+            ..StoreOptions::new("binaryfile", "application/octet-stream")
+        };
+        let new = StoreOptions {
+            mtime: Some(now + 100),
+            ..old.clone()
+        };
+        let (conditional, plain) = tokio::join!(
+            cluster.store_file_unless_newer(&name, &local, &old),
+            writer.store(&name, b"newer writer", &new)
+        );
+        conditional.unwrap();
+        plain.unwrap();
+        assert_eq!(cluster.fetch(&name).await.unwrap(), b"newer writer", "{name}");
+    }
+}

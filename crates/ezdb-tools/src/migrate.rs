@@ -5,11 +5,11 @@
 //! Resumable by construction: a file whose target row already has the source's size and mtime
 //! is compared byte for byte and kept when equal, so a second run (after an interruption, or
 //! to catch files written during the first one) copies only what is missing or changed. A
-//! target file newer than the source's is never replaced: a node already writing to the new
-//! layout wins.
+//! target file newer than the source's is never replaced, decided under the target row's lock
+//! in the store's own transaction: a node already writing to the new layout wins.
 
 use crate::progress::Progress;
-use ezdb_core::{Cluster, Error, FileMeta, ScopeFilter, StoreOptions, Visibility, GENERATING_SUFFIX};
+use ezdb_core::{Cluster, Error, FileMeta, ScopeFilter, StoreOptions, Stored, Visibility, GENERATING_SUFFIX};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -186,9 +186,13 @@ async fn migrate_one(
         datatype: Some(read.datatype.clone()),
         mtime: Some(read.mtime),
     };
-    let stored = to.store_file(name, &staged, &options).await;
+    // Decided again under the row lock: a node that wrote a newer version since the stat wins.
+    let stored = to.store_file_unless_newer(name, &staged, &options).await;
     let _ = std::fs::remove_file(&staged);
-    let stored = stored?;
+    let stored = match stored? {
+        Stored::Written(meta) => meta,
+        Stored::KeptNewer { .. } => return Ok(Migrated::Skipped("newer-in-target")),
+    };
     match digest_of(to, name, &stored).await? {
         Some(actual) if actual == expected => Ok(Migrated::Copied { size: read.size }),
         Some(_) => Err(copy_failure(

@@ -112,3 +112,49 @@ impl tokio::io::AsyncRead for SlowReader {
         std::task::Poll::Pending
     }
 }
+
+/// The conditional store on any layout: a newer live version is kept, an older or deleted one
+/// replaced, and the mtime is required.
+pub async fn check_store_unless_newer(cluster: &Cluster, dir: &std::path::Path) {
+    use ezdb_core::{StoreOptions, Stored};
+    let name = "var/site/storage/original/application/report.pdf";
+    let local = dir.join("report.pdf");
+    std::fs::write(&local, b"from the old layout").unwrap();
+    let at = |mtime: i64| StoreOptions {
+        mtime: Some(mtime),
+        ..StoreOptions::new("binaryfile", "application/pdf")
+    };
+    let now = cluster.now();
+    cluster.store(name, b"written since", &at(now)).await.unwrap();
+    let kept = cluster
+        .store_file_unless_newer(name, &local, &at(now - 10))
+        .await
+        .unwrap();
+    assert_eq!(kept, Stored::KeptNewer { mtime: now });
+    assert_eq!(cluster.fetch(name).await.unwrap(), b"written since");
+    let written = cluster
+        .store_file_unless_newer(name, &local, &at(now + 5))
+        .await
+        .unwrap();
+    assert!(
+        matches!(written, Stored::Written(ref m) if m.mtime == now + 5),
+        "{written:?}"
+    );
+    assert_eq!(cluster.fetch(name).await.unwrap(), b"from the old layout");
+    cluster.delete(name).await.unwrap();
+    let over_deleted = cluster
+        .store_file_unless_newer(name, &local, &at(now - 100))
+        .await
+        .unwrap();
+    assert!(matches!(over_deleted, Stored::Written(_)), "a deleted row is replaced");
+    let fresh = "var/site/storage/original/application/new.pdf";
+    assert!(matches!(
+        cluster.store_file_unless_newer(fresh, &local, &at(now)).await.unwrap(),
+        Stored::Written(_)
+    ));
+    let no_mtime = cluster
+        .store_file_unless_newer(fresh, &local, &StoreOptions::new("binaryfile", "application/pdf"))
+        .await
+        .unwrap_err();
+    assert!(no_mtime.to_string().contains("mtime"), "{no_mtime}");
+}

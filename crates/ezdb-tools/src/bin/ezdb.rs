@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use ezdb_core::{
     Cluster, FileMeta, MountCheckOptions, MountOutcome, Outcome, QuarantineItem, Restored, ScopeFilter, StoreOptions,
-    Visibility, DEFAULT_MOUNT_GRACE, MOUNT_QUARANTINE_DIR, QUARANTINE_TABLE,
+    Stored, Visibility, DEFAULT_MOUNT_GRACE, MOUNT_QUARANTINE_DIR, QUARANTINE_TABLE,
 };
 use ezdb_tools::cli::{fail, parse_or_exit};
 use ezdb_tools::connect::{connect, LayoutArgs, URL_HELP};
@@ -383,7 +383,12 @@ async fn import_one(
             mtime: Some(mtime),
             ..StoreOptions::new(scope, datatype)
         };
-        cluster.store_file(name, path, &options).await?;
+        if overwrite {
+            cluster.store_file(name, path, &options).await?;
+        } else if let Stored::KeptNewer { .. } = cluster.store_file_unless_newer(name, path, &options).await? {
+            // Stored by another node since the check above: decided again under the row lock.
+            return Ok(Imported::Kept("newer in the cluster"));
+        }
     }
     Ok(Imported::Stored(local.len()))
 }
