@@ -515,16 +515,11 @@ impl Dfs {
     /// Copies `src` to `dst` through a staged file: labels and mtime kept, a deleted source
     /// gives a deleted copy (as legacy); a missing source (row or file) copies nothing.
     pub(crate) async fn copy(&self, cluster: &Cluster, src: &FileName, dst: &FileName) -> Result<()> {
-        self.copy_version(cluster, src, dst).await.map(drop)
-    }
-
-    /// Copies `src` to `dst` and returns the source version copied (`None`: nothing to copy).
-    async fn copy_version(&self, cluster: &Cluster, src: &FileName, dst: &FileName) -> Result<Option<FileMeta>> {
         let Some(meta) = self.stat(&cluster.inner, src).await? else {
-            return Ok(None);
+            return Ok(());
         };
         let Some((file, _)) = self.mount.open_file(Op::Copy, src).await? else {
-            return Ok(None);
+            return Ok(());
         };
         let options = StoreOptions {
             scope: Some(meta.scope.clone()),
@@ -536,32 +531,82 @@ impl Dfs {
         if meta.deleted {
             self.delete(&cluster.inner, dst).await?;
         }
-        Ok(Some(meta))
+        Ok(())
     }
 
-    /// Moves `src` to `dst`: a copy, then the source's row and file are purged if they are
-    /// still the version copied (a re-store of `src` meanwhile keeps its new version). Not one
-    /// transaction (two rows, two files): a failure between the steps leaves both names, never
-    /// neither.
+    /// Moves `src` to `dst` in one transaction, as one change for readers: with the source row
+    /// locked, the destination row takes its columns (in the destination's table) and the source
+    /// row goes; on the mount the destination becomes a hard link of the source file (renamed over
+    /// the old destination, which is kept until the commit) and the source file is moved aside
+    /// (unlinked after the commit). A failed commit puts everything back. A source row without
+    /// its file is not moved (not found).
     pub(crate) async fn rename(&self, cluster: &Cluster, src: &FileName, dst: &FileName) -> Result<()> {
-        let Some(copied) = self.copy_version(cluster, src, dst).await? else {
-            return Err(Error::not_found(Op::Move, src.as_str()));
-        };
-        let filter = &Filter::default()
-            .and("name_hash = ?", vec![Value::Text(src.hash().to_owned())])
-            .and(
-                "mtime = ? AND size = ?",
-                vec![Value::Int(copied.mtime), Value::Int(copied.size as i64)],
-            );
-        let table = self.table(src);
-        cluster
+        let (src_table, dst_table) = (self.table(src), self.table(dst));
+        let src_path = self.mount.path_of(src)?;
+        self.mount.path_of(dst)?;
+        let select = &format!("SELECT {META_COLUMNS} FROM {src_table} f WHERE f.name_hash = ? FOR UPDATE");
+        let remove = &format!("DELETE FROM {src_table} WHERE name_hash = ?");
+        let src_path = &src_path;
+        let moved = cluster
             .inner
             .db
             .retrying(Op::Move, src.as_str(), |mut conn| async move {
-                let purged = self.purge_batch(&mut conn, table, filter, 1).await;
-                done(conn, purged.map(drop))
+                let result = async {
+                    conn.begin().await?;
+                    let row = sqlx::query(select).bind(src.hash()).fetch_optional(&mut *conn).await?;
+                    let meta = match row {
+                        Some(row) => FileMeta::from_row(&row)?,
+                        None => {
+                            conn.commit().await?;
+                            return Ok(false);
+                        }
+                    };
+                    if !std::fs::symlink_metadata(src_path).is_ok_and(|m| m.is_file()) {
+                        tracing::warn!(name = src.as_str(), "move of a row without its file on the DFS mount");
+                        conn.commit().await?;
+                        return Ok(false);
+                    }
+                    let spec = RowSpec {
+                        name: dst,
+                        scope: &meta.scope,
+                        datatype: &meta.datatype,
+                        mtime: meta.mtime,
+                        expired: meta.deleted,
+                    };
+                    upsert_meta(&mut conn, dst_table, &spec, meta.size).await?;
+                    sqlx::query(remove).bind(src.hash()).execute(&mut *conn).await?;
+                    let installed = self.mount.install_copy(Op::Move, dst, src_path)?;
+                    let aside = match self.mount.take_aside(Op::Move, src) {
+                        Ok(aside) => aside,
+                        Err(e) => {
+                            installed.undo();
+                            return Err(e.into());
+                        }
+                    };
+                    match commit_installed(&mut conn, installed).await {
+                        Ok(()) => {
+                            if let Some(aside) = aside {
+                                aside.remove();
+                            }
+                            Ok(true)
+                        }
+                        Err(e) => {
+                            if let Some(aside) = aside {
+                                aside.restore();
+                            }
+                            Err(e.into())
+                        }
+                    }
+                }
+                .await;
+                done(conn, result)
             })
-            .await
+            .await?;
+        if moved {
+            Ok(())
+        } else {
+            Err(Error::not_found(Op::Move, src.as_str()))
+        }
     }
 
     pub(crate) async fn delete(&self, inner: &Inner, name: &FileName) -> Result<bool> {

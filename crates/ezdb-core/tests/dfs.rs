@@ -855,3 +855,46 @@ async fn a_conditional_store_keeps_a_newer_live_version_on_the_mount() {
         b"from the old layout"
     );
 }
+
+#[tokio::test]
+async fn a_move_is_one_change_across_tables_and_keeps_the_bytes_without_copying() {
+    let site = Site::new().await;
+    let staged = "var/site/cache/public/upload/photo.jpg";
+    let target = "var/site/storage/images/7/photo.jpg";
+    site.cluster
+        .store(target, b"old target", &StoreOptions::new("image", "image/jpeg"))
+        .await
+        .unwrap();
+    site.cluster
+        .store(staged, b"new photo", &StoreOptions::new("image", "image/jpeg"))
+        .await
+        .unwrap();
+    let inode = |name: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(site.file(name)).unwrap());
+    let staged_inode = inode(staged);
+    site.cluster.rename(staged, target).await.unwrap();
+    assert_eq!(site.cluster.fetch(target).await.unwrap(), b"new photo");
+    assert_eq!(inode(target), staged_inode, "the file itself moved, no byte was copied");
+    assert!(site.row(staged).await.is_empty());
+    let moved = site.row(target).await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        (moved[0].0.as_str(), moved[0].3),
+        ("ezdfsfile", 9),
+        "the row lands in its own table"
+    );
+    assert_eq!(site.mount_files(), [target], "no leftover, no old target");
+
+    // A row whose file is missing is not moved: nothing changes.
+    let orphan_row = "var/site/storage/images/8/gone.jpg";
+    site.legacy_store("ezdfsfile", orphan_row, b"x", "image", site.cluster.now())
+        .await;
+    std::fs::remove_file(site.file(orphan_row)).unwrap();
+    let err = site
+        .cluster
+        .rename(orphan_row, "var/site/storage/images/8/else.jpg")
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(site.row(orphan_row).await.len(), 1);
+    assert!(site.row("var/site/storage/images/8/else.jpg").await.is_empty());
+}
