@@ -23,7 +23,7 @@ use crate::name::FileName;
 use crate::purge::PurgeFilter;
 use crate::selector::{Filter, Value};
 use crate::store::{
-    mtime_after_previous, newer_live_mtime, upsert_meta, validate_labels, Replace, RowSpec, StoreOptions, Stored,
+    begin_store, mtime_after_previous, upsert_meta, validate_labels, Replace, RowSpec, StoreOptions, Stored,
     MAX_DFS_SCOPE_CHARS,
 };
 use bytes::Bytes;
@@ -475,16 +475,8 @@ impl Dfs {
             .db
             .retrying(publish.op, spec.name.as_str(), |mut conn| async move {
                 let result = async {
-                    if publish.replace == Replace::UnlessNewer {
-                        // So that the lock on an absent row also holds off its insert.
-                        sqlx::Executor::execute(&mut *conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
-                    }
-                    conn.begin().await?;
-                    if publish.replace == Replace::UnlessNewer {
-                        if let Some(mtime) = newer_live_mtime(&mut conn, table, spec).await? {
-                            conn.commit().await?;
-                            return Ok(Published::KeptNewer(mtime));
-                        }
+                    if let Some(mtime) = begin_store(&mut conn, table, spec, publish.replace).await? {
+                        return Ok(Published::KeptNewer(mtime));
                     }
                     let invalidated = match publish.check {
                         LockCheck::None => false,

@@ -168,16 +168,8 @@ impl Cluster {
             .db
             .retrying(Op::Store, name.as_str(), |mut conn| async move {
                 let result = async {
-                    if replace == Replace::UnlessNewer {
-                        // So that the lock on an absent row also holds off its insert.
-                        sqlx::Executor::execute(&mut *conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
-                    }
-                    conn.begin().await?;
-                    if replace == Replace::UnlessNewer {
-                        if let Some(mtime) = newer_live_mtime(&mut conn, "ezdbfile", spec).await? {
-                            conn.commit().await?;
-                            return Ok(Err(mtime));
-                        }
+                    if let Some(mtime) = begin_store(&mut conn, "ezdbfile", spec, replace).await? {
+                        return Ok(Err(mtime));
                     }
                     let mut reader = content.lock().await.open(name.as_str()).await?;
                     self.write_file_tx(&mut conn, *spec, later_than_previous, &mut reader, size_hint)
@@ -259,20 +251,34 @@ pub(crate) async fn mtime_after_previous(
     })
 }
 
-/// The mtime of a live row of `spec`'s name later than `spec.mtime`, read with the row locked.
-pub(crate) async fn newer_live_mtime(
-    conn: &mut MySqlConnection,
+/// Begins a store's transaction. For [`Replace::UnlessNewer`] it first locks the row of `spec`'s
+/// name (REPEATABLE READ, so that the lock on an absent row also holds off its insert) and, when
+/// a live row with a later mtime is there, commits at once and returns that mtime: nothing is to
+/// be written.
+pub(crate) async fn begin_store(
+    conn: &mut Conn,
     table: &str,
     spec: &RowSpec<'_>,
+    replace: Replace,
 ) -> Result<Option<i64>, sqlx::Error> {
+    if replace == Replace::Always {
+        conn.begin().await?;
+        return Ok(None);
+    }
+    sqlx::Executor::execute(&mut **conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+    conn.begin().await?;
     let sql = format!(
         "SELECT CAST(mtime AS SIGNED) FROM {table} WHERE name_hash = ? AND expired = 0 AND mtime > ? FOR UPDATE"
     );
-    sqlx::query_scalar(&sql)
+    let newer: Option<i64> = sqlx::query_scalar(&sql)
         .bind(spec.name.hash())
         .bind(spec.mtime)
-        .fetch_optional(&mut *conn)
-        .await
+        .fetch_optional(&mut **conn)
+        .await?;
+    if newer.is_some() {
+        conn.commit().await?;
+    }
+    Ok(newer)
 }
 
 /// Inserts or replaces the metadata row: the legacy column set, the trunk recomputed.

@@ -2,6 +2,9 @@
 // creates): the layout flags, clear and purge across both tables and the mount, import/export,
 // stats, the mount check and its quarantine-only repair, and bad layout settings.
 
+mod common;
+
+use common::{failed_output, ok};
 use ezdb_core::{Cluster, ClusterConfig, DfsLayout, Layout, StoreOptions};
 use ezdb_testdb::{Schema, TempDir, TestDb};
 use std::process::{Command, Output};
@@ -47,27 +50,6 @@ impl Site {
             .unwrap();
         n
     }
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn failed(output: &Output) -> (String, String) {
-    assert!(
-        !output.status.success(),
-        "unexpected success: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
-    (String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
 }
 
 const IMAGE: &str = "var/site/storage/images/1/2/a.jpg";
@@ -166,12 +148,12 @@ async fn ezdb_check_compares_rows_and_mount_and_repair_only_quarantines_orphans(
     std::fs::create_dir_all(s.mount.join(orphan).parent().unwrap()).unwrap();
     std::fs::write(s.mount.join(orphan), b"orphan").unwrap();
 
-    let (young, _) = failed(&s.tool("ezdb", &["check"]));
+    let (young, _) = failed_output(&s.tool("ezdb", &["check"]));
     assert!(
         young.contains("missing-file") && !young.contains("orphan-file"),
         "the default grace passes over a file that may be a write in progress: {young}"
     );
-    let (out, err) = failed(&s.tool("ezdb", &["check", "--mount-grace=0"]));
+    let (out, err) = failed_output(&s.tool("ezdb", &["check", "--mount-grace=0"]));
     assert!(
         out.contains("missing-file: var/site/storage/images/9/gone.jpg"),
         "{out}"
@@ -185,11 +167,11 @@ async fn ezdb_check_compares_rows_and_mount_and_repair_only_quarantines_orphans(
         "{err}"
     );
 
-    let (dry, _) = failed(&s.tool("ezdb", &["check", "--mount-grace=0", "--repair", "--dry-run"]));
+    let (dry, _) = failed_output(&s.tool("ezdb", &["check", "--mount-grace=0", "--repair", "--dry-run"]));
     assert!(dry.contains("repair would move the file"), "{dry}");
     assert!(s.mount.join(orphan).exists(), "a dry run changes nothing");
 
-    let (repaired, _) = failed(&s.tool("ezdb", &["check", "--mount-grace=0", "--repair", "--json"]));
+    let (repaired, _) = failed_output(&s.tool("ezdb", &["check", "--mount-grace=0", "--repair", "--json"]));
     let report: serde_json::Value = serde_json::from_str(repaired.trim()).unwrap();
     assert_eq!(report["repaired"], 1, "{report}");
     assert_eq!(
@@ -205,12 +187,12 @@ async fn ezdb_check_compares_rows_and_mount_and_repair_only_quarantines_orphans(
     assert_eq!(moved.len(), 1);
     assert_eq!(std::fs::read(&moved[0]).unwrap(), b"orphan", "moved, never unlinked");
 
-    let (_, err) = failed(&s.tool("ezdb", &["check", "--quarantine"]));
+    let (_, err) = failed_output(&s.tool("ezdb", &["check", "--quarantine"]));
     assert!(
         err.contains(ezdb_core::MOUNT_QUARANTINE_DIR) && err.contains("move the file back"),
         "{err}"
     );
-    let (_, err) = failed(&s.tool("ezdb", &["check", "--mount-grace=0", "--verify"]));
+    let (_, err) = failed_output(&s.tool("ezdb", &["check", "--mount-grace=0", "--verify"]));
     assert!(err.contains("1 problem(s) left"), "{err}");
 }
 
@@ -226,15 +208,15 @@ async fn bad_layout_settings_fail_with_one_line_naming_the_setting() {
             .output()
             .unwrap()
     };
-    let (_, err) = failed(&run(&["--layout=dfs", "stats"]));
+    let (_, err) = failed_output(&run(&["--layout=dfs", "stats"]));
     assert!(err.contains("mount point"), "{err}");
-    let (_, err) = failed(&run(&["--layout=s3", "stats"]));
+    let (_, err) = failed_output(&run(&["--layout=s3", "stats"]));
     assert!(err.contains("ezdb, dfs, ibexa-dfs"), "{err}");
-    let (_, err) = failed(&run(&["--mount-point=/tmp", "stats"]));
+    let (_, err) = failed_output(&run(&["--mount-point=/tmp", "stats"]));
     assert!(err.contains("layout is ezdb"), "{err}");
     let missing = TempDir::new("tools-dfs-gone");
     let gone = missing.join("not-there");
-    let (_, err) = failed(&run(&[
+    let (_, err) = failed_output(&run(&[
         "--layout=dfs",
         &format!("--mount-point={}", gone.display()),
         "stats",
@@ -281,7 +263,7 @@ async fn schema_check_and_upgrade_judge_the_dfs_tables_not_ezdbfile() {
     .unwrap();
 
     let empty = TestDb::create().await;
-    let (_, err) = failed(&run(&empty, &["schema", "check"]));
+    let (_, err) = failed_output(&run(&empty, &["schema", "check"]));
     assert!(err.contains("table ezdfsfile is missing"), "{err}");
     ok(&run(&empty, &["schema", "install"]));
     let installed = ok(&run(&empty, &["schema", "check"]));

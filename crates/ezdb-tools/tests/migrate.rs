@@ -1,6 +1,9 @@
 // `ezdb migrate` between the eZDB tables and an eZDFS site (legacy DDL, a mount the test
 // creates), both ways: what is copied, verified byte for byte, resumed, and never overwritten.
 
+mod common;
+
+use common::ok;
 use ezdb_core::{Cluster, ClusterConfig, DfsLayout, Layout, StoreOptions};
 use ezdb_testdb::{Schema, TempDir, TestDb};
 use std::process::{Command, Output};
@@ -13,16 +16,6 @@ fn ezdb(url: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn json(output: &Output) -> serde_json::Value {

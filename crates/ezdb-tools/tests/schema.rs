@@ -4,6 +4,9 @@
 // code; a dry run changes nothing; upgrade fixes what it says; legacy nodes' statements (and an
 // ezdb node) keep working on the upgraded tables.
 
+mod common;
+
+use common::{failed, ok};
 use ezdb_core::{Cluster, ClusterConfig, StoreOptions};
 use ezdb_testdb::{LegacyNode, Schema, TestDb, LEGACY_CHUNK_SIZE};
 use serde_json::Value;
@@ -21,24 +24,6 @@ fn ezdb(db: &TestDb, args: &[&str]) -> Output {
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        stdout(output),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout(output)
-}
-
-/// Asserts a non-zero exit with one clear line on stderr; returns that line.
-fn failed(output: &Output) -> String {
-    assert!(!output.status.success(), "unexpected success: {}", stdout(output));
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
-    stderr
 }
 
 /// Whitespace runs as one space: statements are printed indented.

@@ -2,6 +2,9 @@
 // scope, interrupted purges, a large purge beside live readers, import/export round trips,
 // check and repair, stats, and bad arguments.
 
+mod common;
+
+use common::{failed, ok};
 use ezdb_core::{Cluster, ClusterConfig, StoreOptions};
 use ezdb_testdb::TestDb;
 use sqlx::{Connection, Executor};
@@ -21,27 +24,6 @@ fn tool(bin: &str, db: &TestDb, args: &[&str]) -> Output {
         _ => env!("CARGO_BIN_EXE_ezdb"),
     };
     Command::new(path).env("EZDB_URL", &db.url).args(args).output().unwrap()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn failed(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "unexpected success: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
-    stderr
 }
 
 fn at(mtime: i64, scope: &str) -> StoreOptions {
