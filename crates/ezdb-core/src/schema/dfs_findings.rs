@@ -4,8 +4,8 @@
 
 use super::dfs_table_ddl;
 use super::findings::{
-    charset_risk, collation_risk, engine_finding, primary_key, Finding, FindingKind, Fix, Severity, ONLINE_INDEX,
-    ONLINE_TABLE, TARGET_CHARSET, TARGET_COLLATION,
+    encoding_findings, engine_finding, primary_key, Finding, FindingKind, Fix, Severity, ONLINE_INDEX, ONLINE_TABLE,
+    TARGET_CHARSET, TARGET_COLLATION,
 };
 use super::observe::{ColumnFacts, Observed};
 use crate::layout::DfsLayout;
@@ -144,16 +144,8 @@ pub(crate) fn evaluate(observed: &Observed, dfs: &DfsLayout) -> Vec<Finding> {
     findings
 }
 
-/// One text rule: the kind, what it is called, the value it reads, and how that value is judged.
-type TextRule = (
-    FindingKind,
-    &'static str,
-    fn(&ColumnFacts) -> Option<String>,
-    fn(&str) -> Option<(Severity, String)>,
-);
-
-/// The character set and collation of the text columns of `table`, one finding per distinct
-/// value, each fixed by one conversion of the table to utf8mb4_bin.
+/// The character set and collation of the text columns of `table`, fixed by one conversion of
+/// the table to utf8mb4_bin.
 fn text_encoding(observed: &Observed, table: &str) -> Vec<Finding> {
     let text: Vec<&ColumnFacts> = TEXT_COLUMNS
         .iter()
@@ -164,47 +156,7 @@ fn text_encoding(observed: &Observed, table: &str) -> Vec<Finding> {
         table,
         &format!("ROW_FORMAT=DYNAMIC, CONVERT TO CHARACTER SET {TARGET_CHARSET} COLLATE {TARGET_COLLATION}"),
     );
-    let mut findings = Vec::new();
-    let judged: [TextRule; 2] = [
-        (
-            FindingKind::Charset,
-            "character set",
-            |f| f.charset.clone(),
-            charset_risk,
-        ),
-        (
-            FindingKind::Collation,
-            "collation",
-            |f| f.collation.clone(),
-            collation_risk,
-        ),
-    ];
-    for (kind, what, value, judge) in judged {
-        let mut seen: Vec<String> = Vec::new();
-        for facts in &text {
-            let Some(v) = value(facts) else { continue };
-            if seen.contains(&v) {
-                continue;
-            }
-            seen.push(v.clone());
-            let Some((severity, breaks)) = judge(&v) else { continue };
-            let columns: Vec<&str> = text
-                .iter()
-                .filter(|f| value(f).as_deref() == Some(v.as_str()))
-                .map(|f| f.name.as_str())
-                .collect();
-            findings.push(Finding {
-                kind,
-                severity,
-                table: table.to_owned(),
-                subject: columns.join(", "),
-                found: format!("{what} {v} ({table}: {})", columns.join(", ")),
-                breaks,
-                fix: Some(conversion.clone()),
-            });
-        }
-    }
-    findings
+    encoding_findings(table, &text, &conversion)
 }
 
 #[cfg(test)]

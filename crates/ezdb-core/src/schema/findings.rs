@@ -574,44 +574,66 @@ fn text_encoding(observed: &Observed) -> Vec<Finding> {
         .filter(|(_, f)| f.charset.is_some())
         .collect();
     let fix = conversion(observed, &text_columns);
+    let facts: Vec<&ColumnFacts> = text_columns.iter().map(|(_, f)| *f).collect();
+    encoding_findings("ezdbfile", &facts, &fix)
+}
+
+/// One rule of [`encoding_findings`]: the kind, what it is called, the value it reads, and how
+/// that value is judged.
+type EncodingRule = (
+    FindingKind,
+    &'static str,
+    fn(&ColumnFacts) -> Option<String>,
+    fn(&str) -> Option<(Severity, String)>,
+);
+
+/// The character set and collation of the text columns `text` of `table`: one finding per
+/// distinct value that carries a risk, each fixed by `fix` (one conversion of the table).
+pub(super) fn encoding_findings(table: &str, text: &[&ColumnFacts], fix: &Fix) -> Vec<Finding> {
+    let rules: [EncodingRule; 2] = [
+        (
+            FindingKind::Charset,
+            "character set",
+            |f| f.charset.clone(),
+            charset_risk,
+        ),
+        (
+            FindingKind::Collation,
+            "collation",
+            |f| f.collation.clone(),
+            collation_risk,
+        ),
+    ];
     let mut findings = Vec::new();
-    let mut group =
-        |kind, value: &dyn Fn(&ColumnFacts) -> Option<String>, judge: &dyn Fn(&str) -> Option<(Severity, String)>| {
-            let mut seen: Vec<String> = Vec::new();
-            for (_, facts) in &text_columns {
-                let Some(v) = value(facts) else { continue };
-                if seen.contains(&v) {
-                    continue;
-                }
-                seen.push(v.clone());
-                let Some((severity, breaks)) = judge(&v) else { continue };
-                let columns: Vec<&str> = text_columns
-                    .iter()
-                    .filter(|(_, f)| value(f).as_deref() == Some(v.as_str()))
-                    .map(|(s, _)| s.name)
-                    .collect();
-                let what = if kind == FindingKind::Charset {
-                    "character set"
-                } else {
-                    "collation"
-                };
-                findings.push(Finding {
-                    kind,
-                    severity,
-                    table: "ezdbfile".to_owned(),
-                    subject: columns.join(", "),
-                    found: format!("{what} {v} (ezdbfile: {})", columns.join(", ")),
-                    breaks,
-                    fix: Some(fix.clone()),
-                });
+    for (kind, what, value, judge) in rules {
+        let mut seen: Vec<String> = Vec::new();
+        for facts in text {
+            let Some(v) = value(facts) else { continue };
+            if seen.contains(&v) {
+                continue;
             }
-        };
-    group(FindingKind::Charset, &|f| f.charset.clone(), &charset_risk);
-    group(FindingKind::Collation, &|f| f.collation.clone(), &collation_risk);
+            seen.push(v.clone());
+            let Some((severity, breaks)) = judge(&v) else { continue };
+            let columns: Vec<&str> = text
+                .iter()
+                .filter(|f| value(f).as_deref() == Some(v.as_str()))
+                .map(|f| f.name.as_str())
+                .collect();
+            findings.push(Finding {
+                kind,
+                severity,
+                table: table.to_owned(),
+                subject: columns.join(", "),
+                found: format!("{what} {v} ({table}: {})", columns.join(", ")),
+                breaks,
+                fix: Some(fix.clone()),
+            });
+        }
+    }
     findings
 }
 
-pub(super) fn charset_risk(charset: &str) -> Option<(Severity, String)> {
+fn charset_risk(charset: &str) -> Option<(Severity, String)> {
     let breaks = match charset {
         TARGET_CHARSET | "binary" => return None,
         "latin1" => "names with any character outside Western European Latin-1 (Cyrillic, Greek, CJK, \
@@ -625,7 +647,7 @@ pub(super) fn charset_risk(charset: &str) -> Option<(Severity, String)> {
     Some((Severity::Warning, breaks))
 }
 
-pub(super) fn collation_risk(collation: &str) -> Option<(Severity, String)> {
+fn collation_risk(collation: &str) -> Option<(Severity, String)> {
     if collation == "binary" || collation.ends_with("_bin") {
         return None;
     }
