@@ -9,7 +9,7 @@ use ezdb_core::{
     CachePolicy, CacheSource, Cluster, ClusterConfig, DfsLayout, Error, Freshness, Generation, Layout, PurgeFilter,
     Selector, StoreOptions, Visibility,
 };
-use ezdb_testdb::{Schema, TempDir, TestDb};
+use ezdb_testdb::{LegacyDfsNode, Schema, TempDir, TestDb};
 use sqlx::mysql::MySqlConnection;
 use sqlx::Connection;
 use std::io::{BufRead, BufReader};
@@ -66,24 +66,9 @@ impl Site {
 
     /// A legacy eZDFS node's store: its row upsert, then its file written on the mount.
     async fn legacy_store(&self, table: &str, name: &str, bytes: &[u8], scope: &str, mtime: i64) {
-        let sql = format!(
-            "INSERT INTO {table} (name, name_hash, name_trunk, scope, datatype, size, mtime, expired)
-             VALUES (?, MD5(?), ?, ?, 'image/jpeg', ?, ?, 0)
-             ON DUPLICATE KEY UPDATE size = VALUES(size), mtime = VALUES(mtime), expired = 0"
-        );
-        sqlx::query(&sql)
-            .bind(name)
-            .bind(name)
-            .bind(name)
-            .bind(scope)
-            .bind(bytes.len() as u64)
-            .bind(mtime)
-            .execute(&mut self.raw().await)
-            .await
-            .unwrap();
-        let path = self.file(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
+        LegacyDfsNode::new(&self.db.url, self.mount.path())
+            .store(table, name, bytes, scope, "image/jpeg", mtime)
+            .await;
     }
 
     /// Every file under the mount, relative, sorted (temporary files would show here).

@@ -3,12 +3,14 @@
 //! the schemas real sites have ([`Schema`]), for the schema matrix.
 
 mod galera;
+mod legacy_dfs_node;
 mod legacy_node;
 mod private_server;
 mod replication;
 mod temp_dir;
 
 pub use galera::{GaleraCluster, GaleraNode};
+pub use legacy_dfs_node::LegacyDfsNode;
 pub use legacy_node::{LegacyNode, LEGACY_CHUNK_SIZE};
 pub use private_server::PrivateServer;
 pub use replication::ReplicatedPair;

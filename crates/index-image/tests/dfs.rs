@@ -8,39 +8,11 @@ mod common;
 
 use common::*;
 use ezdb_core::{Cluster, ClusterConfig, DfsLayout, Layout, StoreOptions};
-use ezdb_testdb::{Schema, TestDb};
+use ezdb_testdb::{Schema, TempDir, TestDb};
 use index_image::{Config, ConfigError};
 use sqlx::mysql::MySqlConnection;
 use sqlx::Connection;
 use std::path::{Path, PathBuf};
-
-/// A mount directory of this test's own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "index_image-dfs-mount-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary mount directory");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A DFS site: its database, its mount and an ezdb cluster on them (what a switched PHP node is).
 struct Site {
@@ -65,7 +37,7 @@ impl Site {
 
     async fn with(schema: Schema, layout: &'static str, dfs: impl FnOnce(&Path) -> DfsLayout) -> Site {
         let db = TestDb::create_with(schema).await;
-        let mount = TempDir::new();
+        let mount = TempDir::new("index-image-dfs-mount");
         let config = ClusterConfig::new(&db.url).with_layout(Layout::Dfs(dfs(mount.path())));
         let cluster = Cluster::connect(config)
             .await
@@ -102,37 +74,21 @@ impl Site {
         MySqlConnection::connect(&self.db.url).await.expect("raw connection")
     }
 
-    /// What a legacy eZDFS node does to store a file: its row upsert in `table` (the legacy
-    /// columns: name, name_hash, name_trunk, scope, datatype, size, mtime, expired), then the
-    /// bytes written at `<mount>/<name>`.
+    /// What a legacy eZDFS node does to store a file: its row upsert in `table`, then the bytes
+    /// written at `<mount>/<name>`.
     async fn legacy_store(&self, table: &str, name: &str, bytes: &[u8], scope: &str, datatype: &str, mtime: i64) {
-        let sql = format!(
-            "INSERT INTO {table} (name, name_hash, name_trunk, scope, datatype, size, mtime, expired)
-             VALUES (?, MD5(?), ?, ?, ?, ?, ?, 0)
-             ON DUPLICATE KEY UPDATE size = VALUES(size), mtime = VALUES(mtime), expired = 0"
-        );
-        sqlx::query(&sql)
-            .bind(name)
-            .bind(name)
-            .bind(name)
-            .bind(scope)
-            .bind(datatype)
-            .bind(bytes.len() as u64)
-            .bind(mtime)
-            .execute(&mut self.raw().await)
-            .await
-            .unwrap();
-        self.write_file(name, bytes);
+        self.legacy_node()
+            .store(table, name, bytes, scope, datatype, mtime)
+            .await;
     }
 
     /// A legacy node's delete: `mtime = -ABS(mtime), expired = 1`; the file stays on the mount.
     async fn legacy_delete(&self, table: &str, name: &str) {
-        let sql = format!("UPDATE {table} SET mtime = -ABS(mtime), expired = 1 WHERE name_hash = MD5(?)");
-        sqlx::query(&sql)
-            .bind(name)
-            .execute(&mut self.raw().await)
-            .await
-            .unwrap();
+        self.legacy_node().delete(table, name).await;
+    }
+
+    fn legacy_node(&self) -> ezdb_testdb::LegacyDfsNode {
+        ezdb_testdb::LegacyDfsNode::new(&self.db.url, self.mount.path())
     }
 
     fn write_file(&self, name: &str, bytes: &[u8]) {
@@ -409,7 +365,7 @@ async fn an_ibexa_single_table_site_is_served() {
     site.cluster.delete(deleted).await.unwrap();
 
     // Settings from a config file this time, as deploy/index_image.conf spells them.
-    let dir = TempDir::new();
+    let dir = TempDir::new("index-image-dfs");
     let file = dir.path().join("index_image.conf");
     std::fs::write(
         &file,
@@ -469,7 +425,7 @@ async fn bad_layout_settings_stop_the_start_naming_the_setting() {
     assert!(marker.contains("--dfs-storage-dir"), "{marker}");
 
     // The binary: exit code 2 and the setting on stderr, before any connection is tried.
-    let dir = TempDir::new();
+    let dir = TempDir::new("index-image-dfs");
     let file = dir.path().join("index_image.conf");
     std::fs::write(&file, "INDEX_IMAGE_LAYOUT = dfs\n").unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_index_image"))
