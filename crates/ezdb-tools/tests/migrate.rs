@@ -178,3 +178,102 @@ async fn dfs_to_ezdb_in_another_database_round_trips_and_bad_sides_are_refused()
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_killed_midway_and_run_again_loses_nothing_and_verifies_every_byte() {
+    use sqlx::Connection;
+    let db = TestDb::create().await;
+    let source = Cluster::connect(ClusterConfig::new(&db.url)).await.unwrap();
+    source.install_schema().await.unwrap();
+    let mount = TempDir::new("migrate-kill-mount");
+    let target = dfs_cluster(&db.url, mount.path()).await;
+    target.install_schema().await.unwrap();
+    let names: Vec<String> = (0..200)
+        .map(|i| format!("var/site/storage/images/{}/{i}.jpg", i % 7))
+        .collect();
+    let content = |i: usize| -> Vec<u8> { (0..40_000 + i * 97).map(|b| (b * 31 + i) as u8).collect() };
+    for (i, name) in names.iter().enumerate() {
+        source
+            .store(name, &content(i), &StoreOptions::new("image", "image/jpeg"))
+            .await
+            .unwrap();
+    }
+    let mount_arg = format!("--mount-point={}", mount.path().display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ezdb"))
+        .env("EZDB_URL", &db.url)
+        .env_remove("EZDB_LAYOUT")
+        .env_remove("EZDB_MOUNT_POINT")
+        .args(["migrate", "--from=ezdb", "--to=dfs", &mount_arg])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed (SIGKILL) once it has copied some of the files, not all.
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&db.url).await.unwrap();
+    let started = std::time::Instant::now();
+    let copied_before_kill = loop {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ezdfsfile")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if n >= 20 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break n;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the migration copied nothing for two minutes"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the migration ended before it could be killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ezdfsfile")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(n < names.len() as i64, "killed midway: {n} of {} copied", names.len());
+    // Every row the killed run committed reads whole.
+    for name in &names {
+        if let Some(meta) = target.stat(name).await.unwrap() {
+            assert_eq!(target.fetch(name).await.unwrap().len() as u64, meta.size, "{name}");
+        }
+    }
+    let rerun = json(&ezdb(
+        &db.url,
+        &["migrate", "--from=ezdb", "--to=dfs", &mount_arg, "--json"],
+    ));
+    let (copied, already) = (rerun["copied"].as_i64().unwrap(), rerun["already"].as_i64().unwrap());
+    assert_eq!(copied + already, names.len() as i64, "{rerun}");
+    assert!(
+        already >= copied_before_kill - 1,
+        "the killed run's copies are kept: {rerun}"
+    );
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(target.fetch(name).await.unwrap(), content(i), "{name}");
+    }
+    let leftovers: Vec<_> = walk(mount.path())
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".ezdb-"))
+        .collect();
+    assert!(
+        leftovers.len() <= 1,
+        "at most the killed write's temporary file: {leftovers:?}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
