@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 source scripts/lib/common.sh
+source scripts/lib/corpus.sh
 
 SECONDS_PER_RUN="${BENCH_SECONDS:-5}"
 WARMUP_SECONDS=$((SECONDS_PER_RUN < 2 ? SECONDS_PER_RUN : 2))
@@ -32,27 +33,9 @@ install_tools() {
         || { apt-get update -q >/dev/null && apt-get install -y -q nginx-light wrk curl >/dev/null; }
 }
 
-# 2,000 files (292 MB), 60 % thumbnails of 2-20 KB, 30 % of 20-200 KB, 10 % of
-# 200 KB-2 MB; hot.txt lists the first 20, cold.txt all of them.
+# The corpus (scripts/lib/corpus.sh) plus wrk's request script.
 make_corpus() {
-    python3 - "$1" <<'PY'
-import os, random, sys
-root = sys.argv[1]
-random.seed(7)
-paths = []
-for i in range(2000):
-    r = i % 10
-    size = random.randint(2_000, 20_000) if r < 6 else random.randint(20_000, 200_000) if r < 9 else random.randint(200_000, 2_000_000)
-    rel = f"var/site/storage/images/{i % 50}/{i}-1-eng-GB/image_{i}.jpg"
-    os.makedirs(os.path.join(root, "www", os.path.dirname(rel)), exist_ok=True)
-    with open(os.path.join(root, "www", rel), "wb") as f:
-        f.write(os.urandom(size))
-    paths.append("/" + rel)
-with open(os.path.join(root, "cold.txt"), "w") as f:
-    f.write("\n".join(paths) + "\n")
-with open(os.path.join(root, "hot.txt"), "w") as f:
-    f.write("\n".join(paths[:20]) + "\n")
-PY
+    make_image_corpus "$1"
     # Each wrk thread loads the list, pre-formats its requests and picks one at random per
     # request, from its own seed.
     cat > "$1/paths.lua" <<'LUA'
