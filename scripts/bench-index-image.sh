@@ -6,8 +6,9 @@
 # pass over every file; BENCH_DISK_TIER=0 leaves the tier off), or with the INDEX_IMAGE_*
 # variables set in the environment (for example INDEX_IMAGE_CACHE_MAX_FILE=1048576).
 # BENCH_LAYOUT=dfs imports the corpus into an eZDFS site instead (ezdfsfile rows, bytes on a
-# mount directory) and serves it with --layout=dfs; the disk tier is then off unless
-# BENCH_DISK_TIER=1 (the mount is a local disk here). Everything it starts or creates (nginx, index_image,
+# mount directory) and serves it with --layout=dfs, and BENCH_LAYOUT=ezdb,dfs measures both
+# layouts one after the other in the same run (nginx beside each); the disk tier is off for
+# dfs unless BENCH_DISK_TIER=1 (the mount is a local disk here). Everything it starts or creates (nginx, index_image,
 # the temporary directory, the database) is removed on exit, whether the run succeeds, fails
 # or is interrupted.
 set -euo pipefail
@@ -161,34 +162,11 @@ run() {
     DATABASE="ezdb_bench_gateway_$$"
     mariadb_client -e "DROP DATABASE IF EXISTS \`$DATABASE\`; CREATE DATABASE \`$DATABASE\`"
     local url="${EZDB_TEST_URL%/}/$DATABASE"
-    local layout="${BENCH_LAYOUT:-ezdb}" layout_args=() tier_default=1
-    if [[ "$layout" == dfs ]]; then
-        mkdir -p "$dir/mount"
-        layout_args=(--layout=dfs --mount-point="$dir/mount")
-        tier_default=0
-    fi
-    echo "bench: importing them into $DATABASE ($layout layout)" >&2
-    target/release/ezdb --url="$url" "${layout_args[@]}" schema install >/dev/null
-    target/release/ezdb --url="$url" "${layout_args[@]}" import "$dir/www" >/dev/null
-    local nginx_port gateway_port
+    local nginx_port
     nginx_port="$(free_port 28080)"
     start_nginx "$dir" "$nginx_port"
-    gateway_port="$(free_port 29090)"
-    # As deployed: default settings and log level (no RUST_LOG), plus the disk tier.
-    local tier=()
-    [[ "${BENCH_DISK_TIER:-$tier_default}" != 0 ]] && tier=(--disk-cache-dir="$dir/disk" --disk-cache-bytes=$((1 << 30)))
-    env -u RUST_LOG target/release/index_image --database-url="$url" --listen="127.0.0.1:$gateway_port" "${layout_args[@]}" \
-        --spool-dir="$dir/tmp" "${tier[@]}" >/dev/null 2>"$dir/index_image.log" &
-    GATEWAY_PID=$!
     local first; first="$(head -n 1 "$dir/hot.txt")"
     wait_for_http "http://127.0.0.1:$nginx_port$first"
-    wait_for_http "http://127.0.0.1:$gateway_port/healthz"
-    wait_for_http "http://127.0.0.1:$gateway_port$first"
-    if [[ ${#tier[@]} -gt 0 ]]; then
-        echo "bench: one pass over every file through index_image (fills the disk tier)" >&2
-        xargs -P 8 -I{} curl -fsS --retry 3 --retry-delay 1 -o /dev/null "http://127.0.0.1:$gateway_port{}" <"$dir/cold.txt"
-        sleep 1
-    fi
 
     echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM;" \
         "wrk, index_image, nginx and MariaDB $(mariadb_client -N -e 'SELECT VERSION()') share them. ${SECONDS_PER_RUN} s per measurement."
@@ -196,16 +174,59 @@ run() {
     over="$(sed "s|^|$dir/www|" "$dir/hot.txt" | xargs stat -c %s | awk -v m="$max_file" '$1 > m { n++; b += $1 }
         END { if (n) printf "%d hot file(s) (%.2f MB) are larger, read from the database (or the mount) each time", n, b / 1e6;
               else printf "every hot file fits" }')"
-    local disk_note="no disk tier"
-    [[ ${#tier[@]} -gt 0 ]] && disk_note="its disk tier holds 1 GiB (the whole corpus, filled by one pass before)"
-    local source="the cluster tables (eZDB: chunks in ezdbfile_data)"
-    [[ "$layout" == dfs ]] && source="an eZDFS site (rows in ezdfsfile, bytes on a local mount directory)"
-    echo "Layout: index_image serves $source."
+    echo "Layouts: ezdb = the cluster tables (chunks in ezdbfile_data); dfs = an eZDFS site (rows in ezdfsfile, bytes on a local mount directory)."
     echo "Note: hot = 20 files, cold = any of the 2,000 (292 MB); index_image's memory cache holds $((cache >> 20)) MiB," \
-        "files up to $((max_file >> 10)) KiB: $over; $disk_note; nginx reads the files from disk (in the page cache)."
+        "files up to $((max_file >> 10)) KiB: $over; the disk tier, when on, holds 1 GiB (the whole corpus, filled by one pass before);" \
+        "nginx reads the files from disk (in the page cache)."
     echo
-    echo "| files | connections | index_image req/s | MB/s | p50 ms | p99 ms | memory hits % | disk hits % | nginx (disk) req/s | MB/s | p50 ms | p99 ms | index_image / nginx |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| layout | disk tier | files | connections | index_image req/s | MB/s | p50 ms | p99 ms | memory hits % | disk hits % | nginx (disk) req/s | MB/s | p50 ms | p99 ms | index_image / nginx |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local layout
+    local IFS_SAVED="$IFS"; IFS=','
+    local layouts=(${BENCH_LAYOUT:-ezdb})
+    IFS="$IFS_SAVED"
+    for layout in "${layouts[@]}"; do
+        serve_layout "$dir" "$url" "$layout" "$nginx_port"
+    done
+}
+
+# Imports the corpus in `layout`, serves it with index_image and prints its table rows, each
+# beside nginx measured right after it.
+serve_layout() {
+    local dir="$1" url="$2" layout="$3" nginx_port="$4"
+    local layout_args=() tier_default=1
+    case "$layout" in
+        ezdb) ;;
+        dfs)
+            mkdir -p "$dir/mount"
+            layout_args=(--layout=dfs --mount-point="$dir/mount")
+            tier_default=0
+            ;;
+        *) echo "bench: BENCH_LAYOUT takes ezdb, dfs or ezdb,dfs, not $layout" >&2; return 1 ;;
+    esac
+    echo "bench: importing them into $DATABASE ($layout layout)" >&2
+    target/release/ezdb --url="$url" "${layout_args[@]}" schema install >/dev/null
+    target/release/ezdb --url="$url" "${layout_args[@]}" import "$dir/www" >/dev/null
+    local gateway_port
+    gateway_port="$(free_port 29090)"
+    # As deployed: default settings and log level (no RUST_LOG), plus the disk tier.
+    local tier=() tier_note=off
+    if [[ "${BENCH_DISK_TIER:-$tier_default}" != 0 ]]; then
+        rm -rf "$dir/disk"
+        tier=(--disk-cache-dir="$dir/disk" --disk-cache-bytes=$((1 << 30)))
+        tier_note=on
+    fi
+    env -u RUST_LOG target/release/index_image --database-url="$url" --listen="127.0.0.1:$gateway_port" "${layout_args[@]}" \
+        --spool-dir="$dir/tmp" "${tier[@]}" >/dev/null 2>"$dir/index_image.log" &
+    GATEWAY_PID=$!
+    local first; first="$(head -n 1 "$dir/hot.txt")"
+    wait_for_http "http://127.0.0.1:$gateway_port/healthz"
+    wait_for_http "http://127.0.0.1:$gateway_port$first"
+    if [[ ${#tier[@]} -gt 0 ]]; then
+        echo "bench: one pass over every file through index_image (fills the disk tier)" >&2
+        xargs -P 8 -I{} curl -fsS --retry 3 --retry-delay 1 -o /dev/null "http://127.0.0.1:$gateway_port{}" <"$dir/cold.txt"
+        sleep 1
+    fi
     local mode connections ours theirs before rates
     for mode in hot cold; do
         for connections in 1 16 64; do
@@ -215,11 +236,14 @@ run() {
             rates="$(hit_rates "$before" "$(tier_counts "http://127.0.0.1:$gateway_port")")"
             measure "http://127.0.0.1:$nginx_port" "$connections" "$dir/$mode.txt" "$dir" "$WARMUP_SECONDS" >/dev/null
             theirs="$(measure "http://127.0.0.1:$nginx_port" "$connections" "$dir/$mode.txt" "$dir" "$SECONDS_PER_RUN")"
-            awk -v mode="$mode" -v c="$connections" -v o="$ours" -v t="$theirs" -v r="$rates" 'BEGIN {
+            awk -v layout="$layout" -v tier="$tier_note" -v mode="$mode" -v c="$connections" -v o="$ours" -v t="$theirs" -v r="$rates" 'BEGIN {
                 split(o, a, "|"); split(t, b, "|"); split(r, h, "|");
-                printf "| %s | %d | %.0f | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %.2f |\n", mode, c, a[1], a[2], a[3], a[4], h[1], h[2], b[1], b[2], b[3], b[4], a[1] / b[1] }'
+                printf "| %s | %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %.2f |\n", layout, tier, mode, c, a[1], a[2], a[3], a[4], h[1], h[2], b[1], b[2], b[3], b[4], a[1] / b[1] }'
         done
     done
+    kill "$GATEWAY_PID" 2>/dev/null || true
+    wait "$GATEWAY_PID" 2>/dev/null || true
+    GATEWAY_PID=""
 }
 
 if [[ "${1:-}" == "--inner" ]]; then
