@@ -9,7 +9,8 @@ use ezdb_core::{
     Batches, CachePolicy, CacheSource, Cluster, ClusterConfig, Error, PurgeFilter, ScopeFilter, Selector, StoreOptions,
     Visibility,
 };
-use ezdb_testdb::{LegacyNode, Schema};
+use ezdb_core::{DfsLayout, Layout, IBEXA_DFS_TABLE};
+use ezdb_testdb::{LegacyNode, Schema, TempDir};
 use sqlx::Executor;
 use std::time::Duration;
 
@@ -24,18 +25,33 @@ const VIEW: &str = "var/site/cache/content/site/2-abc.cache";
 /// A database with `schema` exactly as a site has it, and a node configured as a site would
 /// configure it: with the legacy expiry file, nothing installed. On the server under test, or
 /// on the private one of `SERVER` when a test set it.
-async fn site(schema: Schema) -> (TestDb, Cluster) {
+/// For the eZDFS schemas, the node has the DFS layout on a mount directory of the test's own
+/// (returned, removed when dropped).
+async fn site(schema: Schema) -> (TestDb, Cluster, Option<TempDir>) {
     let server = SERVER.with(|s| s.borrow().clone());
     let db = match server {
         Some(url) => TestDb::create_on(&url, schema).await,
         None => TestDb::create_with(schema).await,
     };
-    let config = ClusterConfig {
+    let mut config = ClusterConfig {
         legacy_expiry_file: Some(EXPIRY_FILE.into()),
         ..ClusterConfig::new(&db.url)
     };
+    let mount = match schema {
+        Schema::LegacyDfs | Schema::LegacyDfsLatin1 | Schema::IbexaDfs => Some(TempDir::new("matrix-mount")),
+        _ => None,
+    };
+    if let Some(mount) = &mount {
+        let dfs = DfsLayout::new(mount.path());
+        let dfs = if schema == Schema::IbexaDfs {
+            dfs.single_table(IBEXA_DFS_TABLE)
+        } else {
+            dfs
+        };
+        config = config.with_layout(Layout::Dfs(dfs));
+    }
     let cluster = Cluster::connect(config).await.expect("connect to the site database");
-    (db, cluster)
+    (db, cluster, mount)
 }
 
 fn labels(scope: &str, datatype: &str) -> StoreOptions {
@@ -44,7 +60,7 @@ fn labels(scope: &str, datatype: &str) -> StoreOptions {
 
 /// Store, fetch, stat, exists, ranges, empty and multi-chunk files, delete, purge, copy, move.
 async fn files_round_trip(schema: Schema) {
-    let (db, c) = site(schema).await;
+    let (db, c, _mount) = site(schema).await;
     let mut names = vec![
         "var/site/storage/images/a/plain.jpg".to_owned(),
         "var/site/storage/images/a/it's \"quoted\" 100% _under_.jpg".to_owned(),
@@ -123,7 +139,7 @@ async fn files_round_trip(schema: Schema) {
 
 /// What a variant cannot hold fails with an error naming the fix, and leaves no row behind.
 async fn what_does_not_fit_is_refused_cleanly(schema: Schema) {
-    let (db, c) = site(schema).await;
+    let (db, c, _mount) = site(schema).await;
     let emoji = "var/site/storage/original/application/emoji 😀.pdf";
     let stored = c.store(emoji, b"x", &labels("binaryfile", "application/pdf")).await;
     if schema.holds_4_byte_utf8() {
@@ -135,7 +151,10 @@ async fn what_does_not_fit_is_refused_cleanly(schema: Schema) {
             message.contains("character set") && message.contains("ezdb schema check"),
             "{message}"
         );
-        assert_eq!(count(&db, "SELECT COUNT(*) FROM ezdbfile").await, 0, "no corrupt row");
+        for table in c.meta_tables() {
+            let rows = count(&db, &format!("SELECT COUNT(*) FROM {table}")).await;
+            assert_eq!(rows, 0, "no corrupt row in {table}");
+        }
     }
     let docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
     let stored = c
@@ -160,7 +179,7 @@ async fn what_does_not_fit_is_refused_cleanly(schema: Schema) {
 
 /// process_cache: generate once, then hit; the generation lock row is the legacy one.
 async fn caches_generate_and_hit(schema: Schema) {
-    let (_db, c) = site(schema).await;
+    let (_db, c, _mount) = site(schema).await;
     let policy = CachePolicy {
         store: labels("viewcache", "php"),
         ..Default::default()
@@ -185,7 +204,7 @@ async fn caches_generate_and_hit(schema: Schema) {
 /// Global expiry goes through the clustered expiry.php (and ezdbfile_expiry where it exists):
 /// a clear made by ezdb is in the file legacy nodes read, and one a legacy node writes is seen.
 async fn clears_reach_legacy_nodes_and_back(schema: Schema) {
-    let (db, c) = site(schema).await;
+    let (db, c, _mount) = site(schema).await;
     c.store(
         VIEW,
         b"view",
@@ -253,7 +272,7 @@ async fn clears_reach_legacy_nodes_and_back(schema: Schema) {
 
 /// Case and accent: every matching operation is byte-exact on the site's collation.
 async fn matching_is_byte_exact(schema: Schema) {
-    let (_db, c) = site(schema).await;
+    let (_db, c, _mount) = site(schema).await;
     let dir = "var/site/storage/m";
     let store = |name: String, scope: &'static str| {
         let c = c.clone();
@@ -364,10 +383,34 @@ matrix! {
     legacy_datatype_60 => Schema::LegacyDatatype60,
 }
 
+/// The layout-independent scenarios on the eZDFS schemas sites have: the legacy eZDFS DDL on the
+/// server's default collation and in latin1, and Ibexa's single table.
+macro_rules! dfs_matrix {
+    ($($variant:ident => $schema:expr),* $(,)?) => {
+        $(mod $variant {
+            use super::*;
+            #[tokio::test]
+            async fn files_round_trip() { super::files_round_trip($schema).await }
+            #[tokio::test]
+            async fn what_does_not_fit_is_refused_cleanly() { super::what_does_not_fit_is_refused_cleanly($schema).await }
+            #[tokio::test]
+            async fn caches_generate_and_hit() { super::caches_generate_and_hit($schema).await }
+            #[tokio::test]
+            async fn matching_is_byte_exact() { super::matching_is_byte_exact($schema).await }
+        })*
+    };
+}
+
+dfs_matrix! {
+    legacy_dfs => Schema::LegacyDfs,
+    legacy_dfs_latin1 => Schema::LegacyDfsLatin1,
+    ibexa_dfs => Schema::IbexaDfs,
+}
+
 /// A prefix delete on a large legacy table reads the name index, not the table.
 #[tokio::test]
 async fn prefix_matching_uses_the_name_index_on_the_legacy_schema() {
-    let (db, c) = site(Schema::Legacy).await;
+    let (db, c, _mount) = site(Schema::Legacy).await;
     let mut conn = raw(&db).await;
     // A session setting of this test's own connection.
     conn.execute("SET SESSION max_recursive_iterations = 30000")
@@ -437,7 +480,7 @@ async fn a_one_megabyte_packet_server_runs_every_scenario() {
     clears_reach_legacy_nodes_and_back(schema).await;
     matching_is_byte_exact(schema).await;
 
-    let (db, c) = site(schema).await;
+    let (db, c, _mount) = site(schema).await;
     let big = bytes(20 << 20, 20);
     let name = "var/site/storage/original/video/twenty.mp4";
     c.store(name, &big, &labels("mediafile", "video/mp4")).await.unwrap();
