@@ -99,29 +99,82 @@ impl DfsLayout {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        for (what, table) in [
-            ("storage table", &self.storage_table),
-            ("cache table", &self.cache_table),
+        Ok(self.check()?)
+    }
+
+    /// The settings' own rules: plain table names, non-empty markers and mount point.
+    fn check(&self) -> std::result::Result<(), LayoutError> {
+        for (what, setting, table) in [
+            ("storage table", LayoutSetting::StorageTable, &self.storage_table),
+            ("cache table", LayoutSetting::CacheTable, &self.cache_table),
         ] {
             if !is_identifier(table) {
-                return Err(Error::Config(format!(
-                    "the DFS {what} name {table:?} is not a plain table name; use letters, digits and _ only \
-                     (ezdfsfile, ezdfsfile_cache, ibexa_dfs_file)"
-                )));
+                return Err(LayoutError::new(
+                    setting,
+                    format!(
+                        "the DFS {what} name {table:?} is not a plain table name; use letters, digits and _ only \
+                         (ezdfsfile, ezdfsfile_cache, ibexa_dfs_file)"
+                    ),
+                ));
             }
         }
-        if self.cache_dir.is_empty() || self.storage_dir.is_empty() {
-            return Err(Error::Config(
-                "the DFS cache and storage directory markers (site.ini CacheDir, StorageDir) must not be empty".into(),
-            ));
+        for (what, setting, marker) in [
+            (
+                "cache directory marker (site.ini CacheDir)",
+                LayoutSetting::CacheDir,
+                &self.cache_dir,
+            ),
+            (
+                "storage directory marker (site.ini StorageDir)",
+                LayoutSetting::StorageDir,
+                &self.storage_dir,
+            ),
+        ] {
+            if marker.is_empty() {
+                return Err(LayoutError::new(setting, format!("the DFS {what} must not be empty")));
+            }
         }
         if self.mount_point.as_os_str().is_empty() {
-            return Err(Error::Config(
-                "the DFS mount point (MountPointPath) is empty; set it to the shared directory every node mounts"
-                    .into(),
+            return Err(LayoutError::new(
+                LayoutSetting::MountPoint,
+                "the DFS mount point (MountPointPath) is empty; set it to the shared directory every node mounts",
             ));
         }
         Ok(())
+    }
+}
+
+/// One of the layout settings, for errors that say which one to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayoutSetting {
+    Layout,
+    MountPoint,
+    StorageTable,
+    CacheTable,
+    CacheDir,
+    StorageDir,
+}
+
+/// A layout that cannot be used: which setting is wrong, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct LayoutError {
+    pub setting: LayoutSetting,
+    pub message: String,
+}
+
+impl LayoutError {
+    fn new(setting: LayoutSetting, message: impl Into<String>) -> LayoutError {
+        LayoutError {
+            setting,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<LayoutError> for Error {
+    fn from(e: LayoutError) -> Error {
+        Error::Config(e.message)
     }
 }
 
@@ -150,7 +203,7 @@ pub const LAYOUT_NAMES: [&str; 3] = ["ezdb", "dfs", "ibexa-dfs"];
 
 impl LayoutSettings {
     /// The layout these settings describe, checked.
-    pub fn to_layout(&self) -> Result<Layout> {
+    pub fn to_layout(&self) -> std::result::Result<Layout, LayoutError> {
         let kind = self
             .layout
             .as_deref()
@@ -166,11 +219,15 @@ impl LayoutSettings {
         ];
         let mut dfs = match kind.to_ascii_lowercase().as_str() {
             "ezdb" => {
+                // The layout is the setting to fix: DFS settings only mean something with it.
                 if let Some((what, _)) = dfs_only.iter().find(|(_, set)| *set) {
-                    return Err(Error::Config(format!(
-                        "a DFS {what} was given but the layout is ezdb; set the layout to dfs or ibexa-dfs, \
-                         or drop the DFS settings"
-                    )));
+                    return Err(LayoutError::new(
+                        LayoutSetting::Layout,
+                        format!(
+                            "a DFS {what} was given but the layout is ezdb; set the layout to dfs or ibexa-dfs, \
+                             or drop the DFS settings"
+                        ),
+                    ));
                 }
                 return Ok(Layout::Ezdb);
             }
@@ -179,16 +236,19 @@ impl LayoutSettings {
                 DfsLayout::new(self.mount_point.clone().unwrap_or_default()).single_table(IBEXA_DFS_TABLE)
             }
             other => {
-                return Err(Error::Config(format!(
-                    "unknown layout {other:?}; use one of {}",
-                    LAYOUT_NAMES.join(", ")
-                )))
+                return Err(LayoutError::new(
+                    LayoutSetting::Layout,
+                    format!("unknown layout {other:?}; use one of {}", LAYOUT_NAMES.join(", ")),
+                ))
             }
         };
         if self.mount_point.is_none() {
-            return Err(Error::Config(format!(
-                "the {kind} layout needs the mount point (MountPointPath): the shared directory every node mounts"
-            )));
+            return Err(LayoutError::new(
+                LayoutSetting::MountPoint,
+                format!(
+                    "the {kind} layout needs the mount point (MountPointPath): the shared directory every node mounts"
+                ),
+            ));
         }
         if let Some(table) = &self.storage_table {
             if dfs.cache_table == dfs.storage_table && self.cache_table.is_none() {
@@ -205,7 +265,7 @@ impl LayoutSettings {
         if let Some(dir) = &self.storage_dir {
             dfs.storage_dir = dir.clone();
         }
-        dfs.validate()?;
+        dfs.check()?;
         Ok(Layout::Dfs(dfs))
     }
 }
@@ -285,6 +345,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ezdb, dfs, ibexa-dfs"));
+        // Each error names the setting to fix, for the layers to show as their own flag.
+        assert_eq!(no_mount.to_layout().unwrap_err().setting, LayoutSetting::MountPoint);
+        assert_eq!(stray.to_layout().unwrap_err().setting, LayoutSetting::Layout);
+        assert_eq!(unknown.to_layout().unwrap_err().setting, LayoutSetting::Layout);
+        let bad_table = LayoutSettings {
+            layout: Some("dfs".into()),
+            mount_point: Some("/m".into()),
+            cache_table: Some("x;drop".into()),
+            ..Default::default()
+        };
+        assert_eq!(bad_table.to_layout().unwrap_err().setting, LayoutSetting::CacheTable);
     }
 
     #[test]

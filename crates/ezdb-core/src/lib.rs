@@ -48,7 +48,8 @@ pub use expiry::{expiry_key_scope, parse_expiry_php, render_expiry_php, SCOPED_E
 pub use fetch::{FileData, FileStream, Visibility};
 pub use generation::{Generation, GenerationLock};
 pub use layout::{
-    DfsLayout, Layout, LayoutSettings, DFS_CACHE_TABLE, DFS_STORAGE_TABLE, IBEXA_DFS_TABLE, LAYOUT_NAMES,
+    DfsLayout, Layout, LayoutError, LayoutSetting, LayoutSettings, DFS_CACHE_TABLE, DFS_STORAGE_TABLE, IBEXA_DFS_TABLE,
+    LAYOUT_NAMES,
 };
 pub use list::ScopeFilter;
 pub use meta::{is_file_expired, FileMeta, Freshness, DEFAULT_DATATYPE, DEFAULT_SCOPE};

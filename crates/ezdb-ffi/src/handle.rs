@@ -143,7 +143,7 @@ unsafe fn layout(options: &ezdb_options) -> Result<Layout, Failure> {
         cache_dir: field(options.cache_dir, options.cache_dir_len, "options.cache_dir")?,
         storage_dir: field(options.storage_dir, options.storage_dir_len, "options.storage_dir")?,
     };
-    Ok(settings.to_layout()?)
+    Ok(settings.to_layout().map_err(ezdb_core::Error::from)?)
 }
 
 /// `path` from the current directory, now: connections are made later (once per process, maybe

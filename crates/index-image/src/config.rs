@@ -2,7 +2,7 @@
 //! explains each); one parser reads all three.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use ezdb_core::{Layout, LayoutSettings};
+use ezdb_core::{Layout, LayoutSetting, LayoutSettings};
 use std::net::SocketAddr;
 
 #[derive(Parser, Debug, Clone)]
@@ -149,15 +149,17 @@ pub struct Config {
     resolved_layout: Layout,
 }
 
-/// The settings a layout error may be about: (words the core's message uses for it, argument id).
-const LAYOUT_ARGUMENTS: [(&[&str], &str); 6] = [
-    (&["layout"], "layout"),
-    (&["mount point", "MountPointPath"], "mount_point"),
-    (&["storage table"], "dfs_storage_table"),
-    (&["cache table", "MetaDataTableNameCache"], "dfs_cache_table"),
-    (&["cache directory", "CacheDir"], "dfs_cache_dir"),
-    (&["storage directory", "StorageDir"], "dfs_storage_dir"),
-];
+/// The argument (its clap id) of each layout setting.
+fn layout_argument(setting: LayoutSetting) -> &'static str {
+    match setting {
+        LayoutSetting::Layout => "layout",
+        LayoutSetting::MountPoint => "mount_point",
+        LayoutSetting::StorageTable => "dfs_storage_table",
+        LayoutSetting::CacheTable => "dfs_cache_table",
+        LayoutSetting::CacheDir => "dfs_cache_dir",
+        LayoutSetting::StorageDir => "dfs_storage_dir",
+    }
+}
 
 /// Why the settings could not be read.
 #[derive(Debug)]
@@ -208,8 +210,8 @@ impl Config {
         config.check().map_err(ConfigError::Settings)?;
         config.resolved_layout = config.layout_settings().to_layout().map_err(|e| {
             ConfigError::Settings(format!(
-                "{e} (index_image settings: {})",
-                layout_arguments_named(&e.to_string()).join(", ")
+                "invalid configuration: {e} (index_image setting: {})",
+                shown_argument(e.setting)
             ))
         })?;
         Ok(config)
@@ -254,25 +256,18 @@ impl Config {
     }
 }
 
-/// The layout flags (with their variable, which is also the config-file key) that a layout error
-/// message is about; all of them when it names none.
-fn layout_arguments_named(message: &str) -> Vec<String> {
+/// A layout setting as index_image spells it: the flag and its variable (also the config-file key).
+fn shown_argument(setting: LayoutSetting) -> String {
     let command = Config::command();
-    let shown = |id: &str| {
-        let arg = command.get_arguments().find(|a| a.get_id() == id)?;
-        let env = arg.get_env()?.to_string_lossy().into_owned();
-        Some(format!("--{} ({env})", arg.get_long()?))
-    };
-    let named: Vec<String> = LAYOUT_ARGUMENTS
-        .iter()
-        .filter(|(words, _)| words.iter().any(|w| message.contains(w)))
-        .filter_map(|(_, id)| shown(id))
-        .collect();
-    if named.is_empty() {
-        LAYOUT_ARGUMENTS.iter().filter_map(|(_, id)| shown(id)).collect()
-    } else {
-        named
-    }
+    let id = layout_argument(setting);
+    let shown = command
+        .get_arguments()
+        .find(|a| a.get_id() == id)
+        .and_then(|arg| {
+            let env = arg.get_env()?.to_string_lossy().into_owned();
+            Some(format!("--{} ({env})", arg.get_long()?))
+        });
+    shown.unwrap_or_else(|| id.to_owned())
 }
 
 /// The lines of a config file as `--flag=value` arguments, skipping settings the command line
