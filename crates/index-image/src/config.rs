@@ -260,13 +260,10 @@ impl Config {
 fn shown_argument(setting: LayoutSetting) -> String {
     let command = Config::command();
     let id = layout_argument(setting);
-    let shown = command
-        .get_arguments()
-        .find(|a| a.get_id() == id)
-        .and_then(|arg| {
-            let env = arg.get_env()?.to_string_lossy().into_owned();
-            Some(format!("--{} ({env})", arg.get_long()?))
-        });
+    let shown = command.get_arguments().find(|a| a.get_id() == id).and_then(|arg| {
+        let env = arg.get_env()?.to_string_lossy().into_owned();
+        Some(format!("--{} ({env})", arg.get_long()?))
+    });
     shown.unwrap_or_else(|| id.to_owned())
 }
 
