@@ -281,13 +281,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Legacy cleanPath: runs of / and \ become one /, one trailing / goes; non-strings unchanged. */
     public static function cleanPath($path)
     {
-        if (!is_string($path)) {
-            return $path;
-        }
-        if (strpos($path, '//') !== false || strpos($path, '\\') !== false) {
-            $path = preg_replace('#[/\\\\]+#', '/', $path);
-        }
-        return substr($path, -1) === '/' ? substr($path, 0, -1) : $path;
+        return is_string($path) ? Ezdb\Rules::cleanPath($path) : $path;
     }
 
     /** cleanPath() as a string: a missing path (null, false) becomes '', which the library refuses. */
@@ -356,10 +350,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Which NonExistantStaleCacheHandling entry applies: viewcache, cacheblock or misc. */
     private static function cacheTypeOf($path)
     {
-        if (strpos($path, 'cache/content') !== false) {
-            return 'viewcache';
-        }
-        return strpos($path, 'cache/template-block') !== false ? 'cacheblock' : 'misc';
+        return Ezdb\Rules::cacheType((string) $path);
     }
 
     /** The row as an array (see legacyRow), or false when there is none. */
@@ -748,14 +739,12 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public static function fileExpired($mtime, $expiry, $curtime, $ttl)
     {
-        if (!$mtime || $mtime < 0) {
-            return true;
-        }
-        $expiry = is_numeric($expiry) ? (int) $expiry : null;
-        if ($ttl === null) {
-            return $expiry !== null && $mtime < $expiry;
-        }
-        return $mtime < max($expiry ?? PHP_INT_MIN, $curtime - $ttl);
+        return Ezdb\Rules::isFileExpired(
+            (int) $mtime,
+            is_numeric($expiry) ? (int) $expiry : null,
+            (int) $curtime,
+            $ttl === null ? null : (int) $ttl
+        );
     }
 
     /** Expired by the row's mtime (a missing row, a deleted row or a global expiry key: expired). */

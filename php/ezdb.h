@@ -843,3 +843,40 @@ enum ezdb_status ezdb_purge_prefix(struct ezdb_cluster *cluster,
                                    uint32_t batch,
                                    uint32_t max_batches,
                                    uint64_t *out_count);
+
+/*
+ Legacy `isFileExpired`: 1 when a file of `mtime` is expired under `expiry` (a Unix time; used
+ only when `has_expiry` is non-zero) and `ttl` (seconds before `now`; only when `has_ttl` is
+ non-zero), else 0. An mtime of 0 or below is always expired.
+ */
+int32_t ezdb_is_file_expired(int64_t mtime,
+                             int32_t has_expiry,
+                             int64_t expiry,
+                             int64_t now,
+                             int32_t has_ttl,
+                             int64_t ttl);
+
+/*
+ 1 when a row (its `mtime`, `deleted` flag and the global expiry of its scope, used only when
+ `has_global_expiry` is non-zero) counts as expired: deleted, or older than the key; else 0.
+ */
+int32_t ezdb_is_row_expired(int64_t mtime,
+                            int32_t deleted,
+                            int32_t has_global_expiry,
+                            int64_t global_expiry);
+
+/*
+ The cache type of a name (`viewcache`, `cacheblock` or `misc`), the key of legacy
+ `NonExistantStaleCacheHandling`. Returns a static NUL-terminated string owned by the
+ library: never freed, valid for the life of the process. `name` is `name_len` bytes (not
+ NUL-terminated; NULL only with 0); bytes that are not UTF-8 never match a cache directory.
+ */
+const char *ezdb_cache_type(const char *name, size_t name_len);
+
+/*
+ Legacy `cleanPath` of the `path_len` bytes at `path` (runs of `/` and `\` become one `/`,
+ one trailing `/` goes), written to `out`, which the caller owns and which must hold
+ `path_len` bytes (the result is never longer); `*out_len` receives its length. No NUL is
+ written. NULL `out` or `out_len` (or NULL `path` with a length) is `EZDB_INVALID_ARGUMENT`.
+ */
+enum ezdb_status ezdb_clean_path(const char *path, size_t path_len, char *out, size_t *out_len);

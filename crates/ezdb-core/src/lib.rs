@@ -52,12 +52,14 @@ pub use layout::{
     LAYOUT_NAMES,
 };
 pub use list::ScopeFilter;
-pub use meta::{is_file_expired, FileMeta, Freshness, DEFAULT_DATATYPE, DEFAULT_SCOPE};
+pub use meta::{is_expired, is_file_expired, FileMeta, Freshness, DEFAULT_DATATYPE, DEFAULT_SCOPE};
 pub use mount::{is_mount_temp_name, MOUNT_TEMP_PREFIX};
 pub use mount_check::{
     MountCheckOptions, MountOutcome, MountProblem, MountReport, MountSkipped, DEFAULT_MOUNT_GRACE, MOUNT_QUARANTINE_DIR,
 };
-pub use name::{cache_type, clean_path, name_hash, name_trunk, FileName, GENERATING_SUFFIX, MAX_NAME_BYTES};
+pub use name::{
+    cache_type, clean_path, clean_path_bytes, name_hash, name_trunk, FileName, GENERATING_SUFFIX, MAX_NAME_BYTES,
+};
 pub use process_cache::{CacheEntry, CachePolicy, CacheSource, Regeneration};
 pub use purge::PurgeFilter;
 pub use quarantine::{QuarantineItem, Restored, QUARANTINE_TABLE};

@@ -73,7 +73,7 @@ pub(crate) fn is_deleted(mtime: i64, expired: bool) -> bool {
 
 /// What counts as live: not deleted, and not older than the global expiry of its scope (an mtime
 /// equal to the key is still valid, as legacy compares strictly).
-pub(crate) fn is_expired(mtime: i64, deleted: bool, global_expiry: Option<i64>) -> bool {
+pub fn is_expired(mtime: i64, deleted: bool, global_expiry: Option<i64>) -> bool {
     deleted || global_expiry.is_some_and(|key| mtime < key)
 }
 

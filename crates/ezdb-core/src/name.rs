@@ -11,20 +11,28 @@ pub const GENERATING_SUFFIX: &str = ".generating";
 
 /// Legacy `cleanPath`: every run of `/` and `\` becomes one `/`, then one trailing `/` goes.
 pub fn clean_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
+    // Only ASCII bytes are touched, so UTF-8 stays UTF-8.
+    String::from_utf8(clean_path_bytes(path.as_bytes()))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+}
+
+/// [`clean_path`] on bytes, for callers whose paths need not be UTF-8 (PHP strings); the result
+/// is never longer than `path`.
+pub fn clean_path_bytes(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
     let mut in_separator_run = false;
-    for c in path.chars() {
-        if c == '/' || c == '\\' {
+    for &b in path {
+        if b == b'/' || b == b'\\' {
             if !in_separator_run {
-                out.push('/');
+                out.push(b'/');
             }
             in_separator_run = true;
         } else {
-            out.push(c);
+            out.push(b);
             in_separator_run = false;
         }
     }
-    if out.ends_with('/') {
+    if out.last() == Some(&b'/') {
         out.pop();
     }
     out

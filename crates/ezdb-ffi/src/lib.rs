@@ -28,6 +28,7 @@ mod listing;
 mod output;
 mod registry;
 mod removal;
+mod rules;
 mod status;
 
 pub use cache::*;
@@ -41,4 +42,5 @@ pub use last_error::ezdb_last_error;
 pub use listing::*;
 pub use output::ezdb_bytes_free;
 pub use removal::*;
+pub use rules::*;
 pub use status::{ezdb_fetch_flags, ezdb_status};

@@ -43,6 +43,6 @@ final class FileInfo
     /** Deleted, or older than the global expiry of its scope: absent for exists(), stale for caches. */
     public function isExpired(): bool
     {
-        return $this->deleted || ($this->globalExpiry !== null && $this->mtime < $this->globalExpiry);
+        return Rules::isRowExpired($this->mtime, $this->deleted, $this->globalExpiry);
     }
 }
