@@ -4,7 +4,7 @@
 
 use super::dfs_table_ddl;
 use super::findings::{
-    encoding_findings, engine_finding, primary_key, Finding, FindingKind, Fix, Severity, ONLINE_INDEX, ONLINE_TABLE,
+    encoding_findings, engine_finding, missing_index, primary_key, Finding, FindingKind, Fix, Severity, ONLINE_TABLE,
     TARGET_CHARSET, TARGET_COLLATION,
 };
 use super::observe::{ColumnFacts, Observed};
@@ -121,24 +121,8 @@ pub(crate) fn evaluate(observed: &Observed, dfs: &DfsLayout) -> Vec<Finding> {
         }
         findings.extend(primary_key(observed, table, &["name_hash"]));
         for (suffix, columns, definition, slow) in INDEXES {
-            let all_columns_exist = columns.iter().all(|c| observed.column(table, c).is_some());
-            if all_columns_exist && !observed.has_index_on(table, columns) {
-                let name = format!("{table}_{suffix}");
-                findings.push(Finding {
-                    kind: FindingKind::Index,
-                    severity: Severity::Warning,
-                    table: table.to_owned(),
-                    subject: name.clone(),
-                    found: format!("no index on {table} ({})", columns.join(", ")),
-                    breaks: format!("{slow}: slow on a large table"),
-                    fix: Some(Fix::alter(
-                        observed,
-                        table,
-                        &format!("ADD INDEX `{name}` ({definition})"),
-                        ONLINE_INDEX,
-                    )),
-                });
-            }
+            let name = format!("{table}_{suffix}");
+            findings.extend(missing_index(observed, table, &name, columns, definition, slow));
         }
     }
     findings

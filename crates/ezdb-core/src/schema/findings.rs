@@ -342,23 +342,7 @@ pub(crate) fn evaluate(observed: &Observed) -> Vec<Finding> {
         findings.extend(primary_key(observed, table, columns));
     }
     for (table, name, columns, definition, slow) in INDEXES.iter().filter(|i| present(i.0)) {
-        let all_columns_exist = columns.iter().all(|c| observed.column(table, c).is_some());
-        if all_columns_exist && !observed.has_index_on(table, columns) {
-            findings.push(Finding {
-                kind: FindingKind::Index,
-                severity: Severity::Warning,
-                table: (*table).to_owned(),
-                subject: (*name).to_owned(),
-                found: format!("no index on {table} ({})", columns.join(", ")),
-                breaks: format!("{slow}: slow on a large table"),
-                fix: Some(Fix::alter(
-                    observed,
-                    table,
-                    &format!("ADD INDEX `{name}` ({definition})"),
-                    ONLINE_INDEX,
-                )),
-            });
-        }
+        findings.extend(missing_index(observed, table, name, columns, definition, slow));
     }
     if present("ezdbfile") && present("ezdbfile_data") {
         findings.extend(foreign_key(observed));
@@ -377,6 +361,36 @@ pub(crate) fn evaluate(observed: &Observed) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// An index `name` on `columns` of `table` that is missing (and could be built: its columns
+/// exist), with what is slow without it and the online statement that adds it.
+pub(super) fn missing_index(
+    observed: &Observed,
+    table: &str,
+    name: &str,
+    columns: &[&str],
+    definition: &str,
+    slow: &str,
+) -> Option<Finding> {
+    let all_columns_exist = columns.iter().all(|c| observed.column(table, c).is_some());
+    if !all_columns_exist || observed.has_index_on(table, columns) {
+        return None;
+    }
+    Some(Finding {
+        kind: FindingKind::Index,
+        severity: Severity::Warning,
+        table: table.to_owned(),
+        subject: name.to_owned(),
+        found: format!("no index on {table} ({})", columns.join(", ")),
+        breaks: format!("{slow}: slow on a large table"),
+        fix: Some(Fix::alter(
+            observed,
+            table,
+            &format!("ADD INDEX `{name}` ({definition})"),
+            ONLINE_INDEX,
+        )),
+    })
 }
 
 /// A table that is not InnoDB: no transactions, so no crash safety; `also` says what else the
