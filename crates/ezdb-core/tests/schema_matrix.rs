@@ -357,25 +357,27 @@ async fn matching_is_byte_exact(schema: Schema) {
     );
 }
 
+/// One test per scenario of the list, on `$schema`.
+macro_rules! scenarios {
+    ($schema:expr, [$($scenario:ident),* $(,)?]) => {
+        $(#[tokio::test]
+        async fn $scenario() { super::$scenario($schema).await })*
+    };
+}
+
+/// A module per schema variant, each running the scenarios of the list.
 macro_rules! matrix {
-    ($($variant:ident => $schema:expr),* $(,)?) => {
+    ($scenarios:tt $($variant:ident => $schema:expr),* $(,)?) => {
         $(mod $variant {
             use super::*;
-            #[tokio::test]
-            async fn files_round_trip() { super::files_round_trip($schema).await }
-            #[tokio::test]
-            async fn what_does_not_fit_is_refused_cleanly() { super::what_does_not_fit_is_refused_cleanly($schema).await }
-            #[tokio::test]
-            async fn caches_generate_and_hit() { super::caches_generate_and_hit($schema).await }
-            #[tokio::test]
-            async fn clears_reach_legacy_nodes_and_back() { super::clears_reach_legacy_nodes_and_back($schema).await }
-            #[tokio::test]
-            async fn matching_is_byte_exact() { super::matching_is_byte_exact($schema).await }
+            scenarios!($schema, $scenarios);
         })*
     };
 }
 
 matrix! {
+    [files_round_trip, what_does_not_fit_is_refused_cleanly, caches_generate_and_hit,
+     clears_reach_legacy_nodes_and_back, matching_is_byte_exact]
     ezdb_schema => Schema::Ezdb,
     legacy_ddl => Schema::Legacy,
     legacy_latin1 => Schema::LegacyLatin1,
@@ -383,25 +385,11 @@ matrix! {
     legacy_datatype_60 => Schema::LegacyDatatype60,
 }
 
-/// The layout-independent scenarios on the eZDFS schemas sites have: the legacy eZDFS DDL on the
-/// server's default collation and in latin1, and Ibexa's single table.
-macro_rules! dfs_matrix {
-    ($($variant:ident => $schema:expr),* $(,)?) => {
-        $(mod $variant {
-            use super::*;
-            #[tokio::test]
-            async fn files_round_trip() { super::files_round_trip($schema).await }
-            #[tokio::test]
-            async fn what_does_not_fit_is_refused_cleanly() { super::what_does_not_fit_is_refused_cleanly($schema).await }
-            #[tokio::test]
-            async fn caches_generate_and_hit() { super::caches_generate_and_hit($schema).await }
-            #[tokio::test]
-            async fn matching_is_byte_exact() { super::matching_is_byte_exact($schema).await }
-        })*
-    };
-}
-
-dfs_matrix! {
+// The layout-independent scenarios on the eZDFS schemas sites have: the legacy eZDFS DDL on the
+// server's default collation and in latin1, and Ibexa's single table (the legacy node of
+// clears_reach_legacy_nodes_and_back speaks eZDB SQL).
+matrix! {
+    [files_round_trip, what_does_not_fit_is_refused_cleanly, caches_generate_and_hit, matching_is_byte_exact]
     legacy_dfs => Schema::LegacyDfs,
     legacy_dfs_latin1 => Schema::LegacyDfsLatin1,
     ibexa_dfs => Schema::IbexaDfs,
