@@ -49,5 +49,6 @@ else
     source scripts/lib/common.sh
     ensure_php
     ensure_galera
+    ensure_haproxy
     exec scripts/with-db.sh bash scripts/test.sh --inner
 fi

@@ -130,3 +130,14 @@ galera_ready() {
 ensure_galera() {
     ensure_packages galera_ready "galera-4 and rsync, for the private Galera cluster of the tests" galera-4 rsync
 }
+
+# HAProxy and the mariadb client (its Galera health check, deploy/galera-check.sh), for the
+# HAProxy deploy example that crates/ezdb-core/tests/galera.rs runs: installed when missing.
+haproxy_ready() {
+    { command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]]; } && command -v mariadb >/dev/null
+}
+
+ensure_haproxy() {
+    ensure_packages haproxy_ready "haproxy and the mariadb client, for the HAProxy deploy example in the Galera tests" \
+        haproxy mariadb-client
+}

@@ -3,6 +3,7 @@
 //! the schemas real sites have ([`Schema`]), for the schema matrix.
 
 mod galera;
+mod haproxy;
 mod legacy_dfs_node;
 mod legacy_node;
 mod private_server;
@@ -10,6 +11,7 @@ mod replication;
 mod temp_dir;
 
 pub use galera::{GaleraCluster, GaleraNode};
+pub use haproxy::Haproxy;
 pub use legacy_dfs_node::LegacyDfsNode;
 pub use legacy_node::{LegacyNode, LEGACY_CHUNK_SIZE};
 pub use private_server::PrivateServer;
