@@ -1,6 +1,7 @@
 // ezdb-bench: ops/s and MB/s of ezdb-core beside the minimal raw sqlx statements on the same
 // rows, measured in the same run on the same server; plus peak memory of a 64 MiB stream.
 
+mod galera;
 mod memory;
 mod raw;
 mod tools;
@@ -17,6 +18,10 @@ struct Args {
     /// Seconds spent on each measurement.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Instead: the core operations on a private 3-node Galera cluster beside a private single
+    /// server, and the generation lock contended across the nodes (scripts/bench-galera.sh).
+    #[arg(long)]
+    galera: bool,
     /// Internal: run the 64 MiB streaming memory probe against this database URL.
     #[arg(long, hide = true)]
     memory_probe: Option<String>,
@@ -41,6 +46,10 @@ fn main() {
         .expect("tokio runtime");
     if let Some(url) = args.memory_probe {
         runtime.block_on(memory::probe(&url));
+        return;
+    }
+    if args.galera {
+        runtime.block_on(galera::run(Duration::from_secs_f64(args.seconds)));
         return;
     }
     let (rows, tool_rows) = runtime.block_on(run(Duration::from_secs_f64(args.seconds)));
