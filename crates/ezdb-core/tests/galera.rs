@@ -1001,4 +1001,21 @@ fn clients_behind_haproxy_move_off_a_killed_node(runtime: &tokio::runtime::Runti
             marked_down.as_secs_f64()
         );
     });
+    // The check is Galera's own view, not a login: with node 2 killed too, node 3 still runs
+    // and accepts logins but is outside the primary component, and goes down in HAProxy.
+    fixture.galera.kill(1);
+    let lost = Instant::now();
+    let states = haproxy
+        .wait_for(Duration::from_secs(40), |states| {
+            states.iter().all(|(_, state)| state.starts_with("DOWN"))
+        })
+        .unwrap();
+    assert!(
+        fixture.galera.nodes[2].server.is_running(),
+        "node 3 must still run: only its quorum is gone"
+    );
+    eprintln!(
+        "galera: node 2 killed too: haproxy took node 3 (running, outside the quorum) out after {:.1} s: {states:?}",
+        lost.elapsed().as_secs_f64()
+    );
 }
