@@ -75,7 +75,9 @@ final class ReplicaTest extends TestCase
         $server = TestDb::parse($primary);
         $admin = new mysqli($server['host'], $server['user'], $server['pass'], '', $server['port']);
         $admin->query("CREATE DATABASE `$database` CHARACTER SET utf8mb4");
-        Ezdb\Cluster::open(TestDb::withDatabase($primary, $database))->installSchema();
+        $setup = Ezdb\Cluster::open(TestDb::withDatabase($primary, $database));
+        $setup->installSchema();
+        $setup->disconnect();  // the library keeps a process's connections until told
         $replicaServer = TestDb::parse($replica);
         $deadline = microtime(true) + 30;
         while (true) {
@@ -92,7 +94,9 @@ final class ReplicaTest extends TestCase
         }
         // A file only the replica has (written there directly) proves reads go to it.
         $only = $this->path('storage/images/only-on-replica.png');
-        Ezdb\Cluster::open(TestDb::withDatabase($replica, $database))->store($only, 'replica', 'image', 'image/png');
+        $direct = Ezdb\Cluster::open(TestDb::withDatabase($replica, $database));
+        $direct->store($only, 'replica', 'image', 'image/png');
+        $direct->disconnect();
 
         // As a file.ini [ClusteringSettings] section gives it: one replica by host:port (with
         // DBUser, DBPassword and DBName), one by URL on a closed port (down: skipped).
