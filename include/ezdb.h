@@ -380,6 +380,21 @@ typedef struct ezdb_options {
    */
   const char *storage_dir;
   size_t storage_dir_len;
+  /*
+   Read replicas: URLs (`mysql://user:pass@host:port/db`) of asynchronous replicas of `url`,
+   separated by NUL bytes, as every list of this library. Plain reads (fetch, stat, exists,
+   streams) use one that is up and at most `max_replica_lag_secs` behind; what it lacks is
+   read from the primary before "not found" is answered; writes, locks and re-checks always
+   use the primary. The user needs `SLAVE MONITOR` on the replicas. A URL that is not
+   `mysql://` gives `EZDB_CONFIG`. UTF-8, pointer + length; NULL/0: none.
+   */
+  const char *read_replicas;
+  size_t read_replicas_len;
+  /*
+   Seconds a read replica may lag behind the primary and still be read from; 0: the
+   default (5).
+   */
+  uint32_t max_replica_lag_secs;
 } ezdb_options;
 
 /*
@@ -449,7 +464,8 @@ const char *ezdb_version(void);
 
 /*
  Fills `*out` with the defaults (all zero: chunk 65535, timeout 60 s, 8 attempts, connect 5 s,
- no legacy `expiry.php`, the eZDB layout with every DFS field unset).
+ no legacy `expiry.php`, the eZDB layout with every DFS field unset, no read replicas, a
+ replica lag bound of 5 s).
  */
 void ezdb_options_init(struct ezdb_options *out);
 
@@ -461,8 +477,9 @@ void ezdb_options_init(struct ezdb_options *out);
  `url`: `mysql://user:pass@host:port/db` or `mysql://user@localhost/db?socket=/path`.
  `options` may be NULL (defaults); it is copied, strings included. Invalid settings (an unknown
  layout, a DFS layout without `mount_point`, DFS fields with the `ezdb` layout, a table name
- that is not a plain identifier) give `EZDB_CONFIG` with the reason in `ezdb_last_error`; a
- mount point that is not a writable directory gives `EZDB_CONFIG` when the process connects.
+ that is not a plain identifier, a read replica that is not a `mysql://` URL) give
+ `EZDB_CONFIG` with the reason in `ezdb_last_error`; a mount point that is not a writable
+ directory gives `EZDB_CONFIG` when the process connects.
  The handle is owned by the caller and must be released with `ezdb_close`.
  */
 enum ezdb_status ezdb_open(const char *url,

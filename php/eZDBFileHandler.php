@@ -32,6 +32,12 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         // Cluster name of the legacy expiry.php through which legacy nodes share global expiry
         // keys: inside eZ Publish <VarDir>/<CacheDir>/expiry.php (site.ini [FileSettings]).
         'LegacyExpiryFile' => null,
+        // Asynchronous read replicas of the database (DBReadReplicas[]=...): each a URL
+        // (mysql://user:pass@host:port/db) or host[:port] with DBUser, DBPassword and DBName.
+        // Plain reads use one that is up and at most DBMaxReplicaLag seconds behind (0: the
+        // library's default, 5); what it lacks is read from the primary; writes never go there.
+        'DBReadReplicas' => [],
+        'DBMaxReplicaLag' => 0,
         // Not in eZ Publish: a full DSN instead of DBHost..DBName, the library path, the
         // connect timeout in milliseconds, and a logger callable fn(string $level, string $message).
         'URL' => null,
@@ -49,7 +55,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** The file.ini section of the handler's settings, and the keys read from it inside eZ Publish. */
     const SETTINGS_SECTION = 'ClusteringSettings';
     const FILE_INI_KEYS = ['DBHost', 'DBPort', 'DBSocket', 'DBName', 'DBUser', 'DBPassword', 'DBChunkSize',
-        'DBExecuteRetries', 'DBConnectRetries', 'NonExistantStaleCacheHandling', 'LegacyExpiryFile'];
+        'DBExecuteRetries', 'DBConnectRetries', 'NonExistantStaleCacheHandling', 'LegacyExpiryFile',
+        'DBReadReplicas', 'DBMaxReplicaLag'];
     /** The site.ini keys read inside eZ Publish: name => group. */
     const SITE_INI_KEYS = ['CacheGenerationTimeout' => 'ContentSettings', 'StorageFilePermissions' => 'FileSettings'];
 
@@ -244,8 +251,29 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
             'max_attempts' => (int) $s['DBExecuteRetries'],
             'connect_timeout_ms' => (int) $s['ConnectTimeout'],
             'legacy_expiry_file' => self::cleanPath((string) $s['LegacyExpiryFile']),
+            'read_replicas' => self::replicaUrls($s),
+            'max_replica_lag' => (int) $s['DBMaxReplicaLag'],
             'library' => $s['Library'],
         ];
+    }
+
+    /** The URLs of DBReadReplicas: a URL as it is, host[:port] with DBUser, DBPassword and DBName. */
+    protected static function replicaUrls(array $s)
+    {
+        $urls = [];
+        foreach ((array) $s['DBReadReplicas'] as $replica) {
+            $replica = trim((string) $replica);
+            if ($replica === '') {
+                continue;  // "DBReadReplicas[]" alone: eZINI's way to start an empty list
+            }
+            if (str_contains($replica, '://')) {
+                $urls[] = $replica;  // the library checks it
+                continue;
+            }
+            [$host, $port] = preg_match('/^(.+):(\d+)$/', $replica, $m) ? [$m[1], (int) $m[2]] : [$replica, 3306];
+            $urls[] = self::url(['URL' => null, 'DBHost' => $host, 'DBPort' => $port, 'DBSocket' => ''] + $s);
+        }
+        return $urls;
     }
 
     private static function connect(Ezdb\Cluster $cluster, array $s)

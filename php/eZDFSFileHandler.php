@@ -35,6 +35,9 @@ class eZDFSFileHandler extends eZDBFileHandler
         'CacheDir' => null,
         'StorageDir' => null,
         'LegacyExpiryFile' => null,
+        // Read replicas, as eZDBFileHandler's.
+        'DBReadReplicas' => [],
+        'DBMaxReplicaLag' => 0,
         'URL' => null,
         'Library' => null,
         'ConnectTimeout' => 0,
@@ -49,7 +52,8 @@ class eZDFSFileHandler extends eZDBFileHandler
 
     const SETTINGS_SECTION = 'eZDFSClusteringSettings';
     const FILE_INI_KEYS = ['MountPointPath', 'DBHost', 'DBPort', 'DBSocket', 'DBName', 'DBUser', 'DBPassword',
-        'DBExecuteRetries', 'DBConnectRetries', 'MetaDataTableNameCache', 'LegacyExpiryFile'];
+        'DBExecuteRetries', 'DBConnectRetries', 'MetaDataTableNameCache', 'LegacyExpiryFile', 'DBReadReplicas',
+        'DBMaxReplicaLag'];
     const SITE_INI_KEYS = ['CacheGenerationTimeout' => 'ContentSettings', 'StorageFilePermissions' => 'FileSettings',
         'CacheDir' => 'FileSettings', 'StorageDir' => 'FileSettings'];
 

@@ -8,6 +8,9 @@ use std::time::Duration;
 /// Largest chunk a legacy `BLOB` column holds.
 pub const MAX_CHUNK_SIZE: usize = 65_535;
 
+/// Default of [`ClusterConfig::max_replica_lag`]: a read replica further behind is skipped.
+pub const DEFAULT_MAX_REPLICA_LAG: Duration = Duration::from_secs(5);
+
 /// How connections are held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionMode {
@@ -75,7 +78,7 @@ impl ClusterConfig {
             retry_budget: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(5),
             read_replicas: Vec::new(),
-            max_replica_lag: Duration::from_secs(5),
+            max_replica_lag: DEFAULT_MAX_REPLICA_LAG,
             generation_timeout: Duration::from_secs(60),
             generation_poll: Duration::from_millis(100),
             batch_size: 1000,
@@ -116,12 +119,19 @@ impl ClusterConfig {
         self
     }
 
-    /// Checks the settings without connecting: chunk sizes, attempts, pool size, URL scheme.
+    /// Checks the settings without connecting: chunk sizes, attempts, pool size, URL schemes
+    /// (the primary's and each read replica's).
     pub fn validate(&self) -> Result<()> {
         if !self.url.starts_with("mysql://") {
             return Err(Error::Config(format!(
                 "{} is not a MySQL/MariaDB URL; write mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path",
                 redact_url(&self.url)
+            )));
+        }
+        if let Some(bad) = self.read_replicas.iter().find(|url| !url.starts_with("mysql://")) {
+            return Err(Error::Config(format!(
+                "read replica {:?} is not a MySQL/MariaDB URL; write one mysql://user:pass@host:port/db per replica",
+                redact_url(bad)
             )));
         }
         if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
@@ -179,6 +189,15 @@ mod tests {
     fn passwords_never_reach_messages() {
         assert_eq!(redact_url("mysql://u:secret@h:3306/db"), "mysql://u:******@h:3306/db");
         assert_eq!(redact_url("mysql://u@h/db"), "mysql://u@h/db");
+    }
+
+    #[test]
+    fn a_read_replica_that_is_not_a_url_is_refused() {
+        let err = ClusterConfig::new("mysql://u@primary/db")
+            .with_read_replicas(["replica:3306"])
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("read replica \"replica:3306\""), "{err}");
     }
 
     #[test]

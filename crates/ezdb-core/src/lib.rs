@@ -41,7 +41,7 @@ mod topology;
 pub use cache_protocol::{CacheAction, CacheEvent, CacheGenerate, CacheRead, CacheRules, CacheRun};
 pub use check::{analyze_layout, Chunk, Fault, LayoutFix, Outcome, Problem};
 pub use cluster::Cluster;
-pub use config::{redact_url, ClusterConfig, ConnectionMode, MAX_CHUNK_SIZE};
+pub use config::{redact_url, ClusterConfig, ConnectionMode, DEFAULT_MAX_REPLICA_LAG, MAX_CHUNK_SIZE};
 pub use content::{ByteRange, Content};
 pub use error::{Error, Op, Result};
 pub use expiry::{expiry_key_scope, parse_expiry_php, render_expiry_php, SCOPED_EXPIRY_KEYS};

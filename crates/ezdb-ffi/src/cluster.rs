@@ -14,7 +14,8 @@ pub extern "C" fn ezdb_version() -> *const c_char {
 }
 
 /// Fills `*out` with the defaults (all zero: chunk 65535, timeout 60 s, 8 attempts, connect 5 s,
-/// no legacy `expiry.php`, the eZDB layout with every DFS field unset).
+/// no legacy `expiry.php`, the eZDB layout with every DFS field unset, no read replicas, a
+/// replica lag bound of 5 s).
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_options_init(out: *mut ezdb_options) {
     if let Some(out) = out.as_mut() {
@@ -29,8 +30,9 @@ pub unsafe extern "C" fn ezdb_options_init(out: *mut ezdb_options) {
 /// `url`: `mysql://user:pass@host:port/db` or `mysql://user@localhost/db?socket=/path`.
 /// `options` may be NULL (defaults); it is copied, strings included. Invalid settings (an unknown
 /// layout, a DFS layout without `mount_point`, DFS fields with the `ezdb` layout, a table name
-/// that is not a plain identifier) give `EZDB_CONFIG` with the reason in `ezdb_last_error`; a
-/// mount point that is not a writable directory gives `EZDB_CONFIG` when the process connects.
+/// that is not a plain identifier, a read replica that is not a `mysql://` URL) give
+/// `EZDB_CONFIG` with the reason in `ezdb_last_error`; a mount point that is not a writable
+/// directory gives `EZDB_CONFIG` when the process connects.
 /// The handle is owned by the caller and must be released with `ezdb_close`.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_open(

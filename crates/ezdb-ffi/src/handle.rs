@@ -66,6 +66,17 @@ pub struct ezdb_options {
     /// UTF-8, pointer + length; NULL/0: that default.
     pub storage_dir: *const c_char,
     pub storage_dir_len: usize,
+    /// Read replicas: URLs (`mysql://user:pass@host:port/db`) of asynchronous replicas of `url`,
+    /// separated by NUL bytes, as every list of this library. Plain reads (fetch, stat, exists,
+    /// streams) use one that is up and at most `max_replica_lag_secs` behind; what it lacks is
+    /// read from the primary before "not found" is answered; writes, locks and re-checks always
+    /// use the primary. The user needs `SLAVE MONITOR` on the replicas. A URL that is not
+    /// `mysql://` gives `EZDB_CONFIG`. UTF-8, pointer + length; NULL/0: none.
+    pub read_replicas: *const c_char,
+    pub read_replicas_len: usize,
+    /// Seconds a read replica may lag behind the primary and still be read from; 0: the
+    /// default (5).
+    pub max_replica_lag_secs: u32,
 }
 
 impl Default for ezdb_options {
@@ -89,6 +100,9 @@ impl Default for ezdb_options {
             cache_dir_len: 0,
             storage_dir: std::ptr::null(),
             storage_dir_len: 0,
+            read_replicas: std::ptr::null(),
+            read_replicas_len: 0,
+            max_replica_lag_secs: 0,
         }
     }
 }
@@ -103,6 +117,8 @@ pub(crate) struct Settings {
     connect_timeout_ms: u32,
     legacy_expiry_file: Option<String>,
     layout: Layout,
+    read_replicas: Vec<String>,
+    max_replica_lag_secs: u32,
 }
 
 impl Settings {
@@ -119,6 +135,12 @@ impl Settings {
             connect_timeout_ms: options.connect_timeout_ms,
             legacy_expiry_file: legacy_expiry_file.map(str::to_owned),
             layout: layout(options)?,
+            read_replicas: args::list(
+                options.read_replicas,
+                options.read_replicas_len,
+                "options.read_replicas",
+            )?,
+            max_replica_lag_secs: options.max_replica_lag_secs,
         })
     }
 }
@@ -221,8 +243,13 @@ fn config(url: &str, options: &Settings) -> ClusterConfig {
     if options.connect_timeout_ms > 0 {
         config.connect_timeout = Duration::from_millis(options.connect_timeout_ms.into());
     }
+    if options.max_replica_lag_secs > 0 {
+        config.max_replica_lag = Duration::from_secs(options.max_replica_lag_secs.into());
+    }
     config.legacy_expiry_file = options.legacy_expiry_file.clone();
-    config.with_layout(options.layout.clone())
+    config
+        .with_read_replicas(options.read_replicas.iter().cloned())
+        .with_layout(options.layout.clone())
 }
 
 impl Shared {

@@ -1,7 +1,7 @@
-//! How every tool finds its database and layout: --url or EZDB_URL, the eZDFS settings as flags
-//! or EZDB_* variables, with the error a cron job can log.
+//! How every tool finds its database and layout: --url or EZDB_URL, the eZDFS settings and the
+//! read replicas as flags or EZDB_* variables, with the error a cron job can log.
 
-use ezdb_core::{Cluster, ClusterConfig, LayoutSettings};
+use ezdb_core::{Cluster, ClusterConfig, LayoutSettings, DEFAULT_MAX_REPLICA_LAG};
 use std::path::PathBuf;
 
 /// Help text shared by the `--url` flags.
@@ -52,6 +52,41 @@ impl LayoutArgs {
             cache_table: self.dfs_cache_table.clone(),
             cache_dir: self.dfs_cache_dir.clone(),
             storage_dir: self.dfs_storage_dir.clone(),
+        }
+    }
+}
+
+/// Read replicas, for the commands that only read files (`ezdb export`): the same settings as
+/// index_image's `--read-replica`/`--max-replica-lag` and `ezdb_options.read_replicas`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReplicaArgs {
+    /// An asynchronous read replica of --url (repeat the flag, or separate URLs with commas;
+    /// write a comma inside a URL as %2C). Files are read from one that is up and at most
+    /// --max-replica-lag seconds behind; what it lacks is read from the primary. The user
+    /// needs the SLAVE MONITOR privilege on each replica.
+    #[arg(
+        long = "read-replica",
+        env = "EZDB_READ_REPLICAS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub read_replicas: Vec<String>,
+    /// Seconds a read replica may lag behind the primary and still be read from.
+    #[arg(
+        long,
+        env = "EZDB_MAX_REPLICA_LAG",
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_MAX_REPLICA_LAG.as_secs()
+    )]
+    pub max_replica_lag: u64,
+}
+
+impl ReplicaArgs {
+    /// `config` reading through these replicas (empty entries, e.g. a trailing comma, ignored).
+    pub fn apply(&self, config: ClusterConfig) -> ClusterConfig {
+        ClusterConfig {
+            max_replica_lag: std::time::Duration::from_secs(self.max_replica_lag),
+            ..config.with_read_replicas(self.read_replicas.iter().filter(|url| !url.is_empty()).cloned())
         }
     }
 }

@@ -48,6 +48,26 @@ pub struct Config {
     /// Database connections shared by all requests.
     #[arg(long, env = "INDEX_IMAGE_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
+    /// An asynchronous read replica of the database, mysql://user:pass@host:port/db (repeat the
+    /// flag, or separate URLs with commas; write a comma inside a URL as %2C). Images are read
+    /// from a usable replica; one that is down, not replicating or behind by more than
+    /// --max-replica-lag is skipped, and what a replica lacks is read from the primary before
+    /// any 404. The user needs the SLAVE MONITOR privilege on each replica.
+    #[arg(
+        long = "read-replica",
+        env = "INDEX_IMAGE_READ_REPLICAS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub read_replicas: Vec<String>,
+    /// Seconds a read replica may lag behind the primary and still be read from.
+    #[arg(
+        long,
+        env = "INDEX_IMAGE_MAX_REPLICA_LAG",
+        value_name = "SECONDS",
+        default_value_t = ezdb_core::DEFAULT_MAX_REPLICA_LAG.as_secs()
+    )]
+    pub max_replica_lag: u64,
     /// Bytes of hot files kept in memory (0 turns the cache off).
     #[arg(long, env = "INDEX_IMAGE_CACHE_BYTES", default_value_t = 64 << 20)]
     pub cache_bytes: usize,
@@ -235,6 +255,14 @@ impl Config {
         match &self.resolved_layout {
             Layout::Ezdb => Layout::Ezdb,
             Layout::Dfs(dfs) => Layout::Dfs(dfs.clone().reading_only()),
+        }
+    }
+
+    /// `config` reading through the read replicas, when any are set.
+    pub fn with_read_replicas(&self, config: ezdb_core::ClusterConfig) -> ezdb_core::ClusterConfig {
+        ezdb_core::ClusterConfig {
+            max_replica_lag: std::time::Duration::from_secs(self.max_replica_lag),
+            ..config.with_read_replicas(self.read_replicas.iter().filter(|url| !url.is_empty()).cloned())
         }
     }
 

@@ -16,6 +16,7 @@ pub fn cluster_config(state: &AppState) -> ClusterConfig {
     let mut config = ClusterConfig::new(&state.config.database_url)
         .with_pool(state.config.pool_size)
         .with_layout(state.config.cluster_layout());
+    config = state.config.with_read_replicas(config);
     config.max_attempts = 2;
     config.connect_timeout = Duration::from_secs(1);
     config

@@ -57,14 +57,17 @@ final class Cluster
      * @param string $url mysql://user:pass@host:port/db or mysql://user@localhost/db?socket=/path
      * @param array{chunk_size?:int, generation_timeout?:int, max_attempts?:int, connect_timeout_ms?:int,
      *     legacy_expiry_file?:?string, layout?:?string, mount_point?:?string, dfs_storage_table?:?string,
-     *     dfs_cache_table?:?string, cache_dir?:?string, storage_dir?:?string, library?:string} $options
+     *     dfs_cache_table?:?string, cache_dir?:?string, storage_dir?:?string, read_replicas?:list<string>,
+     *     max_replica_lag?:int, library?:string} $options
      *     legacy_expiry_file: cluster name of the legacy expiry.php (e.g. var/site/cache/expiry.php)
      *     shared with legacy nodes; layout: 'ezdb' (default), 'dfs' (eZDFS: ezdfsfile and
      *     ezdfsfile_cache, bytes at <mount_point>/<name>) or 'ibexa-dfs' (ibexa_dfs_file);
      *     mount_point: MountPointPath (required by the DFS layouts); dfs_cache_table:
      *     MetaDataTableNameCache; cache_dir, storage_dir: site.ini [FileSettings] CacheDir and
-     *     StorageDir. Empty or null: unset (the library's defaults). Invalid layout settings throw
-     *     Ezdb\Exception CONFIG with the library's reason.
+     *     StorageDir; read_replicas: URLs of asynchronous read replicas (plain reads use one that
+     *     is up and at most max_replica_lag seconds behind, default 5; what it lacks is read from
+     *     the primary). Empty or null: unset (the library's defaults). Invalid layout settings
+     *     or replica URLs throw Ezdb\Exception CONFIG with the library's reason.
      */
     public static function open(string $url, array $options = []): self
     {
@@ -78,10 +81,12 @@ final class Cluster
         $settings->generation_timeout_secs = (int) ($options['generation_timeout'] ?? 0);
         $settings->max_attempts = (int) ($options['max_attempts'] ?? 0);
         $settings->connect_timeout_ms = (int) ($options['connect_timeout_ms'] ?? 0);
-        // Kept alive until ezdb_open has copied them.
+        $settings->max_replica_lag_secs = (int) ($options['max_replica_lag'] ?? 0);
+        // Kept alive until ezdb_open has copied them. A list is one text, items NUL-separated.
         $texts = [];
-        foreach (self::TEXT_OPTIONS as $field) {
-            $text = self::text($ffi, (string) ($options[$field] ?? ''));
+        $lists = ['read_replicas' => implode("\0", array_map('strval', (array) ($options['read_replicas'] ?? [])))];
+        foreach ([...self::TEXT_OPTIONS, ...array_keys($lists)] as $field) {
+            $text = self::text($ffi, $lists[$field] ?? (string) ($options[$field] ?? ''));
             if ($text !== null) {
                 $texts[] = $text;
                 $settings->$field = $ffi->cast('char*', FFI::addr($text));

@@ -8,7 +8,7 @@ use ezdb_core::{
     Stored, Visibility, DEFAULT_MOUNT_GRACE, MOUNT_QUARANTINE_DIR, QUARANTINE_TABLE,
 };
 use ezdb_tools::cli::{fail, parse_or_exit};
-use ezdb_tools::connect::{connect, LayoutArgs, URL_HELP};
+use ezdb_tools::connect::{connect, LayoutArgs, ReplicaArgs, URL_HELP};
 use ezdb_tools::emit;
 use ezdb_tools::files::{classify, export_path, read_spread_manifest, Layout, SPREAD_MANIFEST};
 use ezdb_tools::progress::Progress;
@@ -28,6 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
   ezdb schema upgrade --dry-run         # the statements upgrade would run
   ezdb import /var/www/site --dry-run   # what clusterize would store from /var/www/site/var
   ezdb export /srv/backup               # every live file back to disk
+  ezdb export /srv/backup --read-replica=mysql://ez:pw@replica/cluster   # read from a replica
   ezdb check --repair --dry-run         # what a repair would do
   ezdb check --verify --repair          # removed bytes go to ezdbfile_quarantine
   ezdb check --restore=7                # put quarantined item 7 back
@@ -76,6 +77,8 @@ enum Command {
         /// their names.
         #[arg(long, value_name = "N")]
         max_per_dir: Option<usize>,
+        #[command(flatten)]
+        replicas: ReplicaArgs,
     },
     /// Find inconsistencies in the tables; optionally read every file, repair, or restore what
     /// a repair set aside.
@@ -161,10 +164,18 @@ async fn main() {
         }
         return;
     }
+    // Only export reads through replicas; every other command decides or writes.
+    let replicas = match &args.command {
+        Command::Export { replicas, .. } => Some(replicas.clone()),
+        _ => None,
+    };
     // A bulk job stops at the first lost connection: one retry, not a minute per file.
     let outcome = match connect(args.url, &args.layout, |mut c| {
         c.max_attempts = 3;
-        c
+        match &replicas {
+            Some(replicas) => replicas.apply(c),
+            None => c,
+        }
     })
     .await
     {
@@ -188,6 +199,7 @@ async fn run(cluster: &Cluster, command: Command, json: bool) -> Result<(), Stri
             dir,
             scope,
             max_per_dir,
+            ..
         } => export(cluster, &dir, scope, max_per_dir, json).await,
         Command::Check { restore: Some(ids), .. } if cluster.mount_point().is_some() => {
             Err(dfs_quarantine_hint(cluster, &ids))
