@@ -226,17 +226,16 @@ final class SameSqlReference
     /** processCache hit as ezdb does it: local mtime, the stat statement, the freshness rule, retrieve. */
     public function cacheHit(string $name): string|false
     {
-        $this->stat ??= $this->db->prepare('SELECT CAST(f.name AS CHAR) AS name, CAST(f.size AS UNSIGNED) AS size,
+        $this->stat ??= $this->db->prepare('SELECT CAST(f.size AS UNSIGNED) AS size,
             CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, CAST(f.datatype AS CHAR) AS datatype,
             CAST(f.name_trunk AS CHAR) AS name_trunk, CAST(f.expired AS SIGNED) AS expired,
-            CAST(e.expiry AS SIGNED) AS table_expiry, CAST(NULL AS SIGNED) AS expiry_file_mtime,
-            CAST(NULL AS UNSIGNED) AS expiry_file_size FROM ezdbfile f ' . self::EXPIRY_JOIN . ' WHERE f.name_hash = ?');
+            CAST(e.expiry AS SIGNED) AS table_expiry FROM ezdbfile f ' . self::EXPIRY_JOIN . ' WHERE f.name_hash = ?');
         clearstatcache(true, $name);
         $local = @filemtime($name);
         $hash = md5($name);
         $this->stat->bind_param('s', $hash);
         $this->stat->execute();
-        $this->stat->bind_result($n, $size, $mtime, $scope, $datatype, $trunk, $expired, $global, $fileMtime, $fileSize);
+        $this->stat->bind_result($size, $mtime, $scope, $datatype, $trunk, $expired, $global);
         $found = $this->stat->fetch();
         $this->stat->free_result();
         $live = $found && !$expired && $mtime >= 0 && ($global === null || $mtime >= $global);

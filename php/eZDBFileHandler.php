@@ -585,9 +585,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function processCache($retrieveCallback, $generateCallback = null, $ttl = null, $expiry = null, $extraData = null)
     {
-        $manual = new eZClusterFileFailure(2, 'Manual generation of file data is required, calling storeCache is required');
         if (!$this->hasPath()) {
-            return $manual;
+            return self::manualGeneration();
         }
         $path = $this->filePath;
         $handling = self::settings()['NonExistantStaleCacheHandling'];
@@ -612,7 +611,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 if (!$run->isBegun()) {
                     // Not even a run: no one is known to generate, so generate for this caller.
                     return is_callable($generateCallback)
-                        ? $this->storeCache($this->callGenerate($generateCallback, false, $extraData)) : $manual;
+                        ? $this->storeCache($this->callGenerate($generateCallback, false, $extraData)) : self::manualGeneration();
                 }
                 $event = Ezdb\CacheRun::CONTINUE;
                 continue;
@@ -636,18 +635,18 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 case Ezdb\CacheRun::GENERATE:
                     $this->hold($step['lock']);
                     if ($generateCallback === null) {
-                        return $manual;
+                        return self::manualGeneration();
                     }
                     return $this->storeCache($this->callGenerate($generateCallback, false, $extraData));
                 case Ezdb\CacheRun::GENERATE_UNSTORED:
                     return is_callable($generateCallback)
-                        ? $this->storeCache($this->callGenerate($generateCallback, $step['noCache'], $extraData)) : $manual;
+                        ? $this->storeCache($this->callGenerate($generateCallback, $step['noCache'], $extraData)) : self::manualGeneration();
                 case Ezdb\CacheRun::WAIT:
                     usleep(1000 * $step['waitMs']);
                     $event = Ezdb\CacheRun::WAITED;
                     continue 2;
                 default:
-                    return $manual;
+                    return self::manualGeneration();
             }
             if (!$value instanceof eZClusterFileFailure) {
                 return $value;
@@ -659,6 +658,12 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
             }
             $event = $code == 3 ? Ezdb\CacheRun::NO_CACHE : Ezdb\CacheRun::SERVE_FAILED;
         }
+    }
+
+    /** processCache()'s answer when the caller must generate and call storeCache() (made only then). */
+    private static function manualGeneration()
+    {
+        return new eZClusterFileFailure(2, 'Manual generation of file data is required, calling storeCache is required');
     }
 
     /** Negative (or non-numeric) ttl and expiry mean "no limit". */
@@ -797,9 +802,11 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** True when a live row exists (a deleted or globally expired file does not exist). */
     public function fileExists($path)
     {
-        $path = (string) self::cleanPath($path);
+        // The library cleans every name itself (the same rule as cleanPath()): a hot call, so no
+        // cleanPath() call, no closure, no settings lookup.
+        $path = (string) $path;
         try {
-            return self::cluster()->exists($path);  // a hot call: no closure, no settings lookup
+            return self::cluster()->exists($path);
         } catch (Ezdb\Exception $e) {
             self::log('error', 'fileExists: ' . $e->getMessage());
             return false;

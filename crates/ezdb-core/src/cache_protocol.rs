@@ -440,7 +440,7 @@ impl Cluster {
             step = match pending {
                 Pending::Read => {
                     let (row, data) = match run.read {
-                        CacheRead::Stat => (self.stat(run.file.as_str()).await?, None),
+                        CacheRead::Stat => (self.stat_file(&run.file).await?, None),
                         CacheRead::Fetch => match self.read_optional(&run.file).await? {
                             Some(data) => (Some(data.meta.clone()), Some(data)),
                             None => (None, None),
@@ -459,7 +459,7 @@ impl Cluster {
                     run.on_lock(Some(outcome))
                 }
                 Pending::Check => {
-                    let present = self.stat(run.file.as_str()).await?.is_some();
+                    let present = self.stat_file(&run.file).await?.is_some();
                     run.on_check(present)
                 }
                 Pending::Served | Pending::Waiting | Pending::Done => {

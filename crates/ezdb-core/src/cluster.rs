@@ -6,6 +6,7 @@ use crate::db::Db;
 use crate::dfs::Dfs;
 use crate::error::{Error, Op, Result};
 use crate::expiry::{ExpiryFile, ExpiryFileCache};
+use crate::fetch::ReadStatements;
 use crate::layout::Layout;
 use crate::schema::{self, Finding, UpgradeOptions, UpgradeReport};
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub(crate) struct Inner {
     pub(crate) expiry_file: ExpiryFileCache,
     /// The eZDFS tables and mount, when the layout is eZDFS; `None` for eZDB.
     pub(crate) dfs: Option<Dfs>,
+    /// The SQL of the hot reads, built on first use.
+    pub(crate) statements: ReadStatements,
 }
 
 impl Cluster {
@@ -41,6 +44,7 @@ impl Cluster {
                 config,
                 expiry_file,
                 dfs,
+                statements: ReadStatements::default(),
             }),
         };
         cluster.chunks_per_statement()?;

@@ -17,7 +17,7 @@ use crate::expiry::{resolve_global_expiry, ExpiryColumns, ExpirySql};
 use crate::fetch::{FileData, FileStream, StreamItem, Visibility, STREAM_BUFFER_CHUNKS};
 use crate::generation::{take_lock_row, verify_lock, GenerationLock};
 use crate::layout::DfsLayout;
-use crate::meta::{FileMeta, META_COLUMNS};
+use crate::meta::{FileMeta, META_COLUMNS, META_COLUMNS_BY_HASH};
 use crate::mount::{Aside, Installed, Mount};
 use crate::name::FileName;
 use crate::purge::PurgeFilter;
@@ -129,7 +129,7 @@ impl Dfs {
     ) -> std::result::Result<Option<FileMeta>, sqlx::Error> {
         let expiry = ExpirySql::of(inner);
         let sql = format!(
-            "SELECT {META_COLUMNS}{} FROM {} f{} WHERE f.name_hash = ?",
+            "SELECT {META_COLUMNS_BY_HASH}{} FROM {} f{} WHERE f.name_hash = ?",
             expiry.columns(),
             self.table(name),
             expiry.joins()
@@ -140,8 +140,9 @@ impl Dfs {
             .fetch_optional(&mut *conn)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let mut meta = FileMeta::from_row(&row)?;
-        meta.global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &meta.scope).await?;
+        let mut meta = FileMeta::from_row_of(&row, name.as_str().to_owned())?;
+        let columns = ExpiryColumns::from_row(&row, &expiry)?;
+        meta.global_expiry = resolve_global_expiry(inner, conn, columns, &meta.scope).await?;
         Ok(Some(meta))
     }
 

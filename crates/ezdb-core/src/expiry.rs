@@ -57,26 +57,28 @@ impl<'a> ExpirySql<'a> {
         }
     }
 
-    /// Selected after the metadata columns: `table_expiry`, `expiry_file_mtime`, `expiry_file_size`.
+    /// Selected after the metadata columns: `table_expiry` when the table exists,
+    /// `expiry_file_mtime` and `expiry_file_size` when the legacy file is configured (only what
+    /// can be non-NULL: every column costs its metadata on each execution). Read them with
+    /// [`ExpiryColumns::from_row`] of the same `ExpirySql`.
     pub(crate) fn columns(&self) -> &'static str {
         match (self.table, self.file.is_some()) {
             (true, true) => {
                 ", CAST(e.expiry AS SIGNED) AS table_expiry, \
                  CAST(x.mtime AS SIGNED) AS expiry_file_mtime, CAST(x.size AS UNSIGNED) AS expiry_file_size"
             }
-            (true, false) => {
-                ", CAST(e.expiry AS SIGNED) AS table_expiry, \
-                 CAST(NULL AS SIGNED) AS expiry_file_mtime, CAST(NULL AS UNSIGNED) AS expiry_file_size"
-            }
+            (true, false) => ", CAST(e.expiry AS SIGNED) AS table_expiry",
             (false, true) => {
-                ", CAST(NULL AS SIGNED) AS table_expiry, \
-                 CAST(x.mtime AS SIGNED) AS expiry_file_mtime, CAST(x.size AS UNSIGNED) AS expiry_file_size"
+                ", CAST(x.mtime AS SIGNED) AS expiry_file_mtime, CAST(x.size AS UNSIGNED) AS expiry_file_size"
             }
-            (false, false) => {
-                ", CAST(NULL AS SIGNED) AS table_expiry, \
-                 CAST(NULL AS SIGNED) AS expiry_file_mtime, CAST(NULL AS UNSIGNED) AS expiry_file_size"
-            }
+            (false, false) => "",
         }
+    }
+
+    /// Which of the SQL texts this gives (0..4): the table's presence (which can change at
+    /// `install_schema`) and the legacy file's, for statements built once per handle.
+    pub(crate) fn variant(&self) -> usize {
+        usize::from(self.table) | usize::from(self.file.is_some()) << 1
     }
 
     /// Joined after `FROM <metadata table> f`; binds one value (see [`ExpirySql::bind`]) when
@@ -102,9 +104,12 @@ impl<'a> ExpirySql<'a> {
         }
     }
 
-    pub(crate) fn bind<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
+    pub(crate) fn bind<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments>
+    where
+        'a: 'q,
+    {
         match self.file {
-            Some(file) => query.bind(file.hash().to_owned()),
+            Some(file) => query.bind(file.hash()),
             None => query,
         }
     }
@@ -119,12 +124,19 @@ pub(crate) struct ExpiryColumns {
 }
 
 impl ExpiryColumns {
-    pub(crate) fn from_row(row: &MySqlRow) -> std::result::Result<ExpiryColumns, sqlx::Error> {
-        let mtime: Option<i64> = row.try_get("expiry_file_mtime")?;
-        let size: Option<u64> = row.try_get("expiry_file_size")?;
+    /// The columns `sql` selected ([`ExpirySql::columns`]) from `row`.
+    pub(crate) fn from_row(row: &MySqlRow, sql: &ExpirySql<'_>) -> std::result::Result<ExpiryColumns, sqlx::Error> {
+        let file_version = match sql.file {
+            Some(_) => {
+                let mtime: Option<i64> = row.try_get("expiry_file_mtime")?;
+                let size: Option<u64> = row.try_get("expiry_file_size")?;
+                mtime.zip(size)
+            }
+            None => None,
+        };
         Ok(ExpiryColumns {
-            table: row.try_get("table_expiry")?,
-            file_version: mtime.zip(size),
+            table: if sql.table { row.try_get("table_expiry")? } else { None },
+            file_version,
         })
     }
 }

@@ -6,7 +6,7 @@ use crate::content::{ByteRange, ChunkCheck};
 use crate::db::{done, Attempt, AttemptError, Conn};
 use crate::error::{Error, Op, Result};
 use crate::expiry::{cached_global_expiry, reload_expiry_file, resolve_global_expiry, ExpiryColumns, ExpirySql};
-use crate::meta::{is_expired, FileMeta, META_COLUMNS};
+use crate::meta::{is_expired, FileMeta, META_COLUMNS_BY_HASH};
 use crate::name::FileName;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -14,7 +14,7 @@ use sqlx::mysql::{MySqlConnection, MySqlRow};
 use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -38,6 +38,22 @@ pub struct FileData {
 /// socket busy, small enough that a 64 MiB file needs well under 1 MiB of buffers.
 pub(crate) const STREAM_BUFFER_CHUNKS: usize = 4;
 
+/// The SQL of the hot single-statement reads, built once per handle for each
+/// [`ExpirySql::variant`] instead of formatted on every call.
+#[derive(Default)]
+pub(crate) struct ReadStatements {
+    exists: [OnceLock<String>; 4],
+    exists_with_file: [OnceLock<String>; 4],
+    stat: [OnceLock<String>; 4],
+    read: [OnceLock<String>; 4],
+    read_range: [OnceLock<String>; 4],
+}
+
+/// The SQL of `slot` for `expiry`, built by `build` the first time.
+fn statement<'s>(slot: &'s [OnceLock<String>; 4], expiry: &ExpirySql<'_>, build: impl FnOnce() -> String) -> &'s str {
+    slot[expiry.variant()].get_or_init(build)
+}
+
 /// Where the chunks of a read go. Returning `false` stops the read early.
 trait ChunkSink {
     async fn meta(&mut self, meta: &FileMeta) -> bool;
@@ -47,8 +63,11 @@ trait ChunkSink {
 impl Cluster {
     /// Metadata of `name`, deleted rows included; `None` when there is no row.
     pub async fn stat(&self, name: &str) -> Result<Option<FileMeta>> {
-        let name = FileName::new(name)?;
-        let name = &name;
+        self.stat_file(&FileName::new(name)?).await
+    }
+
+    /// [`Cluster::stat`] of a name already checked.
+    pub(crate) async fn stat_file(&self, name: &FileName) -> Result<Option<FileMeta>> {
         let inner = &*self.inner;
         if let Some(dfs) = &inner.dfs {
             return dfs.stat(inner, name).await;
@@ -332,14 +351,20 @@ async fn read_rows_once(
     // An inner join keeps the primary-key order without a sort; a file without chunks (empty,
     // or broken) returns no row, and its metadata is then read on its own.
     let expiry = ExpirySql::of(inner);
-    let sql = format!(
-        "SELECT {META_COLUMNS}{}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
-         FROM ezdbfile f{} JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
-         WHERE f.name_hash = ? ORDER BY d.`offset`",
-        expiry.columns(),
-        expiry.joins()
-    );
-    let mut query = expiry.bind(sqlx::query(&sql));
+    let slot = match range {
+        Some(_) => &inner.statements.read_range,
+        None => &inner.statements.read,
+    };
+    let sql = statement(slot, &expiry, || {
+        format!(
+            "SELECT {META_COLUMNS_BY_HASH}{}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
+             FROM ezdbfile f{} JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
+             WHERE f.name_hash = ? ORDER BY d.`offset`",
+            expiry.columns(),
+            expiry.joins()
+        )
+    });
+    let mut query = expiry.bind(sqlx::query(sql));
     if range.is_some() {
         query = query.bind(low).bind(high);
     }
@@ -347,15 +372,15 @@ async fn read_rows_once(
     let first = rows.try_next().await?;
     let meta = match &first {
         Some(row) => {
-            let columns = ExpiryColumns::from_row(row)?;
-            let Some(global_expiry) = cached_global_expiry(inner, columns, &row.try_get::<String, _>("scope")?) else {
+            let columns = ExpiryColumns::from_row(row, &expiry)?;
+            let Some(global_expiry) = cached_global_expiry(inner, columns, row.try_get::<&str, _>("scope")?) else {
                 // The legacy expiry.php changed since it was parsed (rare: after a clear). Read it,
                 // then this file again, so the file and its expiry come from one statement.
                 drop(rows);
                 reload_expiry_file(inner, conn).await?;
                 return Ok(None);
             };
-            let mut meta = FileMeta::from_row(row)?;
+            let mut meta = FileMeta::from_row_of(row, name.as_str().to_owned())?;
             meta.global_expiry = global_expiry;
             meta
         }
@@ -420,16 +445,19 @@ async fn name_row(
 
 async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) -> Result<Option<FileMeta>, sqlx::Error> {
     let expiry = ExpirySql::of(inner);
-    let sql = format!(
-        "SELECT {META_COLUMNS}{} FROM ezdbfile f{} WHERE f.name_hash = ?",
-        expiry.columns(),
-        expiry.joins()
-    );
-    let Some(row) = name_row(&expiry, conn, &sql, name).await? else {
+    let sql = statement(&inner.statements.stat, &expiry, || {
+        format!(
+            "SELECT {META_COLUMNS_BY_HASH}{} FROM ezdbfile f{} WHERE f.name_hash = ?",
+            expiry.columns(),
+            expiry.joins()
+        )
+    });
+    let Some(row) = name_row(&expiry, conn, sql, name).await? else {
         return Ok(None);
     };
-    let mut meta = FileMeta::from_row(&row)?;
-    meta.global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &meta.scope).await?;
+    let mut meta = FileMeta::from_row_of(&row, name.as_str().to_owned())?;
+    let columns = ExpiryColumns::from_row(&row, &expiry)?;
+    meta.global_expiry = resolve_global_expiry(inner, conn, columns, &meta.scope).await?;
     Ok(Some(meta))
 }
 
@@ -438,25 +466,29 @@ async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) ->
 /// expiry file's key is applied here, from the columns the statement returns.
 async fn live_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) -> Result<bool, sqlx::Error> {
     let expiry = ExpirySql::of(inner);
-    let live = format!(
-        "FROM ezdbfile f{} WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0{}",
-        expiry.joins(),
-        expiry.table_condition()
-    );
+    let live = || {
+        format!(
+            "FROM ezdbfile f{} WHERE f.name_hash = ? AND f.expired = 0 AND f.mtime >= 0{}",
+            expiry.joins(),
+            expiry.table_condition()
+        )
+    };
     if inner.expiry_file.is_none() {
-        return Ok(name_row(&expiry, conn, &format!("SELECT 1 {live}"), name)
-            .await?
-            .is_some());
+        let sql = statement(&inner.statements.exists, &expiry, || format!("SELECT 1 {}", live()));
+        return Ok(name_row(&expiry, conn, sql, name).await?.is_some());
     }
-    let sql = format!(
-        "SELECT CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope{} {live}",
-        expiry.columns()
-    );
-    let Some(row) = name_row(&expiry, conn, &sql, name).await? else {
+    let sql = statement(&inner.statements.exists_with_file, &expiry, || {
+        format!(
+            "SELECT CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope{} {}",
+            expiry.columns(),
+            live()
+        )
+    });
+    let Some(row) = name_row(&expiry, conn, sql, name).await? else {
         return Ok(false);
     };
-    let (mtime, scope): (i64, String) = (row.try_get("mtime")?, row.try_get("scope")?);
-    let global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row)?, &scope).await?;
+    let (mtime, scope): (i64, &str) = (row.try_get("mtime")?, row.try_get("scope")?);
+    let global_expiry = resolve_global_expiry(inner, conn, ExpiryColumns::from_row(&row, &expiry)?, scope).await?;
     Ok(!is_expired(mtime, false, global_expiry))
 }
 

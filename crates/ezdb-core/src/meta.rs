@@ -4,12 +4,24 @@
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
+/// The metadata columns but the name (see [`META_COLUMNS`]).
+macro_rules! row_columns {
+    () => {
+        "CAST(f.size AS UNSIGNED) AS size, CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, \
+         CAST(f.datatype AS CHAR) AS datatype, CAST(f.name_trunk AS CHAR) AS name_trunk, \
+         CAST(f.expired AS SIGNED) AS expired"
+    };
+}
+
 /// Columns of a metadata read. Text columns are cast to CHAR: `_bin` collations would otherwise
 /// arrive flagged as binary. The global expiry of the file's scope comes with them, from the
 /// sources [`ExpirySql`](crate::expiry::ExpirySql) joins.
-pub(crate) const META_COLUMNS: &str = "CAST(f.name AS CHAR) AS name, CAST(f.size AS UNSIGNED) AS size, \
-     CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, CAST(f.datatype AS CHAR) AS datatype, \
-     CAST(f.name_trunk AS CHAR) AS name_trunk, CAST(f.expired AS SIGNED) AS expired";
+pub(crate) const META_COLUMNS: &str = concat!("CAST(f.name AS CHAR) AS name, ", row_columns!());
+
+/// [`META_COLUMNS`] without the name, for reads by name hash, which know the name already
+/// ([`FileMeta::from_row_of`]): every column of a result costs its definition packet and decoding
+/// on every execution, on the hot single-statement reads.
+pub(crate) const META_COLUMNS_BY_HASH: &str = row_columns!();
 
 /// Scope given to files stored without one (legacy `UNKNOWN_SCOPE`).
 pub const DEFAULT_SCOPE: &str = "UNKNOWN_SCOPE";
@@ -36,10 +48,16 @@ pub struct FileMeta {
 impl FileMeta {
     /// The row of a read with [`META_COLUMNS`]; `global_expiry` is filled in by the caller.
     pub(crate) fn from_row(row: &MySqlRow) -> Result<FileMeta, sqlx::Error> {
+        FileMeta::from_row_of(row, row.try_get("name")?)
+    }
+
+    /// The row of `name` read with [`META_COLUMNS_BY_HASH`] (by its name hash, so the row's name
+    /// is `name`); `global_expiry` is filled in by the caller.
+    pub(crate) fn from_row_of(row: &MySqlRow, name: String) -> Result<FileMeta, sqlx::Error> {
         let mtime: i64 = row.try_get("mtime")?;
         let expired: i64 = row.try_get("expired")?;
         Ok(FileMeta {
-            name: row.try_get("name")?,
+            name,
             size: row.try_get("size")?,
             mtime,
             scope: row.try_get("scope")?,

@@ -177,7 +177,7 @@ pub unsafe extern "C" fn ezdb_cache_begin(
         let out_step = args::out(out_step, "out_step")?;
         let out_lock = args::out(out_lock, "out_lock")?;
         *out_lock = std::ptr::null_mut();
-        let run = cluster.run(|c| async move { c.cache_run(name, rules, CacheRead::Stat) })?;
+        let run = cluster.with(|c| c.cache_run(name, rules, CacheRead::Stat))?;
         let run = RUNS.give(ezdb_cache { run });
         *out_run = run;
         advance(

@@ -224,6 +224,13 @@ impl ezdb_cluster {
         self.shared.run(operation)
     }
 
+    /// Runs `operation`, which does no I/O, on this process's cluster (connecting first when
+    /// needed), without entering the runtime.
+    pub(crate) fn with<T>(&self, operation: impl FnOnce(&Cluster) -> ezdb_core::Result<T>) -> Result<T, Failure> {
+        self.shared
+            .with(|state| operation(&state.cluster).map_err(Failure::from))
+    }
+
     pub(crate) fn disconnect(&self) {
         self.shared.disconnect();
     }
@@ -259,6 +266,16 @@ impl Shared {
         F: FnOnce(Cluster) -> Fut,
         Fut: Future<Output = ezdb_core::Result<T>>,
     {
+        self.with(|state| {
+            state
+                .runtime
+                .block_on(operation(state.cluster.clone()))
+                .map_err(Failure::from)
+        })
+    }
+
+    /// Runs `operation` on this process's state, building it first when needed.
+    fn with<T>(&self, operation: impl FnOnce(&ProcessState) -> Result<T, Failure>) -> Result<T, Failure> {
         let mut process = self.process.lock();
         let pid = std::process::id();
         if process.as_ref().is_some_and(|state| state.pid != pid) {
@@ -269,11 +286,7 @@ impl Shared {
         if process.is_none() {
             *process = Some(ProcessState::open(&self.config, pid)?);
         }
-        let state = process.as_ref().expect("opened above");
-        state
-            .runtime
-            .block_on(operation(state.cluster.clone()))
-            .map_err(Failure::from)
+        operation(process.as_ref().expect("opened above"))
     }
 
     /// Closes this process's connections; the next call opens new ones.

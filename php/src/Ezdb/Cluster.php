@@ -34,6 +34,10 @@ final class Cluster
     /** FFI::addr() of the out-parameters the hot calls use, taken once. */
     private CData $int32Addr;
     private CData $infoAddr;
+    private CData $lockOutAddr;
+    private CData $cacheRulesAddr;
+    private CData $cacheStepAddr;
+    private CData $cacheOutAddr;
     /** @var \WeakMap<GenerationLock, true> locks held through this handle, aborted by close() */
     private \WeakMap $locks;
 
@@ -50,6 +54,10 @@ final class Cluster
         }
         $this->int32Addr = FFI::addr($this->int32);
         $this->infoAddr = FFI::addr($this->info);
+        $this->lockOutAddr = FFI::addr($this->lockOut);
+        $this->cacheRulesAddr = FFI::addr($this->cacheRules);
+        $this->cacheStepAddr = FFI::addr($this->cacheStep);
+        $this->cacheOutAddr = FFI::addr($this->cacheOut);
     }
 
     /**
@@ -413,7 +421,7 @@ final class Cluster
         if ($this->handle === null) {
             $this->closed("cache $name");
         }
-        $lockOut = FFI::addr($this->lockOut);
+        $lockOut = $this->lockOutAddr;
         if ($event === null) {
             $rules = $run->rules;
             $r = $this->cacheRules;
@@ -426,14 +434,14 @@ final class Cluster
             $r->max_passes = (int) ($rules['max_passes'] ?? 0);
             $r->poll_ms = (int) ($rules['poll_ms'] ?? 0);
             $r->max_wait_ms = (int) ($rules['max_wait_ms'] ?? 0);
-            $status = $this->ffi->ezdb_cache_begin($this->handle, $name, strlen($name), FFI::addr($r), $localMtime,
-                FFI::addr($this->cacheOut), FFI::addr($this->cacheStep), $lockOut, $this->infoAddr);
+            $status = $this->ffi->ezdb_cache_begin($this->handle, $name, strlen($name), $this->cacheRulesAddr, $localMtime,
+                $this->cacheOutAddr, $this->cacheStepAddr, $lockOut, $this->infoAddr);
             $run->adopt($this->cacheOut);
         } else {
             $handle = $run->handle()
                 ?? throw new Exception("cache $name: the run was never begun", Exception::INVALID_ARGUMENT);
             $status = $this->ffi->ezdb_cache_next($this->handle, $handle, $event, $localMtime,
-                FFI::addr($this->cacheStep), $lockOut, $this->infoAddr);
+                $this->cacheStepAddr, $lockOut, $this->infoAddr);
         }
         if ($status !== 0) {
             throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "cache $name");

@@ -10,9 +10,17 @@ use FFI;
 
 final class Rules
 {
+    /** Results of cleanPath() and cacheType(), which are pure: a hot call pays no FFI call twice. */
+    private const MEMO_SIZE = 1024;
+    private static array $cleaned = [];
+    private static array $cacheTypes = [];
+
     /** Legacy cleanPath: runs of / and \ become one /, one trailing / goes. */
     public static function cleanPath(string $path): string
     {
+        if (isset(self::$cleaned[$path])) {
+            return self::$cleaned[$path];
+        }
         $length = strlen($path);
         if ($length === 0) {
             return '';
@@ -24,14 +32,24 @@ final class Rules
         if ($status !== 0) {
             throw Exception::fromStatus($status, (string) $ffi->ezdb_last_error(), "clean path $path");
         }
-        return FFI::string($out, $outLength->cdata);
+        return self::remember(self::$cleaned, $path, FFI::string($out, $outLength->cdata));
     }
 
     /** The cache type of a name: viewcache, cacheblock or misc. */
     public static function cacheType(string $name): string
     {
         // A const char * return comes back as a PHP string (a static one of the library).
-        return (string) Library::ffi()->ezdb_cache_type($name, strlen($name));
+        return self::$cacheTypes[$name]
+            ?? self::remember(self::$cacheTypes, $name, (string) Library::ffi()->ezdb_cache_type($name, strlen($name)));
+    }
+
+    /** Keeps $value as the result for $key in $memo (bounded: emptied when full); returns it. */
+    private static function remember(array &$memo, string $key, string $value): string
+    {
+        if (count($memo) >= self::MEMO_SIZE) {
+            $memo = [];
+        }
+        return $memo[$key] = $value;
     }
 
     /** Legacy isFileExpired: an mtime of 0 or below, or one older than the expiry or the ttl. */
