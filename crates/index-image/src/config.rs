@@ -65,9 +65,14 @@ pub struct Config {
     #[arg(long, env = "INDEX_IMAGE_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Seconds a client has to send a complete request header, counted from the connection's
-    /// start or the end of the previous response: this is also the keep-alive idle timeout.
+    /// start for its first request and from the first byte of each later one (nginx's
+    /// client_header_timeout).
     #[arg(long, env = "INDEX_IMAGE_HEADER_TIMEOUT", default_value_t = 10.0)]
     pub header_timeout: f64,
+    /// Seconds a kept-alive connection may wait, after a response, for the first byte of the
+    /// next request; then it is closed (nginx's keepalive_timeout).
+    #[arg(long, env = "INDEX_IMAGE_IDLE_TIMEOUT", default_value_t = 15.0)]
+    pub idle_timeout: f64,
     /// Seconds a response may wait for a client that accepts no byte; then the connection is
     /// closed (and logged).
     #[arg(long, env = "INDEX_IMAGE_SEND_TIMEOUT", default_value_t = 60.0)]
@@ -242,6 +247,7 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         for (flag, value) in [
             ("--header-timeout", self.header_timeout),
+            ("--idle-timeout", self.idle_timeout),
             ("--send-timeout", self.send_timeout),
             ("--database-timeout", self.database_timeout),
         ] {
