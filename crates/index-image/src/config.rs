@@ -48,6 +48,11 @@ pub struct Config {
     /// Database connections shared by all requests.
     #[arg(long, env = "INDEX_IMAGE_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
+    /// Seconds a request may wait for a free database connection while all --pool-size are
+    /// in use; then 503 (index_image_pool_wait_timeouts_total). Opening a connection has its
+    /// own limit (1 s). Keep it below --database-timeout.
+    #[arg(long, env = "INDEX_IMAGE_POOL_WAIT_TIMEOUT", default_value_t = 5.0)]
+    pub pool_wait_timeout: f64,
     /// Bytes of hot files kept in memory (0 turns the cache off).
     #[arg(long, env = "INDEX_IMAGE_CACHE_BYTES", default_value_t = 64 << 20)]
     pub cache_bytes: usize,
@@ -250,6 +255,7 @@ impl Config {
             ("--idle-timeout", self.idle_timeout),
             ("--send-timeout", self.send_timeout),
             ("--database-timeout", self.database_timeout),
+            ("--pool-wait-timeout", self.pool_wait_timeout),
         ] {
             if !(value > 0.0 && value.is_finite()) {
                 return Err(format!("{flag} must be a number of seconds above 0, not {value}"));

@@ -131,7 +131,8 @@ async fn route(state: &AppState, method: &Method, uri: &Uri, request: &HeaderMap
     }
     if uri.path() == "/metrics" {
         let content_type = "text/plain; version=0.0.4; charset=utf-8";
-        return ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response();
+        let pool_waits = state.cluster.get().map(Cluster::pool_waits);
+        return ([(header::CONTENT_TYPE, content_type)], state.metrics.render(pool_waits)).into_response();
     }
     let name = match name_for(uri.path(), &state.config.prefixes) {
         Ok(name) => name,

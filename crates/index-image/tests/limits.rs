@@ -253,6 +253,86 @@ async fn an_idle_kept_alive_connection_gets_the_idle_timeout_and_a_slow_header_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queue_for_a_busy_pool_until_the_pool_wait_timeout_and_the_waits_are_counted() {
+    let db = TestDb::create().await;
+    let files = store_files(&db, 2, 1 << 20).await;
+    let (host_port, _) = split_url(&db.url);
+    let proxy = Proxy::start(&host_port).await;
+    let server = start(
+        &proxy.url(&db),
+        &[
+            "--pool-size=1",
+            "--pool-wait-timeout=3",
+            "--database-timeout=20",
+            "--cache-bytes=0",
+        ],
+    );
+    let before = metrics_page(&server);
+    // 32 requests at once on one connection: they wait their turn (the last ones longer than
+    // the 1 s connect timeout, which used to bound this wait too), none gets 503.
+    let address = server.address.clone();
+    let clients: Vec<_> = (0..32)
+        .map(|n| {
+            let address = address.clone();
+            tokio::spawn(async move {
+                fetch_async(&address, &format!("/var/site/storage/images/large/{}.png", n % 2)).await
+            })
+        })
+        .collect();
+    for (n, client) in clients.into_iter().enumerate() {
+        assert!(client.await.unwrap() == files[n % 2], "client {n} got its file");
+    }
+    let queued = metrics_page(&server);
+    let grew = |series: &str| sample(&queued, series) - sample(&before, series);
+    assert!(
+        grew("index_image_pool_wait_seconds_count") >= 32.0,
+        "every read waited for the pool:\n{queued}"
+    );
+    assert!(grew("index_image_pool_wait_seconds_sum") > 0.0, "{queued}");
+    assert!(grew("index_image_pool_wait_seconds_bucket{le=\"+Inf\"}") >= 32.0);
+    assert_eq!(grew("index_image_pool_wait_timeouts_total"), 0.0);
+
+    // The one connection is busy with a long read that then hangs (held by the request, the
+    // database otherwise fine): the next request waits for the pool-wait timeout (3 s, twice:
+    // the core retries once), before the database deadline (20 s), and is counted.
+    let c = cluster(&db).await;
+    let long = bytes(16 << 20);
+    c.store(
+        "var/site/storage/images/long.png",
+        &long,
+        &StoreOptions::new("image", "image/png"),
+    )
+    .await
+    .unwrap();
+    let read_before = proxy.bytes_from_database();
+    let long_address = address.clone();
+    let reading =
+        std::thread::spawn(move || request_at(&long_address, "GET", "/var/site/storage/images/long.png", &[]).status);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while proxy.bytes_from_database() < read_before + (1 << 20) {
+        assert!(Instant::now() < deadline, "the long read never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    proxy.set(Link::Hung).await;
+    let started = Instant::now();
+    let waited = get(&server, &format!("/{IMG}"));
+    let took = started.elapsed();
+    assert_eq!(waited.status, 503, "no connection free");
+    assert!(
+        took < Duration::from_secs(7),
+        "ended by the pool-wait timeout, not the deadline: {took:?}"
+    );
+    let timed_out = metrics_page(&server);
+    assert!(
+        sample(&timed_out, "index_image_pool_wait_timeouts_total") >= 1.0,
+        "{timed_out}"
+    );
+    proxy.set(Link::Up).await;
+    assert!([200, 503].contains(&reading.join().unwrap()));
+    assert_eq!(eventually_ok(&server, &format!("/{IMG}")).await, b"small");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_cut_by_the_send_timeout() {
     let db = TestDb::create().await;
     store_large(&db, 1).await;
