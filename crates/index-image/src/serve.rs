@@ -352,8 +352,11 @@ async fn from_disk(
         Decision::Part(range) => (range.start, range.len(), Some(range)),
         _ => return Ok(Some(without_body(state, &meta, decision))),
     };
-    let memory = state.reserve_memory(meta.size, slot.is_some());
-    let (content, covers) = if let Some(permit) = memory {
+    // Read into memory only for the memory tier to keep; otherwise send from a mapping of the
+    // file (no copy through user space, no share of the memory budget: the pages are the
+    // kernel's page cache).
+    let promote = slot.is_some() && meta.size <= state.memory_max_file() && state.cache.admits(name, meta.size, &meta);
+    let (content, covers) = if promote {
         match disk.read(&entry).await {
             Ok(body) => {
                 if let Some(slot) = slot.take() {
@@ -363,13 +366,13 @@ async fn from_disk(
                     };
                     slot.fill(name, file);
                 }
-                (Content::Memory(body, permit), None)
+                (Content::Memory(body, None), None)
             }
             Err(e) => return Ok(disk_failed(disk, name, &e)),
         }
     } else {
-        match disk.open_part(&entry, start, len).await {
-            Ok(file) => (Content::Spooled(file), covers),
+        match disk.map_part(&entry, start, len).await {
+            Ok(mapped) => (Content::Memory(mapped, None), covers),
             Err(e) => return Ok(disk_failed(disk, name, &e)),
         }
     };
