@@ -23,6 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
+/// Disk-tier hits at least this large are sent from a mapping; smaller ones are read whole.
+const MAP_MIN_FILE: u64 = 256 << 10;
+
 pub struct AppState {
     /// Filled once the database has answered; until then every file request gets 503.
     pub cluster: OnceCell<Cluster>,
@@ -352,11 +355,18 @@ async fn from_disk(
         Decision::Part(range) => (range.start, range.len(), Some(range)),
         _ => return Ok(Some(without_body(state, &meta, decision))),
     };
-    // Read into memory only for the memory tier to keep; otherwise send from a mapping of the
-    // file (no copy through user space, no share of the memory budget: the pages are the
-    // kernel's page cache).
+    // Read into memory for the memory tier to keep, or when small (one read costs less than
+    // setting up and tearing down a mapping); otherwise send from a mapping of the file (no
+    // copy through user space, no share of the memory budget: the pages are the kernel's
+    // page cache).
     let promote = slot.is_some() && meta.size <= state.memory_max_file() && state.cache.admits(name, meta.size, &meta);
-    let (content, covers) = if promote {
+    let small = if !promote && meta.size < MAP_MIN_FILE {
+        state.reserve_memory(meta.size, false)
+    } else {
+        None
+    };
+    let read_whole = promote || small.is_some();
+    let (content, covers) = if read_whole {
         match disk.read(&entry).await {
             Ok(body) => {
                 if let Some(slot) = slot.take() {
@@ -366,7 +376,7 @@ async fn from_disk(
                     };
                     slot.fill(name, file);
                 }
-                (Content::Memory(body, None), None)
+                (Content::Memory(body, small.flatten()), None)
             }
             Err(e) => return Ok(disk_failed(disk, name, &e)),
         }
