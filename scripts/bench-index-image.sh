@@ -8,9 +8,12 @@
 # BENCH_LAYOUT=dfs imports the corpus into an eZDFS site instead (ezdfsfile rows, bytes on a
 # mount directory) and serves it with --layout=dfs, and BENCH_LAYOUT=ezdb,dfs measures both
 # layouts one after the other in the same run (nginx beside each); the disk tier is off for
-# dfs unless BENCH_DISK_TIER=1 (the mount is a local disk here). Everything it starts or creates (nginx, index_image,
-# the temporary directory, the database) is removed on exit, whether the run succeeds, fails
-# or is interrupted.
+# dfs unless BENCH_DISK_TIER=1 (the mount is a local disk here). With the ezdb layout it then
+# measures index_image with both cache tiers off (--cache-bytes=0, no disk tier) beside the raw
+# database reference of the same run: ezdb-bench --raw-read, the same files read with the
+# legacy handler's plain SELECTs on as many connections, no HTTP (BENCH_TIERS_OFF=0 skips it).
+# Everything it starts or creates (nginx, index_image, the temporary directory, the database)
+# is removed on exit, whether the run succeeds, fails or is interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -153,7 +156,7 @@ run() {
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    cargo build --release --locked -q -p index-image -p ezdb-tools
+    cargo build --release --locked -q -p index-image -p ezdb-tools -p ezdb-bench
     BENCH_DIR="$(mktemp -d /tmp/ezdb-bench.XXXXXX)"
     chmod 755 "$BENCH_DIR"   # nginx's workers run as another user and must read the files
     local dir="$BENCH_DIR"
@@ -169,7 +172,8 @@ run() {
     wait_for_http "http://127.0.0.1:$nginx_port$first"
 
     echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM;" \
-        "wrk, index_image, nginx and MariaDB $(mariadb_client -N -e 'SELECT VERSION()') share them. ${SECONDS_PER_RUN} s per measurement."
+        "wrk, index_image, nginx and MariaDB $(mariadb_client -N -e 'SELECT VERSION()') share them. ${SECONDS_PER_RUN} s per measurement." \
+        "Load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
     local max_file="${INDEX_IMAGE_CACHE_MAX_FILE:-4194304}" cache="${INDEX_IMAGE_CACHE_BYTES:-67108864}" over
     over="$(sed "s|^|$dir/www|" "$dir/hot.txt" | xargs stat -c %s | awk -v m="$max_file" '$1 > m { n++; b += $1 }
         END { if (n) printf "%d hot file(s) (%.2f MB) are larger, read from the database (or the mount) each time", n, b / 1e6;
@@ -188,6 +192,45 @@ run() {
     for layout in "${layouts[@]}"; do
         serve_layout "$dir" "$url" "$layout" "$nginx_port"
     done
+    echo
+    echo "Load average after the tiers' table: $(cut -d' ' -f1-3 /proc/loadavg)."
+    if [[ "${BENCH_TIERS_OFF:-1}" != 0 && " ${layouts[*]} " == *" ezdb "* ]]; then
+        serve_tiers_off "$dir" "$url"
+    fi
+}
+
+# index_image with both cache tiers off (every request reads the database) beside the raw
+# database reference: the same files read with plain SELECTs on as many connections, no HTTP.
+# The ezdb layout's tables are still in the database (serve_layout imported them).
+serve_tiers_off() {
+    local dir="$1" url="$2" gateway_port
+    gateway_port="$(free_port 29090)"
+    env -u RUST_LOG -u INDEX_IMAGE_CACHE_BYTES target/release/index_image --database-url="$url" --listen="127.0.0.1:$gateway_port" \
+        --spool-dir="$dir/tmp" --cache-bytes=0 >/dev/null 2>"$dir/index_image.log" &
+    GATEWAY_PID=$!
+    wait_for_http "http://127.0.0.1:$gateway_port/healthz"
+    echo
+    echo "Both tiers off (--cache-bytes=0, no disk tier: every request reads the database) beside the raw database reference"
+    echo "(ezdb-bench --raw-read: the same files, the legacy handler's two plain SELECTs per file on as many connections, no HTTP):"
+    echo
+    echo "| files | connections | index_image req/s | MB/s | p50 ms | p99 ms | raw database files/s | MB/s | index_image / raw |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local mode connections ours raw
+    for mode in hot cold; do
+        for connections in 1 16 64; do
+            measure "http://127.0.0.1:$gateway_port" "$connections" "$dir/$mode.txt" "$dir" "$WARMUP_SECONDS" >/dev/null
+            ours="$(measure "http://127.0.0.1:$gateway_port" "$connections" "$dir/$mode.txt" "$dir" "$SECONDS_PER_RUN")"
+            raw="$(target/release/ezdb-bench --raw-read="$url" --paths="$dir/$mode.txt" --connections="$connections" --seconds="$SECONDS_PER_RUN")"
+            awk -v mode="$mode" -v c="$connections" -v o="$ours" -v r="$raw" 'BEGIN {
+                split(o, a, "|"); split(r, b, "|");
+                printf "| %s | %d | %.0f | %s | %s | %s | %.0f | %s | %.2f |\n", mode, c, a[1], a[2], a[3], a[4], b[1], b[2], a[1] / b[1] }'
+        done
+    done
+    kill "$GATEWAY_PID" 2>/dev/null || true
+    wait "$GATEWAY_PID" 2>/dev/null || true
+    GATEWAY_PID=""
+    echo
+    echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 }
 
 # Imports the corpus in `layout`, serves it with index_image and prints its table rows, each

@@ -4,6 +4,7 @@
 mod galera;
 mod memory;
 mod raw;
+mod raw_read;
 mod tools;
 
 use clap::Parser;
@@ -25,6 +26,17 @@ struct Args {
     /// Internal: run the 64 MiB streaming memory probe against this database URL.
     #[arg(long, hide = true)]
     memory_probe: Option<String>,
+    /// Instead of the table: read the files listed in --paths from this database (eZDB
+    /// layout) with plain SELECTs on --connections connections for --seconds, and print
+    /// "files/s|MB/s" (the raw reference of scripts/bench-index-image.sh).
+    #[arg(long, value_name = "URL", requires = "paths")]
+    raw_read: Option<String>,
+    /// File of cluster names, one a line (a leading / is dropped), for --raw-read.
+    #[arg(long, value_name = "FILE")]
+    paths: Option<std::path::PathBuf>,
+    /// Connections reading at once, for --raw-read.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
 }
 
 const SIZES: [(&str, usize); 3] = [("1 KB", 1 << 10), ("100 KB", 100 << 10), ("2 MB", 2 << 20)];
@@ -40,6 +52,10 @@ struct Row {
 
 fn main() {
     let args = Args::parse();
+    if let (Some(url), Some(paths)) = (&args.raw_read, &args.paths) {
+        raw_read::run(url, paths, args.connections.max(1), args.seconds);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

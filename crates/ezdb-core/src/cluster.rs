@@ -96,6 +96,12 @@ impl Cluster {
         &self.inner.config
     }
 
+    /// How long callers waited for a pooled connection, and how many waits ran out
+    /// ([`ClusterConfig::pool_wait_timeout`]); all zero in dedicated mode.
+    pub fn pool_waits(&self) -> crate::PoolWaits {
+        self.inner.db.pool_waits()
+    }
+
     /// The database server's clock in Unix seconds: the clock every mtime is stamped with.
     pub fn now(&self) -> i64 {
         self.inner.db.now()

@@ -52,6 +52,11 @@ pub struct ClusterConfig {
     pub max_replica_lag: Duration,
     /// How long to wait for a connection to open before giving up.
     pub connect_timeout: Duration,
+    /// How long a caller waits for a free pooled connection while every one is in use; then it
+    /// gets [`sqlx::Error::PoolTimedOut`] (the host is fine, the pool busy). Opening a new
+    /// connection is bounded by `connect_timeout` instead. Waits are counted in
+    /// [`Cluster::pool_waits`](crate::Cluster::pool_waits).
+    pub pool_wait_timeout: Duration,
     /// `CacheGenerationTimeout`: age after which a `.generating` lock may be taken over, and the
     /// longest a caller without a stale copy waits for another process's generation.
     pub generation_timeout: Duration,
@@ -77,6 +82,7 @@ impl ClusterConfig {
             retry_backoff: Duration::from_millis(5),
             retry_budget: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(5),
+            pool_wait_timeout: Duration::from_secs(5),
             read_replicas: Vec::new(),
             max_replica_lag: DEFAULT_MAX_REPLICA_LAG,
             generation_timeout: Duration::from_secs(60),

@@ -5,6 +5,7 @@
 use crate::capabilities::Capabilities;
 use crate::config::{redact_url, ClusterConfig, ConnectionMode};
 use crate::error::{is_connection_error, Error, Op, Result};
+use crate::pool_waits::{PoolWaitCounters, PoolWaits};
 use crate::replica::Replicas;
 use crate::retry::{self, Transient};
 use crate::topology::{self, HostChoice};
@@ -17,7 +18,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 /// Statements every new connection runs: short lock waits (so no caller blocks for long) and
 /// READ COMMITTED writes (no gap locks between publishers of unrelated names).
@@ -26,11 +27,20 @@ const SESSION_SETUP: [&str; 2] = [
     "SET SESSION innodb_lock_wait_timeout = 10",
 ];
 
-/// Where connections come from: one pool per host, or one dedicated connection (to whichever
-/// host answered).
+/// Where connections come from: one pool per host (each behind its gate, see [`PoolGate`]), or
+/// one dedicated connection (to whichever host answered).
 enum Source {
-    Pool(Vec<MySqlPool>),
+    Pool(Vec<(MySqlPool, Arc<PoolGate>)>),
     Dedicated(Arc<Mutex<Option<(usize, MySqlConnection)>>>),
+}
+
+/// The waiting room of one pool: as many permits as the pool has connections, so a caller
+/// waits here, for `pool_wait_timeout`, while every connection is in use, and the pool's own
+/// acquire (bounded by `connect_timeout`) only opens connections. The permit is held with the
+/// connection (the connection's ping on release may keep the next caller waiting in the pool
+/// for one round trip).
+struct PoolGate {
+    permits: Arc<Semaphore>,
 }
 
 /// Where a connection in use came from.
@@ -49,6 +59,8 @@ pub(crate) struct Conn {
     in_transaction: bool,
     /// The connection was lost during COMMIT: the outcome is unknown.
     commit_lost: bool,
+    /// Its place in the pool's gate, given back with the connection.
+    _gate: Option<OwnedSemaphorePermit>,
 }
 
 impl Deref for Conn {
@@ -77,7 +89,13 @@ impl Conn {
             host,
             in_transaction: false,
             commit_lost: false,
+            _gate: None,
         }
+    }
+
+    fn holding(mut self, permit: OwnedSemaphorePermit) -> Conn {
+        self._gate = Some(permit);
+        self
     }
 
     pub(crate) async fn begin(&mut self) -> std::result::Result<(), sqlx::Error> {
@@ -172,6 +190,8 @@ pub(crate) struct Db {
     backoff: Duration,
     retry_budget: Duration,
     connect_timeout: Duration,
+    pool_wait_timeout: Duration,
+    pool_waits: PoolWaitCounters,
 }
 
 /// What sessions learn when they open, shared by every connection of a handle.
@@ -234,9 +254,14 @@ impl Db {
             ),
             ConnectionMode::Pool { max_connections } => {
                 drop(first);
-                let pools: Vec<MySqlPool> = hosts
+                let pools: Vec<(MySqlPool, Arc<PoolGate>)> = hosts
                     .iter()
-                    .map(|h| pool(&h.options, &session, config, max_connections))
+                    .map(|h| {
+                        let gate = PoolGate {
+                            permits: Arc::new(Semaphore::new(max_connections as usize)),
+                        };
+                        (pool(&h.options, &session, config, max_connections), Arc::new(gate))
+                    })
                     .collect();
                 (Source::Pool(pools.clone()), Source::Pool(pools))
             }
@@ -253,6 +278,8 @@ impl Db {
             backoff: config.retry_backoff,
             retry_budget: config.retry_budget,
             connect_timeout: config.connect_timeout,
+            pool_wait_timeout: config.pool_wait_timeout,
+            pool_waits: PoolWaitCounters::default(),
         })
     }
 
@@ -273,15 +300,31 @@ impl Db {
                 }
                 let mut last = None;
                 for i in self.choice.candidates() {
-                    match pools[i].acquire().await {
-                        Ok(conn) => {
-                            self.choice.succeeded(i);
-                            return Ok(Conn::new(Held::Pooled(conn), i));
+                    let (pool, gate) = &pools[i];
+                    let started = Instant::now();
+                    let permit = match tokio::time::timeout(
+                        self.pool_wait_timeout,
+                        gate.permits.clone().acquire_owned(),
+                    )
+                    .await
+                    {
+                        Ok(Ok(permit)) => permit,
+                        Ok(Err(_closed)) => return Err(sqlx::Error::PoolClosed),
+                        // Every connection in use for the whole wait: the pool is busy, the host fine.
+                        Err(_elapsed) => {
+                            self.pool_waits.record(started.elapsed(), true);
+                            return Err(sqlx::Error::PoolTimedOut);
                         }
-                        // Every connection open and in use: the pool is busy, the host is fine.
-                        Err(e @ sqlx::Error::PoolTimedOut)
-                            if pools[i].size() >= pools[i].options().get_max_connections() =>
-                        {
+                    };
+                    match pool.acquire().await {
+                        Ok(conn) => {
+                            self.pool_waits.record(started.elapsed(), false);
+                            self.choice.succeeded(i);
+                            return Ok(Conn::new(Held::Pooled(conn), i).holding(permit));
+                        }
+                        // Every connection open and in use (one being given back): busy, not down.
+                        Err(e @ sqlx::Error::PoolTimedOut) if pool.size() >= pool.options().get_max_connections() => {
+                            self.pool_waits.record(started.elapsed(), true);
                             return Err(e);
                         }
                         Err(e) => {
@@ -309,7 +352,7 @@ impl Db {
         for source in [&self.main, &self.recheck] {
             match source {
                 Source::Pool(pools) => {
-                    for pool in pools {
+                    for (pool, _) in pools {
                         pool.close().await;
                     }
                 }
@@ -320,6 +363,11 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// The waits for a pooled connection so far (none in dedicated mode).
+    pub(crate) fn pool_waits(&self) -> PoolWaits {
+        self.pool_waits.snapshot()
     }
 
     /// The database server's clock, in Unix seconds (corrected by the offset measured when a

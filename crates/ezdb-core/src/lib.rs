@@ -27,6 +27,7 @@ mod meta;
 mod mount;
 mod mount_check;
 mod name;
+mod pool_waits;
 mod process_cache;
 mod purge;
 mod quarantine;
@@ -60,6 +61,7 @@ pub use mount_check::{
 pub use name::{
     cache_type, clean_path, clean_path_bytes, name_hash, name_trunk, FileName, GENERATING_SUFFIX, MAX_NAME_BYTES,
 };
+pub use pool_waits::PoolWaits;
 pub use process_cache::{CacheEntry, CachePolicy, CacheSource, Regeneration};
 pub use purge::PurgeFilter;
 pub use quarantine::{QuarantineItem, Restored, QUARANTINE_TABLE};

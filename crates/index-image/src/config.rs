@@ -68,6 +68,11 @@ pub struct Config {
         default_value_t = ezdb_core::DEFAULT_MAX_REPLICA_LAG.as_secs()
     )]
     pub max_replica_lag: u64,
+    /// Seconds a request may wait for a free database connection while all --pool-size are
+    /// in use; then 503 (index_image_pool_wait_timeouts_total). Opening a connection has its
+    /// own limit (1 s). Keep it below --database-timeout.
+    #[arg(long, env = "INDEX_IMAGE_POOL_WAIT_TIMEOUT", default_value_t = 5.0)]
+    pub pool_wait_timeout: f64,
     /// Bytes of hot files kept in memory (0 turns the cache off).
     #[arg(long, env = "INDEX_IMAGE_CACHE_BYTES", default_value_t = 64 << 20)]
     pub cache_bytes: usize,
@@ -85,9 +90,14 @@ pub struct Config {
     #[arg(long, env = "INDEX_IMAGE_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Seconds a client has to send a complete request header, counted from the connection's
-    /// start or the end of the previous response: this is also the keep-alive idle timeout.
+    /// start for its first request and from the first byte of each later one (nginx's
+    /// client_header_timeout).
     #[arg(long, env = "INDEX_IMAGE_HEADER_TIMEOUT", default_value_t = 10.0)]
     pub header_timeout: f64,
+    /// Seconds a kept-alive connection may wait, after a response, for the first byte of the
+    /// next request; then it is closed (nginx's keepalive_timeout).
+    #[arg(long, env = "INDEX_IMAGE_IDLE_TIMEOUT", default_value_t = 15.0)]
+    pub idle_timeout: f64,
     /// Seconds a response may wait for a client that accepts no byte; then the connection is
     /// closed (and logged).
     #[arg(long, env = "INDEX_IMAGE_SEND_TIMEOUT", default_value_t = 60.0)]
@@ -270,8 +280,10 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         for (flag, value) in [
             ("--header-timeout", self.header_timeout),
+            ("--idle-timeout", self.idle_timeout),
             ("--send-timeout", self.send_timeout),
             ("--database-timeout", self.database_timeout),
+            ("--pool-wait-timeout", self.pool_wait_timeout),
         ] {
             if !(value > 0.0 && value.is_finite()) {
                 return Err(format!("{flag} must be a number of seconds above 0, not {value}"));

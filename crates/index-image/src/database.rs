@@ -2,6 +2,7 @@
 //! trying in the background while it is unavailable for a reason that passes (down, restarting,
 //! too many connections), refused at once when it cannot work (wrong URL, password, database).
 
+use crate::config::seconds;
 use crate::serve::AppState;
 use ezdb_core::{Cluster, ClusterConfig, Error};
 use std::sync::Arc;
@@ -12,13 +13,15 @@ use tokio::sync::watch;
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 pub fn cluster_config(state: &AppState) -> ClusterConfig {
-    // Answer 503 within about two seconds when the database is down, rather than queueing.
+    // Answer 503 within about two seconds when the database is down, rather than retrying.
     let mut config = ClusterConfig::new(&state.config.database_url)
         .with_pool(state.config.pool_size)
         .with_layout(state.config.cluster_layout());
     config = state.config.with_read_replicas(config);
     config.max_attempts = 2;
     config.connect_timeout = Duration::from_secs(1);
+    // A busy pool is not a down database: requests queue for a connection this long.
+    config.pool_wait_timeout = seconds(state.config.pool_wait_timeout);
     config
 }
 

@@ -3,7 +3,9 @@
 //! and renamed into place (a reader or a restart sees a whole file or none), and found again
 //! after a restart. Each file starts with a header holding the row's metadata; an entry is
 //! re-checked against the database before its first use after a start and then every
-//! `revalidate_after`.
+//! `revalidate_after`. A hit that the memory tier does not keep is mapped into memory
+//! ([`DiskCache::map_part`]), so hyper writes it to the socket from the page cache without a
+//! copy through a buffer of ours.
 
 use crate::spool::SpoolFile;
 use ezdb_core::{FileMeta, FileStream};
@@ -123,11 +125,39 @@ impl DiskCache {
         }
     }
 
-    /// `len` bytes of the entry's content from `start`, open for sending.
-    pub async fn open_part(&self, entry: &DiskEntry, start: u64, len: u64) -> std::io::Result<SpoolFile> {
-        let mut file = tokio::fs::File::open(&entry.path).await?;
-        file.seek(std::io::SeekFrom::Start(entry.header_len + start)).await?;
-        Ok(SpoolFile::from_open(file, len))
+    /// `len` bytes of the entry's content from `start`, mapped from the file: the response is
+    /// written from the page cache with no copy through user space (hyper hands the bytes to
+    /// `writev` as they are). The pages are read in (MAP_POPULATE) on a blocking thread, so a
+    /// page not in the page cache never stalls the runtime when hyper writes. Tier files are
+    /// never changed in place (written whole under another name, renamed, unlinked when
+    /// evicted), so a mapping stays valid while it is sent, an eviction included.
+    pub async fn map_part(&self, entry: &DiskEntry, start: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+        if len == 0 {
+            return Ok(bytes::Bytes::new());
+        }
+        let path = entry.path.clone();
+        let whole = entry.header_len + entry.meta.size;
+        let offset = entry.header_len + start;
+        let mapped = tokio::task::spawn_blocking(move || -> std::io::Result<bytes::Bytes> {
+            let file = std::fs::File::open(&path)?;
+            if file.metadata()?.len() != whole {
+                return Err(std::io::Error::other("disk-tier file has the wrong length"));
+            }
+            let len = usize::try_from(len).map_err(std::io::Error::other)?;
+            // SAFETY: the mapping is read-only and the file is never written or truncated
+            // after it was renamed into place (see above); only an outside hand changing the
+            // tier's directory could invalidate it, as for any mapped file.
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(offset)
+                    .len(len)
+                    .populate()
+                    .map(&file)?
+            };
+            Ok(bytes::Bytes::from_owner(map))
+        })
+        .await;
+        mapped.map_err(std::io::Error::other)?
     }
 
     /// The entry's whole content in memory.

@@ -10,6 +10,7 @@ mod hot_cache;
 mod http_range;
 mod metrics;
 mod preconditions;
+mod request_clock;
 mod request_name;
 mod serve;
 mod server;

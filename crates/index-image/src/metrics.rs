@@ -1,7 +1,9 @@
 //! Counters of the server's work, rendered in the Prometheus text format at `/metrics`:
 //! requests by status, content bytes, hits and misses per cache tier, revalidations, database
-//! time and deadlines missed, open connections.
+//! time and deadlines missed, waits for a pooled connection (counted by the core), open
+//! connections.
 
+use ezdb_core::PoolWaits;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
@@ -116,7 +118,9 @@ impl Metrics {
         ConnectionGauge(self)
     }
 
-    pub fn render(&self) -> String {
+    /// The metrics as text; `pool` is the core's count of pool waits (none before the database
+    /// first answered).
+    pub fn render(&self, pool: Option<PoolWaits>) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let plain = |v: String| vec![(String::new(), v)];
         let per_tier = |f: &dyn Fn(&PerTier) -> u64| -> Samples {
@@ -180,7 +184,7 @@ impl Metrics {
             (
                 "index_image_database_seconds_total",
                 "counter",
-                "Time in database reads, waits for a pooled connection included.",
+                "Time in database reads, waits for a pooled connection included (index_image_pool_wait_seconds has them alone).",
                 plain(seconds),
             ),
             (
@@ -196,6 +200,12 @@ impl Metrics {
                 plain(self.connections.load(Ordering::Relaxed).to_string()),
             ),
         ];
+        let pool = pool.unwrap_or(PoolWaits {
+            count: 0,
+            total: std::time::Duration::ZERO,
+            buckets: Vec::new(),
+            timeouts: 0,
+        });
         let mut out = String::new();
         for (name, kind, help, samples) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -203,6 +213,22 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{labels} {value}");
             }
         }
+        let name = "index_image_pool_wait_seconds";
+        let help = "Time requests waited for a pooled database connection (timed-out waits included).";
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in &pool.buckets {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {count}", bound.as_secs_f64());
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", pool.count);
+        let _ = writeln!(out, "{name}_sum {:.6}", pool.total.as_secs_f64());
+        let _ = writeln!(out, "{name}_count {}", pool.count);
+        let name = "index_image_pool_wait_timeouts_total";
+        let help = "Waits for a pooled connection that reached --pool-wait-timeout (503).";
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            pool.timeouts
+        );
         out
     }
 }

@@ -23,6 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
+/// Disk-tier hits at least this large are sent from a mapping; smaller ones are read whole.
+const MAP_MIN_FILE: u64 = 256 << 10;
+
 pub struct AppState {
     /// Filled once the database has answered; until then every file request gets 503.
     pub cluster: OnceCell<Cluster>,
@@ -131,7 +134,8 @@ async fn route(state: &AppState, method: &Method, uri: &Uri, request: &HeaderMap
     }
     if uri.path() == "/metrics" {
         let content_type = "text/plain; version=0.0.4; charset=utf-8";
-        return ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response();
+        let pool_waits = state.cluster.get().map(Cluster::pool_waits);
+        return ([(header::CONTENT_TYPE, content_type)], state.metrics.render(pool_waits)).into_response();
     }
     let name = match name_for(uri.path(), &state.config.prefixes) {
         Ok(name) => name,
@@ -351,8 +355,18 @@ async fn from_disk(
         Decision::Part(range) => (range.start, range.len(), Some(range)),
         _ => return Ok(Some(without_body(state, &meta, decision))),
     };
-    let memory = state.reserve_memory(meta.size, slot.is_some());
-    let (content, covers) = if let Some(permit) = memory {
+    // Read into memory for the memory tier to keep, or when small (one read costs less than
+    // setting up and tearing down a mapping); otherwise send from a mapping of the file (no
+    // copy through user space, no share of the memory budget: the pages are the kernel's
+    // page cache).
+    let promote = slot.is_some() && meta.size <= state.memory_max_file() && state.cache.admits(name, meta.size, &meta);
+    let small = if !promote && meta.size < MAP_MIN_FILE {
+        state.reserve_memory(meta.size, false)
+    } else {
+        None
+    };
+    let read_whole = promote || small.is_some();
+    let (content, covers) = if read_whole {
         match disk.read(&entry).await {
             Ok(body) => {
                 if let Some(slot) = slot.take() {
@@ -362,13 +376,13 @@ async fn from_disk(
                     };
                     slot.fill(name, file);
                 }
-                (Content::Memory(body, permit), None)
+                (Content::Memory(body, small.flatten()), None)
             }
             Err(e) => return Ok(disk_failed(disk, name, &e)),
         }
     } else {
-        match disk.open_part(&entry, start, len).await {
-            Ok(file) => (Content::Spooled(file), covers),
+        match disk.map_part(&entry, start, len).await {
+            Ok(mapped) => (Content::Memory(mapped, None), covers),
             Err(e) => return Ok(disk_failed(disk, name, &e)),
         }
     };

@@ -1,12 +1,13 @@
 //! The listener loop: accepts clients up to the connection cap, serves each connection with
-//! hyper under the header and send timeouts, and on shutdown lets responses in flight finish
+//! hyper under the header, idle and send timeouts, and on shutdown lets responses in flight finish
 //! until the shutdown deadline, then closes what is left.
 
 use crate::config::{seconds, Config};
 use crate::database::connect_first;
+use crate::request_clock::{RequestClock, RequestTimer};
 use crate::serve::{self, AppState};
 use crate::watched_io::WatchedIo;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub enum RunError {
 #[derive(Clone, Copy)]
 struct ConnectionLimits {
     header_timeout: Duration,
+    idle_timeout: Duration,
     send_timeout: Duration,
 }
 
@@ -50,6 +52,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (stop, stopped) = watch::channel(false);
     let limits = ConnectionLimits {
         header_timeout: seconds(config.header_timeout),
+        idle_timeout: seconds(config.idle_timeout),
         send_timeout: seconds(config.send_timeout),
     };
     let shutdown_timeout = seconds(config.shutdown_timeout);
@@ -113,10 +116,12 @@ async fn serve_connection(
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    let io = TokioIo::new(WatchedIo::new(tcp, limits.send_timeout));
+    // hyper's header-read timer, made to apply the idle timeout between requests.
+    let clock = RequestClock::new(limits.header_timeout, limits.idle_timeout);
+    let io = TokioIo::new(WatchedIo::new(tcp, limits.send_timeout, clock.clone()));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .timer(RequestTimer(clock))
         .header_read_timeout(limits.header_timeout);
     let connection = builder.serve_connection(io, TowerToHyperService::new(app));
     tokio::pin!(connection);
@@ -130,7 +135,7 @@ async fn serve_connection(
     if let Err(e) = ended {
         // A client that goes away or times out is routine; a response cut short is not.
         if e.is_timeout() {
-            tracing::debug!(error = %e, "connection closed: client too slow to send its request");
+            tracing::debug!(error = %e, "connection closed: idle, or client too slow to send its request");
         } else if e.is_incomplete_message() || e.is_canceled() {
             tracing::debug!(error = %e, "connection closed by the client");
         } else {

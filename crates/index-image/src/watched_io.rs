@@ -1,9 +1,12 @@
 //! A client socket that gives up on a client accepting no data: a write that makes no progress
-//! for the send timeout fails, which closes the connection.
+//! for the send timeout fails, which closes the connection. It also tells the connection's
+//! [`RequestClock`] when bytes come and go, for the header and idle timeouts.
 
+use crate::request_clock::RequestClock;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -14,14 +17,23 @@ pub struct WatchedIo<T> {
     send_timeout: Duration,
     /// Armed while a write waits on the client; reset by any progress.
     stalled: Option<Pin<Box<Sleep>>>,
+    clock: Arc<RequestClock>,
 }
 
 impl<T> WatchedIo<T> {
-    pub fn new(inner: T, send_timeout: Duration) -> WatchedIo<T> {
+    pub fn new(inner: T, send_timeout: Duration, clock: Arc<RequestClock>) -> WatchedIo<T> {
         WatchedIo {
             inner,
             send_timeout,
             stalled: None,
+            clock,
+        }
+    }
+
+    /// Bytes went out (flushes and shutdowns send none of their own).
+    fn wrote(&self, polled: &Poll<io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.clock.bytes_written();
         }
     }
 
@@ -46,7 +58,13 @@ impl<T> WatchedIo<T> {
 
 impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.clock.bytes_read();
+        }
+        polled
     }
 }
 
@@ -54,6 +72,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.wrote(&polled);
         this.on_write(cx, polled)
     }
 
@@ -64,6 +83,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(&polled);
         this.on_write(cx, polled)
     }
 

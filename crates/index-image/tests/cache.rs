@@ -195,3 +195,47 @@ async fn the_disk_tier_stays_within_its_size() {
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_tier_file_evicted_while_it_is_sent_still_arrives_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let name = "var/site/storage/images/disk/large.png";
+    let data = bytes(12 << 20);
+    c.store(name, &data, &StoreOptions::new("image", "image/png"))
+        .await
+        .unwrap();
+    let dir = temp_dir("disk-evicted");
+    let disk = format!("--disk-cache-dir={}", dir.display());
+    let server = start(&db.url, &[disk.as_str(), "--cache-bytes=0"]);
+    assert!(
+        get(&server, &format!("/{name}")).body == data,
+        "read once: now in the tier"
+    );
+    wait_for_files(&dir, 1).await;
+    // A disk-tier hit (sent from a mapping of the file), paused by its client after 64 KiB...
+    let mut stream = tokio::net::TcpStream::connect(&server.address).await.unwrap();
+    let request = format!("GET /{name} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = vec![0; 64 << 10];
+    stream.read_exact(&mut raw).await.unwrap();
+    // ...while its file leaves the tier (an eviction unlinks it), then read to the end.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
+        .await
+        .expect("bounded in time")
+        .unwrap();
+    let reply = parse_reply(&raw);
+    assert_eq!(reply.status, 200);
+    assert!(reply.body == data, "{} bytes of {}", reply.body.len(), data.len());
+    let page = metrics_page(&server);
+    assert!(
+        sample(&page, "index_image_cache_hits_total{tier=\"disk\"}") >= 1.0,
+        "{page}"
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

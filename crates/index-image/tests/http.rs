@@ -558,13 +558,6 @@ async fn rfc_9110_preconditions_head_and_active_content_from_memory_and_from_the
     }
 }
 
-/// The value of one sample of a Prometheus text page (0 when absent).
-fn sample(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn metrics_move_as_requests_are_made() {
     let db = TestDb::create().await;

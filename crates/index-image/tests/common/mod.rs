@@ -196,6 +196,20 @@ pub async fn fetch_async(address: &str, path: &str) -> Vec<u8> {
     raw[split + 4..].to_vec()
 }
 
+/// The value of one sample of a Prometheus text page (0 when absent).
+pub fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The server's /metrics page.
+pub fn metrics_page(server: &Server) -> String {
+    let reply = get(server, "/metrics");
+    assert_eq!(reply.status, 200, "/metrics");
+    String::from_utf8(reply.body).expect("/metrics is text")
+}
+
 /// The body of the first 200 within 20 seconds.
 pub async fn eventually_ok(server: &Server, path: &str) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(20);
