@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 /// `wsrep_sync_wait` set on every session of a Galera node: bit 1 (READ) makes every SELECT,
 /// SHOW and BEGIN wait until the node has applied everything the cluster committed before it
 /// started, so a file stored through one node is found at once through any other, and every
-/// transaction (ezdb writes all begin with BEGIN) starts from the cluster's latest state. The
-/// bits for autocommit UPDATE/DELETE (2) and INSERT/REPLACE (4) are left off: a stale
-/// autocommit write is caught by certification anyway, and each wait costs a cluster round trip.
-pub(crate) const GALERA_SYNC_WAIT: u32 = 1;
+/// transaction starts from the cluster's latest state. Bit 2 (UPDATE and DELETE) does the same
+/// for the autocommit writes (a delete, a purge, an expiry mark): without it, a delete sent to
+/// one node right after a store acknowledged by another can match no row there yet and do
+/// nothing, and an empty write-set has nothing for certification to reject, so the file would
+/// outlive its delete. Bit 4 (INSERT and REPLACE) is left off: every insert ezdb makes either
+/// runs in a transaction that began with a waiting BEGIN or is a lock row whose conflict
+/// certification does catch; each wait costs a cluster round trip.
+pub(crate) const GALERA_SYNC_WAIT: u32 = 1 | 2;
 
 /// `wsrep_trx_fragment_size` (in bytes) set on every session of a Galera node: a transaction
 /// whose write-set grows past it is replicated in fragments of this size while it runs (Galera 4

@@ -216,6 +216,29 @@ async fn a_file_stored_through_one_node_is_found_at_once_through_the_others(fixt
             assert!(read == bytes, "round {round}: node {reader} returned other bytes");
         }
     }
+    // A delete and a purge sent to another node right after the store was acknowledged act on
+    // it (autocommit writes wait for the node to catch up, as reads do): none is a silent no-op.
+    for round in 0..45usize {
+        let name = format!("var/storage/images/ryw/deleted-{round}.jpg");
+        let [writer, deleter, purger] = [round % 3, (round + 1) % 3, (round + 2) % 3];
+        nodes[writer]
+            .store(
+                &name,
+                &content(round as u32, 100),
+                &StoreOptions::new("image", "image/jpeg"),
+            )
+            .await
+            .unwrap();
+        assert!(
+            nodes[deleter].delete(&name).await.unwrap(),
+            "round {round}: stored through node {writer}, the delete through node {deleter} found no row"
+        );
+        assert!(
+            nodes[purger].purge(&name, PurgeFilter::Expired).await.unwrap(),
+            "round {round}: deleted through node {deleter}, the purge through node {purger} found no row"
+        );
+        assert!(nodes[writer].stat(&name).await.unwrap().is_none());
+    }
     // Files twice the cluster's 8 MiB wsrep_max_ws_size: stored, replaced, deleted and purged
     // (each one transaction, replicated in fragments), read whole from the other nodes.
     for seed in [999, 1000] {
