@@ -3,25 +3,8 @@
 // has (even when the replica lags), and skip a replica that lags too far or is down.
 
 use ezdb_core::{Cluster, ClusterConfig, StoreOptions, Visibility};
-use ezdb_testdb::{database_url, ReplicatedPair};
-use sqlx::{Connection, Executor};
-use std::time::{Duration, Instant};
-
-async fn wait_for_table_on_replica(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut conn) = sqlx::mysql::MySqlConnection::connect(url).await {
-            if conn.execute("SELECT 1 FROM ezdbfile LIMIT 1").await.is_ok() {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the schema did not reach the replica within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use ezdb_testdb::ReplicatedPair;
+use std::time::Duration;
 
 async fn streamed(cluster: &Cluster, name: &str) -> Vec<u8> {
     let mut stream = cluster
@@ -44,23 +27,16 @@ fn reads_use_the_replica_and_never_miss_what_the_primary_has() {
         .build()
         .unwrap();
     let database = format!("ezdbt_replica_{}", std::process::id());
-    let primary_url = database_url(&pair.primary.url(), &database);
-    let replica_url = database_url(&pair.replica.url(), &database);
+    let (primary_url, replica_url) = pair.create_database(&database).unwrap();
     let reader_config = |max_lag: u64| ClusterConfig {
         max_replica_lag: Duration::from_secs(max_lag),
         ..ClusterConfig::new(&primary_url).with_read_replicas([replica_url.clone()])
     };
     let mut pair = pair;
     runtime.block_on(async {
-        let mut root = sqlx::mysql::MySqlConnection::connect(&pair.primary.url())
-            .await
-            .unwrap();
-        root.execute(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str())
-            .await
-            .unwrap();
         let primary = Cluster::connect_url(&primary_url).await.unwrap();
         primary.install_schema().await.unwrap();
-        wait_for_table_on_replica(&replica_url).await;
+        pair.wait_for_table(&database, "ezdbfile").unwrap();
 
         // A row only the replica has (written there directly) proves reads go to it.
         let on_replica = Cluster::connect_url(&replica_url).await.unwrap();

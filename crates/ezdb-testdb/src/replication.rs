@@ -60,6 +60,52 @@ impl ReplicatedPair {
         })
     }
 
+    /// Creates `database` (utf8mb4, binary collation) on the primary, from where it replicates;
+    /// returns its URLs on the primary and on the replica.
+    pub fn create_database(&self, database: &str) -> Result<(String, String), String> {
+        let (url, sql) = (
+            self.primary.url(),
+            format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+        );
+        crate::block_on(async move {
+            let mut conn = sqlx::mysql::MySqlConnection::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            conn.execute(sql.as_str()).await.map_err(|e| format!("{sql}: {e}"))?;
+            Ok::<_, String>(())
+        })?;
+        Ok((
+            crate::database_url(&self.primary.url(), database),
+            crate::database_url(&self.replica.url(), database),
+        ))
+    }
+
+    /// Waits up to 30 s until `table` of `database`, created on the primary, can be read on
+    /// the replica (it replicates asynchronously).
+    pub fn wait_for_table(&self, database: &str, table: &str) -> Result<(), String> {
+        let until = Instant::now() + Duration::from_secs(30);
+        let (url, probe) = (
+            crate::database_url(&self.replica.url(), database),
+            format!("SELECT 1 FROM `{table}` LIMIT 1"),
+        );
+        loop {
+            let (url, probe) = (url.clone(), probe.clone());
+            let found = crate::block_on(async move {
+                match sqlx::mysql::MySqlConnection::connect(&url).await {
+                    Ok(mut conn) => conn.execute(probe.as_str()).await.is_ok(),
+                    Err(_) => false,
+                }
+            });
+            if found {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(format!("{database}.{table} did not reach the replica within 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn wait_replicating(&self, deadline: Duration) -> Result<(), String> {
         let until = Instant::now() + deadline;
         loop {

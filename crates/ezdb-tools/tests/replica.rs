@@ -6,8 +6,7 @@ mod common;
 
 use common::ok;
 use ezdb_core::{Cluster, StoreOptions};
-use ezdb_testdb::{database_url, ReplicatedPair};
-use sqlx::{Connection, Executor};
+use ezdb_testdb::ReplicatedPair;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -34,14 +33,7 @@ async fn export_reads_through_the_replica_and_never_misses_what_the_primary_has(
     let mut pair = ReplicatedPair::start("tools-replica")
         .unwrap_or_else(|e| panic!("\n\ncannot start a private primary with a replica: {e}\n"));
     let database = format!("ezdbt_tools_replica_{}", std::process::id());
-    let primary_url = database_url(&pair.primary.url(), &database);
-    let replica_url = database_url(&pair.replica.url(), &database);
-    let mut root = sqlx::mysql::MySqlConnection::connect(&pair.primary.url())
-        .await
-        .unwrap();
-    root.execute(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str())
-        .await
-        .unwrap();
+    let (primary_url, replica_url) = pair.create_database(&database).unwrap();
     let primary = Cluster::connect_url(&primary_url).await.unwrap();
     primary.install_schema().await.unwrap();
     let name = "var/storage/images/a/logo.png";

@@ -7,42 +7,18 @@ mod common;
 
 use common::*;
 use ezdb_core::{Cluster, StoreOptions};
-use ezdb_testdb::{database_url, ReplicatedPair};
-use sqlx::{Connection, Executor};
-use std::time::{Duration, Instant};
-
-async fn wait_for_table_on_replica(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut conn) = sqlx::mysql::MySqlConnection::connect(url).await {
-            if conn.execute("SELECT 1 FROM ezdbfile LIMIT 1").await.is_ok() {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the schema did not reach the replica within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use ezdb_testdb::ReplicatedPair;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_stored_on_the_primary_are_served_while_the_replica_lags_or_is_down() {
     let mut pair = ReplicatedPair::start("index-image-replica")
         .unwrap_or_else(|e| panic!("\n\ncannot start a private primary with a replica: {e}\n"));
     let database = format!("ezdbt_ii_replica_{}", std::process::id());
-    let primary_url = database_url(&pair.primary.url(), &database);
-    let replica_url = database_url(&pair.replica.url(), &database);
-    let mut root = sqlx::mysql::MySqlConnection::connect(&pair.primary.url())
-        .await
-        .unwrap();
-    root.execute(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str())
-        .await
-        .unwrap();
+    let (primary_url, replica_url) = pair.create_database(&database).unwrap();
     let primary = Cluster::connect_url(&primary_url).await.unwrap();
     primary.install_schema().await.unwrap();
-    wait_for_table_on_replica(&replica_url).await;
+    pair.wait_for_table(&database, "ezdbfile").unwrap();
 
     // No memory tier: every request reads the database, so what is served says where it read.
     let server = start(
