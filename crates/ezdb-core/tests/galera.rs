@@ -195,6 +195,39 @@ fn a_write_through_a_lost_quorum_succeeds_once_it_is_back(runtime: &tokio::runti
     );
 }
 
+/// Stores new 30 KB files under `prefix` (seeds after `first_seed`) until `stop`: each name maps
+/// to Some(seed) when acknowledged, None when the outcome is unknown; plus the times of the
+/// acknowledgements. Any other error fails the test, named by `who`.
+async fn store_until_stopped(
+    cluster: &Cluster,
+    prefix: &str,
+    first_seed: u32,
+    stop: &AtomicBool,
+    who: &str,
+) -> (BTreeMap<String, Option<u32>>, Vec<Instant>) {
+    let mut outcomes = BTreeMap::new();
+    let mut acknowledged_at = Vec::new();
+    let mut seed = first_seed;
+    while !stop.load(Ordering::Relaxed) {
+        seed += 1;
+        let name = format!("{prefix}/{seed}.bin");
+        match cluster
+            .store(&name, &content(seed, 30_000), &StoreOptions::default())
+            .await
+        {
+            Ok(_) => {
+                outcomes.insert(name, Some(seed));
+                acknowledged_at.push(Instant::now());
+            }
+            Err(Error::OutcomeUnknown { .. }) => {
+                outcomes.insert(name, None);
+            }
+            Err(e) => panic!("{who}: store {seed} failed: {e}"),
+        }
+    }
+    (outcomes, acknowledged_at)
+}
+
 async fn a_file_stored_through_one_node_is_found_at_once_through_the_others(fixture: &Fixture) {
     let nodes = [fixture.node(0).await, fixture.node(1).await, fixture.node(2).await];
     let mut seed = 0;
@@ -404,28 +437,14 @@ async fn the_node_in_use_killed_under_writes_loses_no_acknowledged_write(fixture
         let cluster = Cluster::connect(config).await.unwrap();
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            // name -> Some(seed) acknowledged, None unknown outcome; and the completion times.
-            let mut outcomes = BTreeMap::new();
-            let mut acknowledged_at = Vec::new();
-            let mut seed = writer * 1_000_000;
-            while !stop.load(Ordering::Relaxed) {
-                seed += 1;
-                let name = format!("var/storage/failover/{seed}.bin");
-                match cluster
-                    .store(&name, &content(seed, 30_000), &StoreOptions::default())
-                    .await
-                {
-                    Ok(_) => {
-                        outcomes.insert(name, Some(seed));
-                        acknowledged_at.push(Instant::now());
-                    }
-                    Err(Error::OutcomeUnknown { .. }) => {
-                        outcomes.insert(name, None);
-                    }
-                    Err(e) => panic!("writer {writer}: store {seed} failed: {e}"),
-                }
-            }
-            (outcomes, acknowledged_at)
+            store_until_stopped(
+                &cluster,
+                "var/storage/failover",
+                writer * 1_000_000,
+                &stop,
+                &format!("writer {writer}"),
+            )
+            .await
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -915,27 +934,15 @@ fn clients_behind_haproxy_move_off_a_killed_node(runtime: &tokio::runtime::Runti
                     ..ClusterConfig::new(&url).with_pool(2)
                 };
                 let cluster = Cluster::connect(config).await.unwrap();
-                let mut outcomes = BTreeMap::new();
-                let mut acknowledged_at = Vec::new();
-                let mut seed = 10_000_000 + writer * 1_000_000;
-                while !stop.load(Ordering::Relaxed) {
-                    seed += 1;
-                    let name = format!("var/storage/balanced/{seed}.bin");
-                    match cluster
-                        .store(&name, &content(seed, 30_000), &StoreOptions::default())
-                        .await
-                    {
-                        Ok(_) => {
-                            outcomes.insert(name, Some(seed));
-                            acknowledged_at.push(Instant::now());
-                        }
-                        Err(Error::OutcomeUnknown { .. }) => {
-                            outcomes.insert(name, None);
-                        }
-                        Err(e) => panic!("writer {writer} through haproxy: store {seed} failed: {e}"),
-                    }
-                }
-                (outcomes, acknowledged_at)
+                let label = format!("writer {writer} through haproxy");
+                store_until_stopped(
+                    &cluster,
+                    "var/storage/balanced",
+                    10_000_000 + writer * 1_000_000,
+                    &stop,
+                    &label,
+                )
+                .await
             })
         })
         .collect();
