@@ -49,5 +49,10 @@ fn reopening_with_the_same_settings_reuses_the_connection() {
     );
     assert_eq!(unsafe { ezdb_disconnect(cluster) }, ezdb_status::EZDB_OK);
     unsafe { ezdb_close(cluster) };
+    // The server ends a session a moment after its COM_QUIT: wait (bounded) for it to go.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sessions_on(&f.db.name) != before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(sessions_on(&f.db.name), before, "ezdb_disconnect closes it");
 }
