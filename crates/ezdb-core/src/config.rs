@@ -108,9 +108,17 @@ impl ClusterConfig {
         self
     }
 
-    /// Adds read replicas; see [`ClusterConfig::read_replicas`].
+    /// Adds read replicas; see [`ClusterConfig::read_replicas`]. Empty entries (a trailing
+    /// comma of a list setting, eZINI's empty `DBReadReplicas[]`) are skipped.
     pub fn with_read_replicas(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> ClusterConfig {
-        self.read_replicas.extend(urls.into_iter().map(Into::into));
+        self.read_replicas
+            .extend(urls.into_iter().map(Into::into).filter(|url: &String| !url.is_empty()));
+        self
+    }
+
+    /// Sets [`ClusterConfig::max_replica_lag`].
+    pub fn with_max_replica_lag(mut self, lag: Duration) -> ClusterConfig {
+        self.max_replica_lag = lag;
         self
     }
 

@@ -82,12 +82,11 @@ pub struct ReplicaArgs {
 }
 
 impl ReplicaArgs {
-    /// `config` reading through these replicas (empty entries, e.g. a trailing comma, ignored).
+    /// `config` reading through these replicas.
     pub fn apply(&self, config: ClusterConfig) -> ClusterConfig {
-        ClusterConfig {
-            max_replica_lag: std::time::Duration::from_secs(self.max_replica_lag),
-            ..config.with_read_replicas(self.read_replicas.iter().filter(|url| !url.is_empty()).cloned())
-        }
+        config
+            .with_read_replicas(&self.read_replicas)
+            .with_max_replica_lag(std::time::Duration::from_secs(self.max_replica_lag))
     }
 }
 

@@ -270,10 +270,9 @@ impl Config {
 
     /// `config` reading through the read replicas, when any are set.
     pub fn with_read_replicas(&self, config: ezdb_core::ClusterConfig) -> ezdb_core::ClusterConfig {
-        ezdb_core::ClusterConfig {
-            max_replica_lag: std::time::Duration::from_secs(self.max_replica_lag),
-            ..config.with_read_replicas(self.read_replicas.iter().filter(|url| !url.is_empty()).cloned())
-        }
+        config
+            .with_read_replicas(&self.read_replicas)
+            .with_max_replica_lag(std::time::Duration::from_secs(self.max_replica_lag))
     }
 
     /// Settings no parser can refuse alone: a wait of 0 s would fail every request at once.
