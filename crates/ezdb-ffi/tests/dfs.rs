@@ -8,7 +8,6 @@ use ezdb::*;
 use ezdb_testdb::{Schema, TestDb};
 use sqlx::{Connection, Row};
 use std::path::{Path, PathBuf};
-use std::ptr;
 
 /// A temporary mount directory, removed on drop (also after a failed assertion).
 struct Mount(PathBuf);
@@ -43,21 +42,6 @@ fn options(layout: Option<&str>, mount: Option<&str>) -> ezdb_options {
         (o.mount_point, o.mount_point_len) = ptr_len(mount.as_bytes());
     }
     o
-}
-
-fn open_with(url: &str, options: &ezdb_options) -> Result<*mut ezdb_cluster, (ezdb_status, String)> {
-    let mut cluster = ptr::null_mut();
-    match unsafe { ezdb_open(url.as_ptr().cast(), url.len(), options, &mut cluster) } {
-        ezdb_status::EZDB_OK => Ok(cluster),
-        status => Err((status, last_error())),
-    }
-}
-
-fn close(cluster: *mut ezdb_cluster) {
-    unsafe {
-        ezdb_disconnect(cluster);
-        ezdb_close(cluster);
-    }
 }
 
 /// The rows of `table` named `name`: (size, scope, mtime > 0).

@@ -9,7 +9,6 @@ use common::*;
 use ezdb::*;
 use ezdb_testdb::{database_url, ReplicatedPair};
 use sqlx::{Connection, Executor};
-use std::ptr;
 use std::time::{Duration, Instant};
 
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
@@ -18,21 +17,6 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
         .build()
         .unwrap()
         .block_on(future)
-}
-
-fn open_with(url: &str, options: &ezdb_options) -> Result<*mut ezdb_cluster, (ezdb_status, String)> {
-    let mut cluster = ptr::null_mut();
-    match unsafe { ezdb_open(url.as_ptr().cast(), url.len(), options, &mut cluster) } {
-        ezdb_status::EZDB_OK => Ok(cluster),
-        status => Err((status, last_error())),
-    }
-}
-
-fn close(cluster: *mut ezdb_cluster) {
-    unsafe {
-        ezdb_disconnect(cluster);
-        ezdb_close(cluster);
-    }
 }
 
 /// The options with `replicas` joined by NUL bytes (kept alive by the caller) and a lag bound.

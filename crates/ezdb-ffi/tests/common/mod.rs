@@ -43,6 +43,22 @@ pub fn open(url: &str) -> *mut ezdb_cluster {
     assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
     cluster
 }
+/// A handle opened with `options`, or the status and last error it was refused with.
+pub fn open_with(url: &str, options: &ezdb_options) -> Result<*mut ezdb_cluster, (ezdb_status, String)> {
+    let mut cluster = ptr::null_mut();
+    match unsafe { ezdb_open(url.as_ptr().cast(), url.len(), options, &mut cluster) } {
+        ezdb_status::EZDB_OK => Ok(cluster),
+        status => Err((status, last_error())),
+    }
+}
+
+/// Closes `cluster` and this process's connections of its settings.
+pub fn close(cluster: *mut ezdb_cluster) {
+    unsafe {
+        ezdb_disconnect(cluster);
+        ezdb_close(cluster);
+    }
+}
 
 pub fn last_error() -> String {
     unsafe { CStr::from_ptr(ezdb_last_error()) }
