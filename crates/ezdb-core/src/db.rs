@@ -563,11 +563,27 @@ async fn open(
     Ok(conn)
 }
 
+/// A pooled connection idle this long is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
+
 fn pool(options: &MySqlConnectOptions, session: &Arc<SessionState>, config: &ClusterConfig, max: u32) -> MySqlPool {
     let session = session.clone();
     MySqlPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(config.connect_timeout)
+        // sqlx pings every connection as it goes back to the pool; a ping before each use
+        // as well would cost every statement a second round trip. Only a connection idle long
+        // enough for the server to have dropped it (wait_timeout, a restart) is pinged first;
+        // one lost anyway is retried on another (`retrying`).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .after_connect(move |conn, _meta| {
             let session = session.clone();
             Box::pin(async move { set_up_session(conn, &session).await })
