@@ -81,6 +81,34 @@ impl Cluster {
             .await
     }
 
+    /// [`Cluster::stat`] of many names at once, in their order: one statement per
+    /// [`STAT_BATCH`] names (per metadata table on eZDFS) instead of one each. What a gateway
+    /// revalidates its cached copies with in the background.
+    pub async fn stat_many(&self, names: &[&str]) -> Result<Vec<Option<FileMeta>>> {
+        let files = names.iter().map(|n| FileName::new(n)).collect::<Result<Vec<_>>>()?;
+        let mut metas = Vec::with_capacity(files.len());
+        for batch in files.chunks(STAT_BATCH) {
+            metas.extend(self.stat_batch(batch).await?);
+        }
+        Ok(metas)
+    }
+
+    async fn stat_batch(&self, files: &[FileName]) -> Result<Vec<Option<FileMeta>>> {
+        let Some(first) = files.first() else {
+            return Ok(Vec::new());
+        };
+        let inner = &*self.inner;
+        // A replica that lacks one of them may only lag: the primary answers then.
+        let all_found = |metas: &Vec<Option<FileMeta>>| metas.iter().all(Option::is_some);
+        inner
+            .db
+            .reading(Op::Stat, first.as_str(), all_found, |mut conn| async move {
+                let metas = stat_rows(inner, &mut conn, files).await.map_err(AttemptError::from);
+                done(conn, metas)
+            })
+            .await
+    }
+
     /// Metadata of `name` as [`Cluster::stat`] gives it, but only when its bytes can be read:
     /// on eZDFS a row whose file is missing from the mount is `None` (as a read would be
     /// not found) and a file of another size than its row is an integrity error (as a read
@@ -459,6 +487,52 @@ async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) ->
     let columns = ExpiryColumns::from_row(&row, &expiry)?;
     meta.global_expiry = resolve_global_expiry(inner, conn, columns, &meta.scope).await?;
     Ok(Some(meta))
+}
+
+/// Names a batched stat asks for in one statement (its `IN` list).
+pub(crate) const STAT_BATCH: usize = 256;
+
+/// The rows of `files` (at most [`STAT_BATCH`]), in their order, each from its layout's table.
+async fn stat_rows(
+    inner: &Inner,
+    conn: &mut MySqlConnection,
+    files: &[FileName],
+) -> Result<Vec<Option<FileMeta>>, sqlx::Error> {
+    let mut metas: Vec<Option<FileMeta>> = vec![None; files.len()];
+    let mut tables: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let table = inner.dfs.as_ref().map_or("ezdbfile", |dfs| dfs.table(file));
+        match tables.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, members)) => members.push(i),
+            None => tables.push((table, vec![i])),
+        }
+    }
+    let expiry = ExpirySql::of(inner);
+    for (table, members) in tables {
+        let placeholders = vec!["?"; members.len()].join(", ");
+        let sql = format!(
+            "SELECT CAST(f.name_hash AS CHAR) AS name_hash, {META_COLUMNS_BY_HASH}{} FROM {table} f{} \
+             WHERE f.name_hash IN ({placeholders})",
+            expiry.columns(),
+            expiry.joins()
+        );
+        let mut query = expiry.bind(sqlx::query(&sql));
+        for &i in &members {
+            query = query.bind(files[i].hash());
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        for row in rows {
+            let hash: &str = row.try_get("name_hash")?;
+            // The hash of a name is unique among the members (equal names share a hash).
+            for &i in members.iter().filter(|&&i| files[i].hash() == hash) {
+                let mut meta = FileMeta::from_row_of(&row, files[i].as_str().to_owned())?;
+                let columns = ExpiryColumns::from_row(&row, &expiry)?;
+                meta.global_expiry = resolve_global_expiry(inner, conn, columns, &meta.scope).await?;
+                metas[i] = Some(meta);
+            }
+        }
+    }
+    Ok(metas)
 }
 
 /// Whether a live (not deleted, not globally expired) row exists: one statement on the primary

@@ -831,6 +831,22 @@ async fn expired_files_are_paged_across_both_tables_each_name_once() {
 }
 
 #[tokio::test]
+async fn a_batched_stat_reads_both_tables() {
+    // The legacy DDL has no ezdbfile_expiry: the global expiry comes from expiry.php.
+    let db = TestDb::create_with(Schema::LegacyDfs).await;
+    let mount = TempDir::new("dfs-mount");
+    let mut config = ClusterConfig::new(&db.url).with_layout(Layout::Dfs(DfsLayout::new(mount.path())));
+    config.legacy_expiry_file = Some("var/site/cache/expiry.php".to_owned());
+    let cluster = Cluster::connect(config).await.unwrap();
+    let site = Site { db, mount, cluster };
+    common::check_stat_many(&site.cluster).await;
+    assert_eq!(
+        site.row("var/site/cache/template-block/batch.cache").await[0].0,
+        "ezdfsfile_cache"
+    );
+}
+
+#[tokio::test]
 async fn a_conditional_store_keeps_a_newer_live_version_on_the_mount() {
     let site = Site::new().await;
     let dir = TempDir::new("dfs-store-unless-newer");

@@ -314,6 +314,12 @@ async fn move_replaces_even_a_deleted_destination() {
 }
 
 #[tokio::test]
+async fn a_batched_stat_answers_as_one_stat_per_name() {
+    let (_db, cluster) = common::cluster().await;
+    common::check_stat_many(&cluster).await;
+}
+
+#[tokio::test]
 async fn a_conditional_store_keeps_a_newer_live_version() {
     let (_db, cluster) = common::cluster().await;
     let dir = ezdb_testdb::TempDir::new("store-unless-newer");

@@ -3,10 +3,11 @@
 //! and renamed into place (a reader or a restart sees a whole file or none), and found again
 //! after a restart. Each file starts with a header holding the row's metadata; an entry is
 //! re-checked against the database before its first use after a start and then every
-//! `revalidate_after`. A hit that the memory tier does not keep is mapped into memory
+//! `revalidate_after` (by the request, or before that by [`crate::revalidation`]). A hit that the memory tier does not keep is mapped into memory
 //! ([`DiskCache::map_part`]), so hyper writes it to the socket from the page cache without a
 //! copy through a buffer of ours.
 
+use crate::revalidation::{Checks, Clock};
 use crate::spool::SpoolFile;
 use ezdb_core::{FileMeta, FileStream};
 use quick_cache::sync::Cache;
@@ -14,7 +15,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// First bytes of every file of the tier (with the format version).
@@ -27,7 +28,7 @@ pub struct DiskEntry {
     path: PathBuf,
     /// Where the content starts in the file.
     header_len: u64,
-    checked_ms: AtomicU64,
+    pub checks: Arc<Checks>,
 }
 
 #[derive(Clone)]
@@ -58,7 +59,7 @@ pub struct DiskCache {
     index: Index,
     max_file: u64,
     revalidate_after: Duration,
-    epoch: Instant,
+    clock: Clock,
 }
 
 /// What the disk tier has for a name.
@@ -70,7 +71,13 @@ pub enum DiskLookup {
 
 impl DiskCache {
     /// Opens (creating) the directory and indexes the files a previous run left.
-    pub fn open(dir: &Path, bytes: u64, max_file: u64, revalidate_after: Duration) -> std::io::Result<DiskCache> {
+    pub fn open(
+        dir: &Path,
+        bytes: u64,
+        max_file: u64,
+        revalidate_after: Duration,
+        clock: Clock,
+    ) -> std::io::Result<DiskCache> {
         std::fs::create_dir_all(dir)?;
         let options = quick_cache::OptionsBuilder::new()
             .shards(4)
@@ -85,15 +92,10 @@ impl DiskCache {
             index,
             max_file,
             revalidate_after,
-            epoch: Instant::now(),
+            clock,
         };
         cache.reindex()?;
         Ok(cache)
-    }
-
-    fn now_ms(&self) -> u64 {
-        // Never 0: that marks entries found at start, not yet checked.
-        self.epoch.elapsed().as_millis() as u64 + 1
     }
 
     pub fn admits(&self, size: u64) -> bool {
@@ -104,9 +106,7 @@ impl DiskCache {
         match self.index.get(name) {
             None => DiskLookup::Miss,
             Some(entry) => {
-                let checked = entry.checked_ms.load(Ordering::Relaxed);
-                let age = Duration::from_millis(self.now_ms().saturating_sub(checked));
-                if checked != 0 && age < self.revalidate_after {
+                if entry.checks.is_fresh(self.clock.now_ms(), self.revalidate_after) {
                     DiskLookup::Fresh(entry)
                 } else {
                     DiskLookup::Stale(entry)
@@ -115,12 +115,15 @@ impl DiskCache {
         }
     }
 
-    pub fn confirm(&self, entry: &DiskEntry) {
-        entry.checked_ms.store(self.now_ms(), Ordering::Relaxed);
+    /// The metadata and check state of the copy of `name`, if any (no effect on eviction).
+    pub fn peek(&self, name: &str) -> Option<(FileMeta, Arc<Checks>)> {
+        let entry = self.index.peek(name)?;
+        Some((entry.meta.clone(), entry.checks.clone()))
     }
 
-    pub fn remove(&self, name: &str) {
-        if let Some((_, entry)) = self.index.remove(name) {
+    /// Drops the copy of `name` (and its file) if it is still the one `checks` belongs to.
+    pub fn remove_if_is(&self, name: &str, checks: &Arc<Checks>) {
+        if let Some((_, entry)) = self.index.remove_if(name, |e| Arc::ptr_eq(&e.checks, checks)) {
             let _ = std::fs::remove_file(&entry.path);
         }
     }
@@ -246,7 +249,7 @@ impl DiskCache {
             meta: meta.clone(),
             path,
             header_len,
-            checked_ms: AtomicU64::new(self.now_ms()),
+            checks: Arc::new(Checks::new(self.clock.now_ms())),
         });
         self.index.insert(name.to_owned(), entry);
         Ok(())
@@ -268,7 +271,7 @@ impl DiskCache {
                         meta: meta.clone(),
                         path,
                         header_len,
-                        checked_ms: AtomicU64::new(0),
+                        checks: Arc::new(Checks::new(0)),
                     });
                     self.index.insert(meta.name, entry);
                 }

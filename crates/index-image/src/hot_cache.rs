@@ -3,14 +3,15 @@
 //! S3-FIFO policy (a file read once, as in a scan of cold files, leaves before files read
 //! again), shared without a global lock. Misses are single-flight: the first request for a name
 //! loads it while the others wait for its result. An entry is served without asking the
-//! database for `revalidate_after`, then re-checked against the row.
+//! database for `revalidate_after`, then re-checked against the row (by the request, or before
+//! that by the background revalidation: [`crate::revalidation`]).
 
+use crate::revalidation::{Checks, Clock};
 use bytes::Bytes;
 use ezdb_core::FileMeta;
 use quick_cache::sync::{Cache, PlaceholderGuard};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bytes an entry costs beyond its content, name and labels (the entry, its Arc, the
 /// metadata struct and the cache's slot), rounded up.
@@ -24,8 +25,7 @@ pub struct Cached {
 
 struct Entry {
     file: Cached,
-    /// When the row was last seen unchanged, in milliseconds since the cache's epoch.
-    checked_ms: AtomicU64,
+    checks: Arc<Checks>,
 }
 
 #[derive(Clone)]
@@ -49,15 +49,15 @@ pub struct HotCache {
     /// Largest weight one entry may have (and fit its shard).
     max_weight: u64,
     revalidate_after: Duration,
-    epoch: Instant,
+    clock: Clock,
 }
 
 /// What the cache knows about a name.
 pub enum Lookup<'a> {
     /// Checked recently: serve it.
-    Fresh(Cached),
+    Fresh(Cached, Arc<Checks>),
     /// Cached but due for a check against the database.
-    Stale(Cached),
+    Stale(Cached, Arc<Checks>),
     /// Not cached. With a slot, this request loads the file for every request waiting on it
     /// (fill the slot, or drop it to let them load on their own); without, the cache is off.
     Miss(Option<LoadSlot<'a>>),
@@ -78,15 +78,14 @@ pub struct LoadSlot<'a> {
 }
 
 impl HotCache {
-    pub fn new(capacity: usize, max_file: usize, revalidate_after: Duration) -> HotCache {
+    pub fn new(capacity: usize, max_file: usize, revalidate_after: Duration, clock: Clock) -> HotCache {
         let capacity = capacity as u64;
-        let epoch = Instant::now();
         if capacity == 0 || max_file == 0 {
             return HotCache {
                 files: None,
                 max_weight: 0,
                 revalidate_after,
-                epoch,
+                clock,
             };
         }
         // Shards of at least four of the largest files, at most 16 of them.
@@ -108,12 +107,8 @@ impl HotCache {
             files: Some(files),
             max_weight,
             revalidate_after,
-            epoch,
+            clock,
         }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
     }
 
     /// Looks `name` up; on a miss, waits for a load of it already in flight.
@@ -123,27 +118,26 @@ impl HotCache {
         };
         match files.get_value_or_guard_async(name).await {
             Ok(entry) => {
-                let age = self.now_ms().saturating_sub(entry.checked_ms.load(Ordering::Relaxed));
-                if Duration::from_millis(age) < self.revalidate_after {
-                    Lookup::Fresh(entry.file.clone())
+                if entry.checks.is_fresh(self.clock.now_ms(), self.revalidate_after) {
+                    Lookup::Fresh(entry.file.clone(), entry.checks.clone())
                 } else {
-                    Lookup::Stale(entry.file.clone())
+                    Lookup::Stale(entry.file.clone(), entry.checks.clone())
                 }
             }
             Err(guard) => Lookup::Miss(Some(LoadSlot { guard, cache: self })),
         }
     }
 
-    /// Marks an entry as checked against the database just now.
-    pub fn confirm(&self, name: &str) {
-        if let Some(entry) = self.files.as_ref().and_then(|f| f.peek(name)) {
-            entry.checked_ms.store(self.now_ms(), Ordering::Relaxed);
-        }
+    /// The metadata and check state of the copy of `name`, if any (no effect on eviction).
+    pub fn peek(&self, name: &str) -> Option<(FileMeta, Arc<Checks>)> {
+        let entry = self.files.as_ref()?.peek(name)?;
+        Some((entry.file.meta.clone(), entry.checks.clone()))
     }
 
-    pub fn remove(&self, name: &str) {
+    /// Drops the copy of `name` if it is still the one `checks` belongs to (not a newer one).
+    pub fn remove_if_is(&self, name: &str, checks: &Arc<Checks>) {
         if let Some(files) = &self.files {
-            files.remove(name);
+            files.remove_if(name, |entry| Arc::ptr_eq(&entry.checks, checks));
         }
     }
 
@@ -168,7 +162,7 @@ impl LoadSlot<'_> {
         }
         let entry = Arc::new(Entry {
             file,
-            checked_ms: AtomicU64::new(self.cache.now_ms()),
+            checks: Arc::new(Checks::new(self.cache.clock.now_ms())),
         });
         let _ = self.guard.insert(entry);
     }
@@ -204,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_by_real_weight_even_for_empty_files() {
-        let cache = HotCache::new(64 << 10, 16 << 10, Duration::from_secs(60));
+        let cache = HotCache::new(64 << 10, 16 << 10, Duration::from_secs(60), Clock::new());
         for i in 0..10_000 {
             put(&cache, &format!("var/storage/images/empty/{i}.png"), file(0, 1)).await;
         }
@@ -217,27 +211,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_hot_file_survives_a_scan_of_cold_ones() {
-        let cache = HotCache::new(1 << 20, 64 << 10, Duration::from_secs(60));
+        let cache = HotCache::new(1 << 20, 64 << 10, Duration::from_secs(60), Clock::new());
         put(&cache, "hot", file(8 << 10, 1)).await;
         for _ in 0..30 {
-            assert!(matches!(cache.lookup("hot").await, Lookup::Fresh(_)));
+            assert!(matches!(cache.lookup("hot").await, Lookup::Fresh(..)));
         }
         for i in 0..2_000 {
             let name = format!("cold/{i}");
             put(&cache, &name, file(8 << 10, 1)).await;
         }
         assert!(
-            matches!(cache.lookup("hot").await, Lookup::Fresh(_)),
+            matches!(cache.lookup("hot").await, Lookup::Fresh(..)),
             "evicted by a scan"
         );
     }
 
     #[tokio::test]
     async fn entries_go_stale_after_the_revalidation_interval() {
-        let cache = HotCache::new(1 << 20, 1 << 10, Duration::ZERO);
+        let cache = HotCache::new(1 << 20, 1 << 10, Duration::ZERO, Clock::new());
         put(&cache, "a", file(10, 1)).await;
-        assert!(matches!(cache.lookup("a").await, Lookup::Stale(_)));
-        let off = HotCache::new(0, 1 << 10, Duration::ZERO);
+        assert!(matches!(cache.lookup("a").await, Lookup::Stale(..)));
+        let off = HotCache::new(0, 1 << 10, Duration::ZERO, Clock::new());
         assert!(matches!(off.lookup("a").await, Lookup::Miss(None)));
     }
 }

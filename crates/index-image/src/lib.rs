@@ -12,6 +12,7 @@ mod metrics;
 mod preconditions;
 mod request_clock;
 mod request_name;
+mod revalidation;
 mod serve;
 mod server;
 mod spool;

@@ -1,5 +1,6 @@
 //! Counters of the server's work, rendered in the Prometheus text format at `/metrics`:
-//! requests by status, content bytes, hits and misses per cache tier, revalidations, database
+//! requests by status, content bytes, hits and misses per cache tier, revalidations (by requests
+//! and in the background), database
 //! time and deadlines missed, waits for a pooled connection (counted by the core), open
 //! connections.
 
@@ -39,6 +40,8 @@ pub struct Metrics {
     database_reads: AtomicU64,
     database_deadlines: AtomicU64,
     connections: AtomicI64,
+    revalidation_passes: AtomicU64,
+    revalidation_names: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -51,6 +54,8 @@ impl Default for Metrics {
             database_reads: AtomicU64::new(0),
             database_deadlines: AtomicU64::new(0),
             connections: AtomicI64::new(0),
+            revalidation_passes: AtomicU64::new(0),
+            revalidation_names: AtomicU64::new(0),
         }
     }
 }
@@ -100,6 +105,12 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A background revalidation pass re-checked `names` copies.
+    pub fn revalidation_pass(&self, names: usize) {
+        self.revalidation_passes.fetch_add(1, Ordering::Relaxed);
+        self.revalidation_names.fetch_add(names as u64, Ordering::Relaxed);
+    }
+
     /// Starts timing one database read.
     pub fn database(&self) -> DatabaseTimer<'_> {
         self.database_reads.fetch_add(1, Ordering::Relaxed);
@@ -138,7 +149,7 @@ impl Metrics {
             .map(|(i, c)| (format!("{{status=\"{}\"}}", i + 100), load(c).to_string()))
             .collect();
         let seconds = format!("{:.6}", load(&self.database_micros) as f64 / 1e6);
-        let families: [Family; 10] = [
+        let families: [Family; 12] = [
             (
                 "index_image_requests_total",
                 "counter",
@@ -174,6 +185,18 @@ impl Metrics {
                 "counter",
                 "Cached copies dropped because their row changed.",
                 per_tier(&|t| load(&t.changed)),
+            ),
+            (
+                "index_image_background_revalidation_passes_total",
+                "counter",
+                "Passes of the background revalidation that re-checked copies in use (one statement per few hundred names).",
+                plain(load(&self.revalidation_passes).to_string()),
+            ),
+            (
+                "index_image_background_revalidation_names_total",
+                "counter",
+                "Names the background revalidation re-checked (their copies are counted in index_image_revalidations_*).",
+                plain(load(&self.revalidation_names).to_string()),
             ),
             (
                 "index_image_database_reads_total",

@@ -4,12 +4,13 @@
 //! (412, 304, 416, 206, 200) under RFC 9110.
 
 use crate::config::{seconds, Config};
-use crate::disk_cache::{DiskCache, DiskLookup};
+use crate::disk_cache::{DiskCache, DiskEntry, DiskLookup};
 use crate::headers::file_headers;
 use crate::hot_cache::{Cached, HotCache, LoadSlot, Lookup};
 use crate::metrics::{Metrics, Tier};
 use crate::preconditions::{decide, is_conditional, Decision};
 use crate::request_name::{name_for, Refusal};
+use crate::revalidation::{Clock, Revalidator};
 use crate::server::RunError;
 use crate::spool::{Spool, SpoolError, SpoolFile};
 use axum::body::Body;
@@ -31,13 +32,15 @@ pub struct AppState {
     pub cluster: OnceCell<Cluster>,
     pub config: Config,
     pub served_by: Option<HeaderValue>,
-    pub cache: HotCache,
+    pub cache: Arc<HotCache>,
     pub spool: Spool,
     /// The disk tier, when a directory is set.
     pub disk: Option<Arc<DiskCache>>,
+    /// Keeps the copies in use of both tiers confirmed in the background.
+    pub revalidator: Arc<Revalidator>,
     /// How long one request may wait on the database.
     pub database_timeout: Duration,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// KiB of file content held in memory for responses in flight, outside the cache.
     memory_budget: Arc<Semaphore>,
 }
@@ -46,31 +49,38 @@ impl AppState {
     pub fn new(config: Config) -> Result<AppState, RunError> {
         let served_by = config.served_by().and_then(|s| s.parse().ok());
         let revalidate = seconds(config.cache_revalidate);
-        let cache = HotCache::new(config.cache_bytes, config.cache_max_file, revalidate);
+        let clock = Clock::new();
+        let cache = HotCache::new(config.cache_bytes, config.cache_max_file, revalidate, clock);
         let dir = config.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
         let spool = Spool::new(&dir, config.spool_bytes).map_err(|source| RunError::Spool { path: dir, source })?;
         let disk = match &config.disk_cache_dir {
             Some(dir) => Some(Arc::new(
-                DiskCache::open(dir, config.disk_cache_bytes, config.disk_cache_max_file, revalidate).map_err(
-                    |source| RunError::DiskCache {
-                        path: dir.clone(),
-                        source,
-                    },
-                )?,
+                DiskCache::open(
+                    dir,
+                    config.disk_cache_bytes,
+                    config.disk_cache_max_file,
+                    revalidate,
+                    clock,
+                )
+                .map_err(|source| RunError::DiskCache {
+                    path: dir.clone(),
+                    source,
+                })?,
             )),
             None => None,
         };
         Ok(AppState {
             cluster: OnceCell::new(),
             disk,
+            revalidator: Arc::new(Revalidator::new(clock, revalidate)),
             database_timeout: seconds(config.database_timeout),
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             memory_budget: Arc::new(Semaphore::new(
                 (config.memory_bytes / 1024).min(Semaphore::MAX_PERMITS as u64) as usize,
             )),
             config,
             served_by,
-            cache,
+            cache: Arc::new(cache),
             spool,
         })
     }
@@ -286,12 +296,13 @@ enum Memory<'a> {
 async fn cached<'a>(state: &'a AppState, cluster: &Cluster, name: &str) -> Result<Memory<'a>, Error> {
     loop {
         let metrics = &state.metrics;
-        let file = match state.cache.lookup(name).await {
-            Lookup::Fresh(file) => {
+        let (file, checks) = match state.cache.lookup(name).await {
+            Lookup::Fresh(file, checks) => {
                 metrics.hit(Tier::Memory);
+                state.revalidator.served(name, &checks);
                 return Ok(Memory::Hit(file));
             }
-            Lookup::Stale(file) => file,
+            Lookup::Stale(file, checks) => (file, checks),
             Lookup::Miss(slot) => {
                 if slot.is_some() {
                     metrics.miss(Tier::Memory);
@@ -299,18 +310,20 @@ async fn cached<'a>(state: &'a AppState, cluster: &Cluster, name: &str) -> Resul
                 return Ok(Memory::Miss(slot));
             }
         };
+        let started = state.revalidator.now_ms();
         let timer = metrics.database();
         let meta = cluster.stat(name).await?;
         drop(timer);
         let unchanged = meta.is_some_and(|meta| servable(state, &meta) && meta == file.meta);
         metrics.revalidated(Tier::Memory, unchanged);
         if unchanged {
-            state.cache.confirm(name);
+            checks.confirm(started);
             metrics.hit(Tier::Memory);
+            state.revalidator.served(name, &checks);
             return Ok(Memory::Hit(file));
         }
         // Changed or gone: forget it, and load it (once for everyone) like any miss.
-        state.cache.remove(name);
+        state.cache.remove_if_is(name, &checks);
     }
 }
 
@@ -329,17 +342,18 @@ async fn from_disk(
     let entry = match disk.lookup(name) {
         DiskLookup::Fresh(entry) => entry,
         DiskLookup::Stale(entry) => {
+            let started = state.revalidator.now_ms();
             let timer = metrics.database();
             let meta = cluster.stat(name).await?;
             drop(timer);
             let unchanged = meta.is_some_and(|meta| servable(state, &meta) && meta == entry.meta);
             metrics.revalidated(Tier::Disk, unchanged);
             if !unchanged {
-                disk.remove(name);
+                disk.remove_if_is(name, &entry.checks);
                 metrics.miss(Tier::Disk);
                 return Ok(None);
             }
-            disk.confirm(&entry);
+            entry.checks.confirm(started);
             entry
         }
         DiskLookup::Miss => {
@@ -348,6 +362,7 @@ async fn from_disk(
         }
     };
     metrics.hit(Tier::Disk);
+    state.revalidator.served(name, &entry.checks);
     let meta = entry.meta.clone();
     let decision = decide(method, request, &meta);
     let (start, len, covers) = match decision {
@@ -378,12 +393,12 @@ async fn from_disk(
                 }
                 (Content::Memory(body, small.flatten()), None)
             }
-            Err(e) => return Ok(disk_failed(disk, name, &e)),
+            Err(e) => return Ok(disk_failed(disk, name, &entry, &e)),
         }
     } else {
         match disk.map_part(&entry, start, len).await {
             Ok(mapped) => (Content::Memory(mapped, None), covers),
-            Err(e) => return Ok(disk_failed(disk, name, &e)),
+            Err(e) => return Ok(disk_failed(disk, name, &entry, &e)),
         }
     };
     let loaded = Loaded { meta, content, covers };
@@ -392,9 +407,9 @@ async fn from_disk(
 
 /// A disk-tier file that cannot be read (evicted meanwhile, damaged) is dropped; the request
 /// goes on to the database.
-fn disk_failed(disk: &DiskCache, name: &str, e: &std::io::Error) -> Option<Response> {
+fn disk_failed(disk: &DiskCache, name: &str, entry: &DiskEntry, e: &std::io::Error) -> Option<Response> {
     tracing::debug!(%name, error = %e, "disk-tier file unreadable; reading the database");
-    disk.remove(name);
+    disk.remove_if_is(name, &entry.checks);
     None
 }
 

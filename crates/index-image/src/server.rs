@@ -59,6 +59,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let state = Arc::new(AppState::new(config)?);
     connect_first(&state, stopped.clone()).await?;
+    let revalidating = match state.cluster.get() {
+        Some(cluster) => Some(tokio::spawn(state.revalidator.clone().run(
+            cluster.clone(),
+            state.cache.clone(),
+            state.disk.clone(),
+            state.metrics.clone(),
+        ))),
+        // Stopped before the database answered.
+        None => None,
+    };
     let app = axum::Router::new().fallback(serve::handle).with_state(state.clone());
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -97,6 +107,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             "shutdown deadline passed; closing the connections still open"
         );
         tasks.shutdown().await;
+    }
+    if let Some(task) = revalidating {
+        task.abort();
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,5 +1,6 @@
-//! The memory tier against a real database: single-flight loading, and rewrites seen within
-//! the revalidation interval, a same-second same-size rewrite included.
+//! The cache tiers against a real database: single-flight loading, rewrites seen within the
+//! revalidation interval (a same-second same-size rewrite included), the disk tier across a
+//! restart and within its size, and the background revalidation of copies in use.
 
 mod common;
 
@@ -238,4 +239,86 @@ async fn a_disk_tier_file_evicted_while_it_is_sent_still_arrives_whole() {
     );
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Copies in steady use are re-checked in the background, many names per statement, so their
+/// requests do not wait on a stat of their own; a rewrite or a delete of one is still seen
+/// within the interval, on both tiers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_in_use_are_revalidated_in_the_background() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let img = StoreOptions::new("image", "image/png");
+    let names: Vec<String> = (0..40)
+        .map(|i| format!("var/site/storage/images/steady/{i}.png"))
+        .collect();
+    for name in &names {
+        c.store(name, name.as_bytes(), &img).await.unwrap();
+    }
+    let dir = temp_dir("background-revalidation");
+    let disk = format!("--disk-cache-dir={}", dir.display());
+    // Some of the files in memory (the tier holds about 30 of them), the rest from the disk tier.
+    let server = start(&db.url, &[disk.as_str(), "--cache-revalidate=1", "--cache-bytes=12000"]);
+    let serve_all = |server: &Server| {
+        for name in &names {
+            assert_eq!(get(server, &format!("/{name}")).body, name.as_bytes());
+        }
+    };
+    serve_all(&server);
+    wait_for_files(&dir, names.len()).await;
+    let reads = |page: &str| sample(page, "index_image_database_reads_total");
+    let passes = |page: &str| sample(page, "index_image_background_revalidation_passes_total");
+    let before = metrics_page(&server);
+    let mut rounds = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        serve_all(&server);
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = metrics_page(&server);
+    let (background, all) = (passes(&after) - passes(&before), reads(&after) - reads(&before));
+    assert!(background >= 2.0, "{background} background passes in 4 s");
+    // Without the background every copy is re-checked by a request about once a second:
+    // about 160 stats in 4 s. Loads of files the memory tier dropped count here too.
+    let by_requests = all - background;
+    assert!(
+        by_requests < 80.0,
+        "{by_requests} database reads by {} requests besides {background} background passes",
+        rounds * names.len()
+    );
+
+    c.store(&names[0], b"rewritten", &img).await.unwrap();
+    c.store(&names[39], b"rewritten too", &img).await.unwrap();
+    c.delete(&names[20]).await.unwrap();
+    let changed = std::time::Instant::now();
+    while changed.elapsed() < Duration::from_millis(1300) {
+        serve_all_but(&server, &names, &[0, 20, 39]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = metrics_page(&server);
+    let changed = ["memory", "disk"]
+        .iter()
+        .map(|tier| {
+            sample(
+                &page,
+                &format!("index_image_revalidations_changed_total{{tier=\"{tier}\"}}"),
+            )
+        })
+        .sum::<f64>();
+    assert!(
+        changed >= 3.0,
+        "the background dropped {changed} changed copies, not the 3 changed"
+    );
+    assert_eq!(get(&server, &format!("/{}", names[0])).body, b"rewritten");
+    assert_eq!(get(&server, &format!("/{}", names[39])).body, b"rewritten too");
+    assert_eq!(get(&server, &format!("/{}", names[20])).status, 404, "deleted");
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn serve_all_but(server: &Server, names: &[String], except: &[usize]) {
+    for (i, name) in names.iter().enumerate().filter(|(i, _)| !except.contains(i)) {
+        assert_eq!(get(server, &format!("/{name}")).body, name.as_bytes(), "{i}");
+    }
 }

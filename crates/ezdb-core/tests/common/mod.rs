@@ -158,3 +158,47 @@ pub async fn check_store_unless_newer(cluster: &Cluster, dir: &std::path::Path) 
         .unwrap_err();
     assert!(no_mtime.to_string().contains("mtime"), "{no_mtime}");
 }
+
+/// `stat_many` answers as `stat` does for each name, in the order asked: across more than one
+/// statement's worth of names, for the two tables of eZDFS, names without a row, a name asked
+/// twice, a deleted row and a scope under a global expiry key.
+pub async fn check_stat_many(cluster: &Cluster) {
+    use ezdb_core::StoreOptions;
+    let image = StoreOptions::new("image", "image/png");
+    let mut names: Vec<String> = (0..300)
+        .map(|i| format!("var/site/storage/images/batch/{i}.png"))
+        .collect();
+    for name in &names {
+        cluster.store(name, name.as_bytes(), &image).await.unwrap();
+    }
+    let cache = "var/site/cache/template-block/batch.cache";
+    cluster
+        .store(cache, b"block", &StoreOptions::new("template-block", "misc"))
+        .await
+        .unwrap();
+    cluster.delete(&names[7]).await.unwrap();
+    cluster
+        .set_global_expiry("global-template-block-cache", Some(cluster.now() + 3600))
+        .await
+        .unwrap();
+    names.push(cache.to_owned());
+    names.push("var/site/storage/images/batch/missing.png".to_owned());
+    names.push(names[3].clone());
+    names.reverse();
+    let asked: Vec<&str> = names.iter().map(String::as_str).collect();
+    let batch = cluster.stat_many(&asked).await.unwrap();
+    assert_eq!(batch.len(), names.len());
+    for (name, meta) in names.iter().zip(&batch) {
+        assert_eq!(meta, &cluster.stat(name).await.unwrap(), "{name}");
+    }
+    assert!(
+        batch[0].is_some() && batch[1].is_none(),
+        "a name asked twice, the name without a row"
+    );
+    assert!(batch.iter().flatten().any(|m| m.deleted), "the deleted row");
+    assert!(
+        batch.iter().flatten().any(|m| m.global_expiry.is_some()),
+        "the expiry key"
+    );
+    assert!(cluster.stat_many(&[]).await.unwrap().is_empty());
+}
