@@ -431,6 +431,25 @@ enum ezdb_status ezdb_cache_begin(struct ezdb_cluster *cluster,
                                   struct ezdb_file_info *out_row);
 
 /*
+ `ezdb_cache_begin` on a run the caller already has (from `ezdb_cache_begin`, not freed), in
+ whatever state it is: it is started again on `name` (what it was doing is forgotten; a lock
+ it handed out stays the caller's), so a caller handling one processCache call after another
+ keeps one run instead of allocating and freeing one per call. Arguments and outputs as for
+ `ezdb_cache_begin`; the run stays the caller's (free it with `ezdb_cache_free`). When the
+ name or the rules are invalid the run is unchanged; when the database step failed it is the
+ new run (report `EZDB_CACHE_CONTINUE`, or start it again).
+ */
+enum ezdb_status ezdb_cache_restart(struct ezdb_cluster *cluster,
+                                    struct ezdb_cache *run,
+                                    const char *name,
+                                    size_t name_len,
+                                    const struct ezdb_cache_rules *rules,
+                                    int64_t local_mtime,
+                                    struct ezdb_cache_step *out_step,
+                                    struct ezdb_lock **out_lock,
+                                    struct ezdb_file_info *out_row);
+
+/*
  Reports `event` (`EZDB_CACHE_SERVE_FAILED`, `_NO_CACHE`, `_WAITED`, `_CONTINUE`) for the
  last step of `run`, with the local copy's mtime now (0 or less: none), and gives the next
  step, as `ezdb_cache_begin` does. An event the run does not expect is

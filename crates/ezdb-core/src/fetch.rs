@@ -401,14 +401,14 @@ async fn read_rows_once(
     let meta = match &first {
         Some(row) => {
             let columns = ExpiryColumns::from_row(row, &expiry)?;
-            let Some(global_expiry) = cached_global_expiry(inner, columns, row.try_get::<&str, _>("scope")?) else {
+            let mut meta = FileMeta::from_row_of(row, name.as_str().to_owned())?;
+            let Some(global_expiry) = cached_global_expiry(inner, columns, &meta.scope) else {
                 // The legacy expiry.php changed since it was parsed (rare: after a clear). Read it,
                 // then this file again, so the file and its expiry come from one statement.
                 drop(rows);
                 reload_expiry_file(inner, conn).await?;
                 return Ok(None);
             };
-            let mut meta = FileMeta::from_row_of(row, name.as_str().to_owned())?;
             meta.global_expiry = global_expiry;
             meta
         }

@@ -4,23 +4,28 @@
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
-/// The metadata columns but the name (see [`META_COLUMNS`]).
+/// The metadata but the name, as one column `meta` (see [`META_COLUMNS`]).
 macro_rules! row_columns {
     () => {
-        "CAST(f.size AS UNSIGNED) AS size, CAST(f.mtime AS SIGNED) AS mtime, CAST(f.scope AS CHAR) AS scope, \
-         CAST(f.datatype AS CHAR) AS datatype, CAST(f.name_trunk AS CHAR) AS name_trunk, \
-         CAST(f.expired AS SIGNED) AS expired"
+        "CONCAT(f.size, ',', f.mtime, ',', f.expired, ',', CHAR_LENGTH(CAST(f.scope AS CHAR)), ',', \
+         CHAR_LENGTH(CAST(f.datatype AS CHAR)), ',', CAST(f.scope AS CHAR), CAST(f.datatype AS CHAR), \
+         CAST(f.name_trunk AS CHAR)) AS meta"
     };
 }
 
-/// Columns of a metadata read. Text columns are cast to CHAR: `_bin` collations would otherwise
-/// arrive flagged as binary. The global expiry of the file's scope comes with them, from the
+/// Columns of a metadata read. The row's fields come packed in one text column, `meta`
+/// (`size,mtime,expired,scope chars,datatype chars,` then scope, datatype and name_trunk back to
+/// back, cut by their character counts; [`FileMeta::from_row_of`] unpacks it): the driver
+/// parses every column's definition packet and decodes it by name on every execution, about
+/// 2.5k instructions per column, so six columns cost a hot read (`stat`, every `processCache`)
+/// more than the whole statement costs mysqli. Text columns are cast to CHAR (the connection's
+/// character set, whatever the table's: legacy tables may use another one), so the counts
+/// (characters, not bytes) hold. The global expiry of the file's scope comes with them, from the
 /// sources [`ExpirySql`](crate::expiry::ExpirySql) joins.
 pub(crate) const META_COLUMNS: &str = concat!("CAST(f.name AS CHAR) AS name, ", row_columns!());
 
 /// [`META_COLUMNS`] without the name, for reads by name hash, which know the name already
-/// ([`FileMeta::from_row_of`]): every column of a result costs its definition packet and decoding
-/// on every execution, on the hot single-statement reads.
+/// ([`FileMeta::from_row_of`]).
 pub(crate) const META_COLUMNS_BY_HASH: &str = row_columns!();
 
 /// Scope given to files stored without one (legacy `UNKNOWN_SCOPE`).
@@ -54,17 +59,10 @@ impl FileMeta {
     /// The row of `name` read with [`META_COLUMNS_BY_HASH`] (by its name hash, so the row's name
     /// is `name`); `global_expiry` is filled in by the caller.
     pub(crate) fn from_row_of(row: &MySqlRow, name: String) -> Result<FileMeta, sqlx::Error> {
-        let mtime: i64 = row.try_get("mtime")?;
-        let expired: i64 = row.try_get("expired")?;
-        Ok(FileMeta {
-            name,
-            size: row.try_get("size")?,
-            mtime,
-            scope: row.try_get("scope")?,
-            datatype: row.try_get("datatype")?,
-            name_trunk: row.try_get("name_trunk")?,
-            deleted: is_deleted(mtime, expired != 0),
-            global_expiry: None,
+        let packed: &str = row.try_get("meta")?;
+        unpack(packed, name).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "meta".into(),
+            source: format!("not a packed metadata row: {packed:?}").into(),
         })
     }
 
@@ -82,6 +80,39 @@ impl FileMeta {
     pub fn is_generating(&self) -> bool {
         self.name.ends_with(crate::name::GENERATING_SUFFIX)
     }
+}
+
+/// The fields of a `meta` column ([`META_COLUMNS`]); `None` when it is not one.
+fn unpack(packed: &str, name: String) -> Option<FileMeta> {
+    let mut fields = packed.splitn(6, ',');
+    let mut number = || fields.next();
+    let size: u64 = number()?.parse().ok()?;
+    let mtime: i64 = number()?.parse().ok()?;
+    let expired: i64 = number()?.parse().ok()?;
+    let scope_chars: usize = number()?.parse().ok()?;
+    let datatype_chars: usize = number()?.parse().ok()?;
+    let texts = number()?;
+    let (scope, rest) = split_chars(texts, scope_chars)?;
+    let (datatype, name_trunk) = split_chars(rest, datatype_chars)?;
+    Some(FileMeta {
+        name,
+        size,
+        mtime,
+        scope: scope.to_owned(),
+        datatype: datatype.to_owned(),
+        name_trunk: name_trunk.to_owned(),
+        deleted: is_deleted(mtime, expired != 0),
+        global_expiry: None,
+    })
+}
+
+/// `text` cut after its first `chars` characters; `None` when it has fewer.
+fn split_chars(text: &str, chars: usize) -> Option<(&str, &str)> {
+    if chars == 0 {
+        return Some(("", text));
+    }
+    let (at, c) = text.char_indices().nth(chars - 1)?;
+    Some(text.split_at(at + c.len_utf8()))
 }
 
 /// The legacy soft-delete mark: `expired = 1` or a negated mtime.
@@ -176,6 +207,27 @@ mod tests {
             deleted: mtime < 0,
             global_expiry: None,
         }
+    }
+
+    #[test]
+    fn packed_rows_unpack_texts_by_character_counts() {
+        let meta = unpack("1024,-17,1,4,10,scopeé,/x,y/z😀trunk, with commas", "n".into()).unwrap();
+        assert_eq!((meta.size, meta.mtime, meta.deleted), (1024, -17, true));
+        assert_eq!(meta.scope, "scop");
+        assert_eq!(meta.datatype, "eé,/x,y/z😀");
+        assert_eq!(meta.name_trunk, "trunk, with commas");
+        let empty = unpack("0,5,0,0,0,", "n".into()).unwrap();
+        assert_eq!(
+            (empty.scope.as_str(), empty.datatype.as_str(), empty.name_trunk.as_str()),
+            ("", "", "")
+        );
+        assert!(!empty.deleted);
+        assert!(
+            unpack("1,2,0,5,0,abc", "n".into()).is_none(),
+            "texts shorter than their counts"
+        );
+        assert!(unpack("1,2,0", "n".into()).is_none());
+        assert!(unpack("x,2,0,0,0,", "n".into()).is_none());
     }
 
     #[test]

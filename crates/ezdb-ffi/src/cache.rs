@@ -192,6 +192,49 @@ pub unsafe extern "C" fn ezdb_cache_begin(
     })
 }
 
+/// `ezdb_cache_begin` on a run the caller already has (from `ezdb_cache_begin`, not freed), in
+/// whatever state it is: it is started again on `name` (what it was doing is forgotten; a lock
+/// it handed out stays the caller's), so a caller handling one processCache call after another
+/// keeps one run instead of allocating and freeing one per call. Arguments and outputs as for
+/// `ezdb_cache_begin`; the run stays the caller's (free it with `ezdb_cache_free`). When the
+/// name or the rules are invalid the run is unchanged; when the database step failed it is the
+/// new run (report `EZDB_CACHE_CONTINUE`, or start it again).
+#[no_mangle]
+pub unsafe extern "C" fn ezdb_cache_restart(
+    cluster: *mut ezdb_cluster,
+    run: *mut ezdb_cache,
+    name: *const c_char,
+    name_len: usize,
+    rules: *const ezdb_cache_rules,
+    local_mtime: i64,
+    out_step: *mut ezdb_cache_step,
+    out_lock: *mut *mut ezdb_lock,
+    out_row: *mut ezdb_file_info,
+) -> ezdb_status {
+    guarded(|| {
+        let cluster = CLUSTERS.get(cluster)?;
+        let held = RUNS.get_mut(run)?;
+        let name = args::text(name, name_len, "name")?;
+        let rules = rules
+            .as_ref()
+            .ok_or_else(|| Failure::invalid("rules is NULL; pass an ezdb_cache_rules".to_owned()))?
+            .rules()?;
+        let out_step = args::out(out_step, "out_step")?;
+        let out_lock = args::out(out_lock, "out_lock")?;
+        *out_lock = std::ptr::null_mut();
+        held.run = cluster.with(|c| c.cache_run(name, rules, CacheRead::Stat))?;
+        advance(
+            cluster,
+            &mut held.run,
+            CacheEvent::Begin,
+            local_mtime,
+            out_step,
+            out_lock,
+            out_row,
+        )
+    })
+}
+
 /// Reports `event` (`EZDB_CACHE_SERVE_FAILED`, `_NO_CACHE`, `_WAITED`, `_CONTINUE`) for the
 /// last step of `run`, with the local copy's mtime now (0 or less: none), and gives the next
 /// step, as `ezdb_cache_begin` does. An event the run does not expect is

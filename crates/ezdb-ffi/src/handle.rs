@@ -9,7 +9,8 @@ use parking_lot::Mutex;
 use std::ffi::c_char;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
@@ -194,8 +195,34 @@ struct Shared {
 /// What one process built for itself: a single-threaded runtime and the connections.
 struct ProcessState {
     pid: u32,
+    /// [`FORKS`] when it was built.
+    forks: u64,
     runtime: Runtime,
     cluster: Cluster,
+}
+
+/// Forks this process went through since the library was loaded, counted in each child by a
+/// `pthread_atfork` handler. Every call checks whether its state was built by this process:
+/// comparing this counter is an atomic load, where `std::process::id()` is a `getpid` system
+/// call (glibc does not cache the pid), on every call of every hot path.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+/// The handler is registered (else, should `pthread_atfork` fail, every call compares pids).
+static COUNTING_FORKS: AtomicBool = AtomicBool::new(false);
+static WATCH_FORKS: Once = Once::new();
+
+extern "C" fn forked() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+impl ProcessState {
+    /// Built by this process, not inherited from the parent across `fork()`.
+    fn is_ours(&self) -> bool {
+        if COUNTING_FORKS.load(Ordering::Relaxed) {
+            self.forks == FORKS.load(Ordering::Relaxed)
+        } else {
+            self.pid == std::process::id()
+        }
+    }
 }
 
 impl ezdb_cluster {
@@ -276,15 +303,19 @@ impl Shared {
 
     /// Runs `operation` on this process's state, building it first when needed.
     fn with<T>(&self, operation: impl FnOnce(&ProcessState) -> Result<T, Failure>) -> Result<T, Failure> {
+        WATCH_FORKS.call_once(|| {
+            // SAFETY: `forked` only increments an atomic, which is async-signal-safe.
+            let registered = unsafe { libc::pthread_atfork(None, None, Some(forked)) } == 0;
+            COUNTING_FORKS.store(registered, Ordering::Relaxed);
+        });
         let mut process = self.process.lock();
-        let pid = std::process::id();
-        if process.as_ref().is_some_and(|state| state.pid != pid) {
+        if process.as_ref().is_some_and(|state| !state.is_ours()) {
             // Inherited from the parent: its socket is the parent's and its runtime's threads
             // do not exist here. Dropping would send COM_QUIT on the parent's connection.
             std::mem::forget(process.take());
         }
         if process.is_none() {
-            *process = Some(ProcessState::open(&self.config, pid)?);
+            *process = Some(ProcessState::open(&self.config)?);
         }
         operation(process.as_ref().expect("opened above"))
     }
@@ -293,7 +324,7 @@ impl Shared {
     fn disconnect(&self) {
         let mut process = self.process.lock();
         match process.take() {
-            Some(state) if state.pid == std::process::id() => {
+            Some(state) if state.is_ours() => {
                 state.runtime.block_on(state.cluster.close());
             }
             inherited => std::mem::forget(inherited),
@@ -302,7 +333,8 @@ impl Shared {
 }
 
 impl ProcessState {
-    fn open(config: &ClusterConfig, pid: u32) -> Result<ProcessState, Failure> {
+    fn open(config: &ClusterConfig) -> Result<ProcessState, Failure> {
+        let (pid, forks) = (std::process::id(), FORKS.load(Ordering::Relaxed));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -313,6 +345,11 @@ impl ProcessState {
                 )
             })?;
         let cluster = runtime.block_on(Cluster::connect(config.clone()))?;
-        Ok(ProcessState { pid, runtime, cluster })
+        Ok(ProcessState {
+            pid,
+            forks,
+            runtime,
+            cluster,
+        })
     }
 }

@@ -127,3 +127,99 @@ fn generate_once_then_serve_and_refuse_misuse() {
     assert_eq!(status, ezdb_status::EZDB_INVALID_ARGUMENT);
     assert!(run.is_null());
 }
+
+fn restart(
+    cluster: *mut ezdb_cluster,
+    run: *mut ezdb_cache,
+    name: &str,
+    rules: &ezdb_cache_rules,
+    local: i64,
+) -> (ezdb_status, ezdb_cache_step, *mut ezdb_lock) {
+    let mut lock = ptr::null_mut();
+    let mut step: ezdb_cache_step = unsafe { std::mem::zeroed() };
+    let mut row: ezdb_file_info = unsafe { std::mem::zeroed() };
+    let status = unsafe {
+        ezdb_cache_restart(
+            cluster,
+            run,
+            name.as_ptr().cast(),
+            name.len(),
+            rules,
+            local,
+            &mut step,
+            &mut lock,
+            &mut row,
+        )
+    };
+    (status, step, lock)
+}
+
+#[test]
+fn a_restarted_run_decides_as_a_new_one() {
+    let f = Fixture::new();
+    let name = "var/site/cache/content/restart.cache";
+    // A run that took the lock, started again on another name (read only, nothing stored there):
+    // it gives up there, and the lock it handed out stays the caller's, published below.
+    let (status, run, step, lock) = begin(f.cluster, name, &rules(), 0);
+    assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
+    assert_eq!(step.action, ezdb_cache_action::EZDB_CACHE_GENERATE as i32);
+    let read_only = ezdb_cache_rules {
+        generate: EZDB_CACHE_GENERATE_NEVER,
+        ..rules()
+    };
+    let (status, step, no_lock) = restart(f.cluster, run, "var/site/cache/other.cache", &read_only, 0);
+    assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
+    assert_eq!(step.action, ezdb_cache_action::EZDB_CACHE_GIVE_UP as i32);
+    assert!(no_lock.is_null() && step.has_row == 0);
+    let mut info: ezdb_file_info = unsafe { std::mem::zeroed() };
+    let body = b"built";
+    let published = unsafe {
+        ezdb_generation_publish(
+            f.cluster,
+            lock,
+            body.as_ptr().cast(),
+            body.len(),
+            ptr::null(),
+            0,
+            ptr::null(),
+            0,
+            &mut info,
+        )
+    };
+    assert_eq!(published, ezdb_status::EZDB_OK, "{}", last_error());
+    // Fresh now: the same run serves a local copy as new as the row, then downloads without one.
+    let (status, step, _) = restart(f.cluster, run, name, &rules(), info.mtime + 1);
+    assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
+    assert_eq!(step.action, ezdb_cache_action::EZDB_CACHE_SERVE_LOCAL as i32);
+    assert_eq!((step.retrieve_mtime, step.has_row), (info.mtime + 1, 1));
+    let (_, step, _) = restart(f.cluster, run, name, &rules(), 0);
+    assert_eq!(step.action, ezdb_cache_action::EZDB_CACHE_SERVE_STORED as i32);
+    // Bad arguments leave the run as it was; a freed run is refused.
+    let bad = ezdb_cache_rules { generate: 9, ..rules() };
+    assert_eq!(
+        restart(f.cluster, run, name, &bad, 0).0,
+        ezdb_status::EZDB_INVALID_ARGUMENT
+    );
+    let mut next: ezdb_cache_step = unsafe { std::mem::zeroed() };
+    let mut next_lock = ptr::null_mut();
+    let failed = unsafe {
+        ezdb_cache_next(
+            f.cluster,
+            run,
+            EZDB_CACHE_SERVE_FAILED,
+            0,
+            &mut next,
+            &mut next_lock,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(failed, ezdb_status::EZDB_OK, "{}", last_error());
+    assert_eq!(unsafe { ezdb_cache_free(run) }, ezdb_status::EZDB_OK);
+    if !next_lock.is_null() {
+        unsafe { ezdb_generation_abort(f.cluster, next_lock) };
+    }
+    assert_eq!(
+        restart(f.cluster, run, name, &rules(), 0).0,
+        ezdb_status::EZDB_INVALID_ARGUMENT
+    );
+}

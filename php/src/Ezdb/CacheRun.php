@@ -28,7 +28,6 @@ final class CacheRun
     public const GENERATE_LOCKED = 2;
 
     private ?CData $run = null;
-    private readonly int $pid;
 
     /**
      * @internal Made by Cluster::cacheRun().
@@ -41,13 +40,16 @@ final class CacheRun
         public readonly string $name,
         public readonly array $rules,
     ) {
-        $this->pid = getmypid();
     }
 
+    /**
+     * Gives the run back to the cluster, which keeps one for the next call. A run is plain memory
+     * (no connection, no lock): in a child of fork() it is the child's copy, fine to reuse or free.
+     */
     public function __destruct()
     {
-        if ($this->run !== null && $this->pid === getmypid()) {
-            $this->ffi->ezdb_cache_free($this->run);
+        if ($this->run !== null) {
+            $this->cluster->recycleRun($this->run);
         }
         $this->run = null;
     }
@@ -81,11 +83,9 @@ final class CacheRun
         return $this->run;
     }
 
-    /** @internal Keeps a copy of the pointer value the library wrote into $out. */
-    public function adopt(CData $out): void
+    /** @internal The run the library made (or restarted) for this call, owned from now on. */
+    public function adopt(CData $run): void
     {
-        if ($this->run === null && !FFI::isNull($out)) {
-            $this->run = $this->ffi->cast('ezdb_cache*', $this->ffi->cast('uintptr_t', $out)->cdata);
-        }
+        $this->run ??= $run;
     }
 }

@@ -38,6 +38,10 @@ final class Cluster
     private CData $cacheRulesAddr;
     private CData $cacheStepAddr;
     private CData $cacheOutAddr;
+    /** A finished cache run kept for the next processCache call (ezdb_cache_restart), or null. */
+    private ?CData $spareRun = null;
+    /** The rules last written into $cacheRules (the struct keeps them between calls). */
+    private ?array $cacheRulesWritten = null;
     /** @var \WeakMap<GenerationLock, true> locks held through this handle, aborted by close() */
     private \WeakMap $locks;
 
@@ -134,6 +138,10 @@ final class Cluster
         }
         foreach ($held as $lock) {
             $lock->abort();
+        }
+        if ($this->spareRun !== null) {
+            $this->ffi->ezdb_cache_free($this->spareRun);
+            $this->spareRun = null;
         }
         if ($this->handle !== null) {
             $this->ffi->ezdb_close($this->handle);
@@ -424,19 +432,37 @@ final class Cluster
         $lockOut = $this->lockOutAddr;
         if ($event === null) {
             $rules = $run->rules;
-            $r = $this->cacheRules;
-            $r->ttl = $rules['ttl'] ?? -1;
-            $r->expiry = $rules['expiry'] ?? -1;
-            $r->retrieve = (int) ($rules['retrieve'] ?? true);
-            $r->generate = (int) ($rules['generate'] ?? CacheRun::GENERATE_ALWAYS);
-            $r->generate_while_busy = (int) ($rules['generate_while_busy'] ?? false);
-            $r->holds_lock = (int) ($rules['holds_lock'] ?? false);
-            $r->max_passes = (int) ($rules['max_passes'] ?? 0);
-            $r->poll_ms = (int) ($rules['poll_ms'] ?? 0);
-            $r->max_wait_ms = (int) ($rules['max_wait_ms'] ?? 0);
-            $status = $this->ffi->ezdb_cache_begin($this->handle, $name, strlen($name), $this->cacheRulesAddr, $localMtime,
-                $this->cacheOutAddr, $this->cacheStepAddr, $lockOut, $this->infoAddr);
-            $run->adopt($this->cacheOut);
+            if ($rules !== $this->cacheRulesWritten) {
+                $r = $this->cacheRules;
+                $r->ttl = $rules['ttl'] ?? -1;
+                $r->expiry = $rules['expiry'] ?? -1;
+                $r->retrieve = (int) ($rules['retrieve'] ?? true);
+                $r->generate = (int) ($rules['generate'] ?? CacheRun::GENERATE_ALWAYS);
+                $r->generate_while_busy = (int) ($rules['generate_while_busy'] ?? false);
+                $r->holds_lock = (int) ($rules['holds_lock'] ?? false);
+                $r->max_passes = (int) ($rules['max_passes'] ?? 0);
+                $r->poll_ms = (int) ($rules['poll_ms'] ?? 0);
+                $r->max_wait_ms = (int) ($rules['max_wait_ms'] ?? 0);
+                $this->cacheRulesWritten = $rules;
+            }
+            $spare = $run->handle() === null ? $this->spareRun : null;
+            if ($spare !== null) {
+                // The previous call's run, started again: no allocation, no free per call.
+                $status = $this->ffi->ezdb_cache_restart($this->handle, $spare, $name, strlen($name), $this->cacheRulesAddr,
+                    $localMtime, $this->cacheStepAddr, $lockOut, $this->infoAddr);
+                if ($status !== Exception::INVALID_ARGUMENT) {
+                    // Refused (a bad name or rules), it is unchanged and stays spare: not begun, as
+                    // ezdb_cache_begin would leave it.
+                    $this->spareRun = null;
+                    $run->adopt($spare);
+                }
+            } else {
+                $status = $this->ffi->ezdb_cache_begin($this->handle, $name, strlen($name), $this->cacheRulesAddr, $localMtime,
+                    $this->cacheOutAddr, $this->cacheStepAddr, $lockOut, $this->infoAddr);
+                if (!FFI::isNull($this->cacheOut)) {
+                    $run->adopt($this->ffi->cast('ezdb_cache*', $this->ffi->cast('uintptr_t', $this->cacheOut)->cdata));
+                }
+            }
         } else {
             $handle = $run->handle()
                 ?? throw new Exception("cache $name: the run was never begun", Exception::INVALID_ARGUMENT);
@@ -460,6 +486,19 @@ final class Cluster
             'lock' => $step->action === CacheRun::GENERATE
                 ? $this->track(new GenerationLock($this, $this->ffi, $name, $this->lockOut)) : null,
         ];
+    }
+
+    /**
+     * @internal A CacheRun is done with its run: kept for the next cache call (at most one, while
+     * the handle is open), else freed.
+     */
+    public function recycleRun(CData $run): void
+    {
+        if ($this->spareRun === null && $this->handle !== null) {
+            $this->spareRun = $run;
+        } else {
+            $this->ffi->ezdb_cache_free($run);
+        }
     }
 
     /** Sets a global expiry key (content-view-cache, ...) to $at (<= 0: now); returns the time set. */
