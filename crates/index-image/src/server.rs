@@ -59,16 +59,15 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let state = Arc::new(AppState::new(config)?);
     connect_first(&state, stopped.clone()).await?;
-    let revalidating = match state.cluster.get() {
-        Some(cluster) => Some(tokio::spawn(state.revalidator.clone().run(
+    // None when stopped before the database answered.
+    let revalidating = state.cluster.get().map(|cluster| {
+        tokio::spawn(state.revalidator.clone().run(
             cluster.clone(),
             state.cache.clone(),
             state.disk.clone(),
             state.metrics.clone(),
-        ))),
-        // Stopped before the database answered.
-        None => None,
-    };
+        ))
+    });
     let app = axum::Router::new().fallback(serve::handle).with_state(state.clone());
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
