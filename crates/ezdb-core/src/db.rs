@@ -9,7 +9,7 @@ use crate::pool_waits::{PoolWaitCounters, PoolWaits};
 use crate::replica::Replicas;
 use crate::retry::{self, Transient};
 use crate::topology::{self, HostChoice};
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{ConnectOptions, Connection, Executor, MySql};
 use std::future::Future;
@@ -30,57 +30,22 @@ const SESSION_SETUP: [&str; 2] = [
 /// Where connections come from: one pool per host (each behind its gate, see [`PoolGate`]), or
 /// one dedicated connection (to whichever host answered).
 enum Source {
-    Pool(Vec<(ConnectionPool, Arc<PoolGate>)>),
+    Pool(Vec<(MySqlPool, Arc<PoolGate>)>),
     Dedicated(Arc<Mutex<Option<(usize, MySqlConnection)>>>),
 }
 
 /// The waiting room of one pool: as many permits as the pool has connections, so a caller
 /// waits here, for `pool_wait_timeout`, while every connection is in use, and the pool's own
-/// get (its connect bounded by `connect_timeout`) always finds a place. The permit is held
-/// with the connection and given back after it.
+/// acquire (bounded by `connect_timeout`) only opens connections. The permit is held with the
+/// connection (the connection's ping on release may keep the next caller waiting in the pool
+/// for one round trip).
 struct PoolGate {
     permits: Arc<Semaphore>,
 }
 
-/// The connections of one host: opened on demand (with the session setup), handed back with
-/// no round trip. sqlx's own pool pings every connection it takes back, which doubled the round
-/// trips of every pooled statement; here a connection is pinged only before it is reused after
-/// [`PING_WHEN_IDLE_FOR`] (the server may have dropped it), and one that broke in use fails its
-/// next attempt, which [`Db::retrying`] discards and repeats on another.
-struct Connections {
-    options: MySqlConnectOptions,
-    session: Arc<SessionState>,
-    connect_timeout: Duration,
-}
-
-type ConnectionPool = deadpool::managed::Pool<Connections>;
-
-impl deadpool::managed::Manager for Connections {
-    type Type = MySqlConnection;
-    type Error = sqlx::Error;
-
-    async fn create(&self) -> std::result::Result<MySqlConnection, sqlx::Error> {
-        open(&self.options, &self.session, self.connect_timeout).await
-    }
-
-    async fn recycle(
-        &self,
-        conn: &mut MySqlConnection,
-        metrics: &deadpool::managed::Metrics,
-    ) -> deadpool::managed::RecycleResult<sqlx::Error> {
-        if metrics.last_used() >= PING_WHEN_IDLE_FOR {
-            conn.ping().await?;
-        }
-        Ok(())
-    }
-}
-
 /// Where a connection in use came from.
 enum Held {
-    /// From the primary's pool; `None` once closed instead of given back.
-    Pooled(Option<deadpool::managed::Object<Connections>>),
-    /// From a read replica's pool.
-    Replica(PoolConnection<MySql>),
+    Pooled(PoolConnection<MySql>),
     Dedicated(OwnedMutexGuard<Option<(usize, MySqlConnection)>>),
 }
 
@@ -102,8 +67,7 @@ impl Deref for Conn {
     type Target = MySqlConnection;
     fn deref(&self) -> &MySqlConnection {
         match &self.held {
-            Held::Pooled(c) => c.as_ref().expect("a closed connection is not used again"),
-            Held::Replica(c) => c,
+            Held::Pooled(c) => c,
             Held::Dedicated(g) => &g.as_ref().expect("dedicated connection is opened before use").1,
         }
     }
@@ -112,8 +76,7 @@ impl Deref for Conn {
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut MySqlConnection {
         match &mut self.held {
-            Held::Pooled(c) => c.as_mut().expect("a closed connection is not used again"),
-            Held::Replica(c) => c,
+            Held::Pooled(c) => c,
             Held::Dedicated(g) => &mut g.as_mut().expect("dedicated connection is opened before use").1,
         }
     }
@@ -172,9 +135,7 @@ impl Conn {
 
     fn close_now(&mut self) {
         match &mut self.held {
-            // Taken out of the pool and dropped: the socket closes, a new one is opened later.
-            Held::Pooled(c) => drop(c.take().map(deadpool::managed::Object::take)),
-            Held::Replica(c) => c.close_on_drop(),
+            Held::Pooled(c) => c.close_on_drop(),
             Held::Dedicated(g) => **g = None,
         }
     }
@@ -293,7 +254,7 @@ impl Db {
             ),
             ConnectionMode::Pool { max_connections } => {
                 drop(first);
-                let pools: Vec<(ConnectionPool, Arc<PoolGate>)> = hosts
+                let pools: Vec<(MySqlPool, Arc<PoolGate>)> = hosts
                     .iter()
                     .map(|h| {
                         let gate = PoolGate {
@@ -355,25 +316,20 @@ impl Db {
                             return Err(sqlx::Error::PoolTimedOut);
                         }
                     };
-                    // The gate holds as many permits as the pool has places: a place is free.
-                    match pool.get().await {
+                    match pool.acquire().await {
                         Ok(conn) => {
                             self.pool_waits.record(started.elapsed(), false);
                             self.choice.succeeded(i);
-                            return Ok(Conn::new(Held::Pooled(Some(conn)), i).holding(permit));
+                            return Ok(Conn::new(Held::Pooled(conn), i).holding(permit));
                         }
-                        Err(deadpool::managed::PoolError::Backend(e)) => {
+                        // Every connection open and in use (one being given back): busy, not down.
+                        Err(e @ sqlx::Error::PoolTimedOut) if pool.size() >= pool.options().get_max_connections() => {
+                            self.pool_waits.record(started.elapsed(), true);
+                            return Err(e);
+                        }
+                        Err(e) => {
                             self.choice.failed(i, &e.to_string());
                             last = Some(e);
-                        }
-                        Err(deadpool::managed::PoolError::Closed) => return Err(sqlx::Error::PoolClosed),
-                        Err(
-                            e @ (deadpool::managed::PoolError::Timeout(_)
-                            | deadpool::managed::PoolError::NoRuntimeSpecified
-                            | deadpool::managed::PoolError::PostCreateHook(_)),
-                        ) => {
-                            // None is configured: no timeout, runtime or hook.
-                            return Err(sqlx::Error::Configuration(format!("connection pool: {e}").into()));
                         }
                     }
                 }
@@ -397,11 +353,7 @@ impl Db {
             match source {
                 Source::Pool(pools) => {
                     for (pool, _) in pools {
-                        let idle = pool.retain(|_, _| false).removed;
-                        pool.close();
-                        for conn in idle {
-                            let _ = conn.close().await;
-                        }
+                        pool.close().await;
                     }
                 }
                 Source::Dedicated(slot) => {
@@ -430,7 +382,7 @@ impl Db {
     /// A connection to a read replica that is up and within the lag bound, if any.
     pub(crate) async fn acquire_replica(&self) -> Option<Conn> {
         let conn = self.replicas.acquire().await?;
-        Some(Conn::new(Held::Replica(conn), 0))
+        Some(Conn::new(Held::Pooled(conn), 0))
     }
 
     /// Records that a read on a replica connection failed (it is skipped for a while).
@@ -614,21 +566,29 @@ async fn open(
 /// A pooled connection idle this long is pinged before it is handed out.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
 
-fn pool(
-    options: &MySqlConnectOptions,
-    session: &Arc<SessionState>,
-    config: &ClusterConfig,
-    max: u32,
-) -> ConnectionPool {
-    let connections = Connections {
-        options: options.clone(),
-        session: session.clone(),
-        connect_timeout: config.connect_timeout,
-    };
-    ConnectionPool::builder(connections)
-        .max_size(max.max(1) as usize)
-        .build()
-        .expect("no timeout is set, so no runtime is needed")
+fn pool(options: &MySqlConnectOptions, session: &Arc<SessionState>, config: &ClusterConfig, max: u32) -> MySqlPool {
+    let session = session.clone();
+    MySqlPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(config.connect_timeout)
+        // sqlx pings every connection as it goes back to the pool; a ping before each use
+        // as well would cost every statement a second round trip. Only a connection idle long
+        // enough for the server to have dropped it (wait_timeout, a restart) is pinged first;
+        // one lost anyway is retried on another (`retrying`).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _meta| {
+            let session = session.clone();
+            Box::pin(async move { set_up_session(conn, &session).await })
+        })
+        .connect_lazy_with(options.clone())
 }
 
 async fn set_up_session(conn: &mut MySqlConnection, session: &SessionState) -> std::result::Result<(), sqlx::Error> {
