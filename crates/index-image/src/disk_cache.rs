@@ -3,10 +3,13 @@
 //! and renamed into place (a reader or a restart sees a whole file or none), and found again
 //! after a restart. Each file starts with a header holding the row's metadata; an entry is
 //! re-checked against the database before its first use after a start and then every
-//! `revalidate_after` (by the request, or before that by [`crate::revalidation`]). A hit that the memory tier does not keep is mapped into memory
-//! ([`DiskCache::map_part`]), so hyper writes it to the socket from the page cache without a
-//! copy through a buffer of ours.
+//! `revalidate_after` (by the request, or before that by [`crate::revalidation`]). A hit is
+//! read (or, when the memory tier does not keep it, mapped: [`DiskCache::map_part`], so hyper
+//! writes it to the socket from the page cache without a copy through a buffer of ours) on the
+//! serving thread when the page cache holds it, and on a blocking thread otherwise
+//! ([`crate::page_cache`]).
 
+use crate::page_cache::{self, ReadPath};
 use crate::revalidation::{Checks, Clock};
 use crate::spool::SpoolFile;
 use ezdb_core::{FileMeta, FileStream};
@@ -29,6 +32,31 @@ pub struct DiskEntry {
     /// Where the content starts in the file.
     header_len: u64,
     pub checks: Arc<Checks>,
+}
+
+impl DiskEntry {
+    /// Opens the tier file, checking that it is whole (header and content).
+    fn open(&self) -> std::io::Result<std::fs::File> {
+        let file = std::fs::File::open(&self.path)?;
+        if file.metadata()?.len() != self.header_len + self.meta.size {
+            return Err(std::io::Error::other("disk-tier file has the wrong length"));
+        }
+        Ok(file)
+    }
+}
+
+/// A read-only mapping of `len` bytes of `file` from `offset`, its pages read in first with
+/// `populate` (which waits for the disk if they are not in the page cache).
+fn map(file: &std::fs::File, offset: u64, len: usize, populate: bool) -> std::io::Result<memmap2::Mmap> {
+    let mut options = memmap2::MmapOptions::new();
+    options.offset(offset).len(len);
+    if populate {
+        options.populate();
+    }
+    // SAFETY: the mapping is read-only and tier files are never written or truncated after
+    // they are renamed into place (see DiskCache::map_part); only an outside hand changing the
+    // tier's directory could invalidate it, as for any mapped file.
+    unsafe { options.map(file) }
 }
 
 #[derive(Clone)]
@@ -130,47 +158,51 @@ impl DiskCache {
 
     /// `len` bytes of the entry's content from `start`, mapped from the file: the response is
     /// written from the page cache with no copy through user space (hyper hands the bytes to
-    /// `writev` as they are). The pages are read in (MAP_POPULATE) on a blocking thread, so a
-    /// page not in the page cache never stalls the runtime when hyper writes. Tier files are
-    /// never changed in place (written whole under another name, renamed, unlinked when
-    /// evicted), so a mapping stays valid while it is sent, an eviction included.
-    pub async fn map_part(&self, entry: &DiskEntry, start: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+    /// `writev` as they are). When the page cache holds every page the mapping is made here;
+    /// otherwise the pages are read in (MAP_POPULATE) on a blocking thread, so a page not in
+    /// the page cache never stalls the runtime when hyper writes. Tier files are never changed
+    /// in place (written whole under another name, renamed, unlinked when evicted), so a
+    /// mapping stays valid while it is sent, an eviction included.
+    pub async fn map_part(&self, entry: &DiskEntry, start: u64, len: u64) -> std::io::Result<(bytes::Bytes, ReadPath)> {
         if len == 0 {
-            return Ok(bytes::Bytes::new());
+            return Ok((bytes::Bytes::new(), ReadPath::PageCache));
         }
-        let path = entry.path.clone();
-        let whole = entry.header_len + entry.meta.size;
+        let len = usize::try_from(len).map_err(std::io::Error::other)?;
         let offset = entry.header_len + start;
-        let mapped = tokio::task::spawn_blocking(move || -> std::io::Result<bytes::Bytes> {
-            let file = std::fs::File::open(&path)?;
-            if file.metadata()?.len() != whole {
-                return Err(std::io::Error::other("disk-tier file has the wrong length"));
-            }
-            let len = usize::try_from(len).map_err(std::io::Error::other)?;
-            // SAFETY: the mapping is read-only and the file is never written or truncated
-            // after it was renamed into place (see above); only an outside hand changing the
-            // tier's directory could invalidate it, as for any mapped file.
-            let map = unsafe {
-                memmap2::MmapOptions::new()
-                    .offset(offset)
-                    .len(len)
-                    .populate()
-                    .map(&file)?
-            };
-            Ok(bytes::Bytes::from_owner(map))
-        })
-        .await;
-        mapped.map_err(std::io::Error::other)?
+        // Opened here: the inode of a tier file in use is in the kernel's caches (as nginx,
+        // which opens files on its event loop).
+        let file = entry.open()?;
+        let mapped = map(&file, offset, len, false)?;
+        if page_cache::is_resident(&mapped) {
+            return Ok((bytes::Bytes::from_owner(mapped), ReadPath::PageCache));
+        }
+        drop(mapped);
+        let mapped = tokio::task::spawn_blocking(move || map(&file, offset, len, true)).await;
+        let mapped = mapped.map_err(std::io::Error::other)??;
+        Ok((bytes::Bytes::from_owner(mapped), ReadPath::Disk))
     }
 
-    /// The entry's whole content in memory.
-    pub async fn read(&self, entry: &DiskEntry) -> std::io::Result<bytes::Bytes> {
-        let all = bytes::Bytes::from(tokio::fs::read(&entry.path).await?);
-        let start = entry.header_len as usize;
-        if all.len() != start + entry.meta.size as usize {
-            return Err(std::io::Error::other("disk-tier file has the wrong length"));
+    /// The entry's whole content in memory: read here from the page cache, and only what it
+    /// does not hold on a blocking thread.
+    pub async fn read(&self, entry: &DiskEntry) -> std::io::Result<(bytes::Bytes, ReadPath)> {
+        let file = entry.open()?;
+        let size = usize::try_from(entry.meta.size).map_err(std::io::Error::other)?;
+        let mut content = Vec::with_capacity(size);
+        page_cache::read_cached(&file, entry.header_len, &mut content);
+        if content.len() == size {
+            return Ok((bytes::Bytes::from(content), ReadPath::PageCache));
         }
-        Ok(all.slice(start..))
+        let offset = entry.header_len;
+        let rest = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::os::unix::fs::FileExt;
+            let have = content.len();
+            content.resize(size, 0);
+            file.read_exact_at(&mut content[have..], offset + have as u64)?;
+            Ok(content)
+        })
+        .await;
+        let content = rest.map_err(std::io::Error::other)??;
+        Ok((bytes::Bytes::from(content), ReadPath::Disk))
     }
 
     /// Keeps a file read into memory (best effort: a failure is logged, the response is not

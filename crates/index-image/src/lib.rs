@@ -9,6 +9,7 @@ mod headers;
 mod hot_cache;
 mod http_range;
 mod metrics;
+mod page_cache;
 mod preconditions;
 mod request_clock;
 mod request_name;

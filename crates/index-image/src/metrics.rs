@@ -2,8 +2,9 @@
 //! requests by status, content bytes, hits and misses per cache tier, revalidations (by requests
 //! and in the background), database
 //! time and deadlines missed, waits for a pooled connection (counted by the core), open
-//! connections.
+//! connections, and where disk-tier reads found their bytes.
 
+use crate::page_cache::ReadPath;
 use ezdb_core::PoolWaits;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -42,6 +43,8 @@ pub struct Metrics {
     connections: AtomicI64,
     revalidation_passes: AtomicU64,
     revalidation_names: AtomicU64,
+    /// Disk-tier reads by [`ReadPath`].
+    disk_reads: [AtomicU64; 2],
 }
 
 impl Default for Metrics {
@@ -56,6 +59,7 @@ impl Default for Metrics {
             connections: AtomicI64::new(0),
             revalidation_passes: AtomicU64::new(0),
             revalidation_names: AtomicU64::new(0),
+            disk_reads: Default::default(),
         }
     }
 }
@@ -111,6 +115,11 @@ impl Metrics {
         self.revalidation_names.fetch_add(names as u64, Ordering::Relaxed);
     }
 
+    /// A disk-tier file was read (or mapped) by way of `path`.
+    pub fn disk_read(&self, path: ReadPath) {
+        self.disk_reads[path as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Starts timing one database read.
     pub fn database(&self) -> DatabaseTimer<'_> {
         self.database_reads.fetch_add(1, Ordering::Relaxed);
@@ -149,7 +158,7 @@ impl Metrics {
             .map(|(i, c)| (format!("{{status=\"{}\"}}", i + 100), load(c).to_string()))
             .collect();
         let seconds = format!("{:.6}", load(&self.database_micros) as f64 / 1e6);
-        let families: [Family; 12] = [
+        let families: [Family; 13] = [
             (
                 "index_image_requests_total",
                 "counter",
@@ -215,6 +224,15 @@ impl Metrics {
                 "counter",
                 "Requests that missed the database deadline (503).",
                 plain(load(&self.database_deadlines).to_string()),
+            ),
+            (
+                "index_image_disk_tier_reads_total",
+                "counter",
+                "Disk-tier files read for a response: from the page cache on the serving thread, or on a blocking thread when part of it had to come from the disk (many of those: the page cache is too small for the tier's hot files).",
+                [ReadPath::PageCache, ReadPath::Disk]
+                    .iter()
+                    .map(|p| (format!("{{from=\"{}\"}}", p.label()), load(&self.disk_reads[*p as usize]).to_string()))
+                    .collect(),
             ),
             (
                 "index_image_connections",

@@ -383,7 +383,8 @@ async fn from_disk(
     let read_whole = promote || small.is_some();
     let (content, covers) = if read_whole {
         match disk.read(&entry).await {
-            Ok(body) => {
+            Ok((body, path)) => {
+                metrics.disk_read(path);
                 if let Some(slot) = slot.take() {
                     let file = Cached {
                         meta: meta.clone(),
@@ -397,7 +398,10 @@ async fn from_disk(
         }
     } else {
         match disk.map_part(&entry, start, len).await {
-            Ok(mapped) => (Content::Memory(mapped, None), covers),
+            Ok((mapped, path)) => {
+                metrics.disk_read(path);
+                (Content::Memory(mapped, None), covers)
+            }
             Err(e) => return Ok(disk_failed(disk, name, &entry, &e)),
         }
     };

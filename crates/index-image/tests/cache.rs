@@ -1,6 +1,7 @@
 //! The cache tiers against a real database: single-flight loading, rewrites seen within the
 //! revalidation interval (a same-second same-size rewrite included), the disk tier across a
-//! restart and within its size, and the background revalidation of copies in use.
+//! restart and within its size, tier files read back from the disk once the page cache let them
+//! go, and the background revalidation of copies in use.
 
 mod common;
 
@@ -193,6 +194,92 @@ async fn the_disk_tier_stays_within_its_size() {
         total <= bound,
         "{files} files, {total} bytes on disk for a bound of {bound}"
     );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Drops `path`'s pages from the page cache (written out first), as memory pressure would, and
+/// checks that they are gone.
+fn evict_from_page_cache(path: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    // SAFETY: plain calls on an open descriptor; the mapping is only inspected, never read.
+    let resident = unsafe {
+        assert_eq!(
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED),
+            0
+        );
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(map, libc::MAP_FAILED);
+        let mut pages = vec![0u8; len.div_ceil(4096)];
+        assert_eq!(libc::mincore(map, len, pages.as_mut_ptr()), 0);
+        libc::munmap(map, len);
+        pages.iter().filter(|p| *p & 1 == 1).count()
+    };
+    assert_eq!(
+        resident,
+        0,
+        "{} kept {resident} pages in the page cache after POSIX_FADV_DONTNEED: this test needs \
+         TMPDIR on a disk filesystem (not tmpfs)",
+        path.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_tier_files_out_of_the_page_cache_are_read_from_the_disk_whole() {
+    let db = TestDb::create().await;
+    let c = cluster(&db).await;
+    let img = StoreOptions::new("image", "image/png");
+    // One read into memory, one sent from a mapping (256 KiB and more).
+    let files: Vec<(String, Vec<u8>)> = [100_000, 3 << 20]
+        .iter()
+        .enumerate()
+        .map(|(i, len)| (format!("var/site/storage/images/paged/{i}.png"), bytes(*len)))
+        .collect();
+    for (name, data) in &files {
+        c.store(name, data, &img).await.unwrap();
+    }
+    let dir = temp_dir("disk-paged");
+    let disk = format!("--disk-cache-dir={}", dir.display());
+    let server = start(&db.url, &[disk.as_str(), "--cache-bytes=0", "--cache-revalidate=60"]);
+    for (name, data) in &files {
+        assert!(get(&server, &format!("/{name}")).body == *data);
+    }
+    wait_for_files(&dir, files.len()).await;
+    let reads = |page: &str, from: &str| sample(page, &format!("index_image_disk_tier_reads_total{{from=\"{from}\"}}"));
+
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        evict_from_page_cache(&entry.unwrap().path());
+    }
+    let before = metrics_page(&server);
+    for (name, data) in &files {
+        let reply = get(&server, &format!("/{name}"));
+        assert_eq!(reply.status, 200);
+        assert!(reply.body == *data, "{name} read back from the disk");
+    }
+    let after = metrics_page(&server);
+    assert_eq!(reads(&after, "disk") - reads(&before, "disk"), 2.0, "{after}");
+
+    // Read once, the pages are cached again: served on the serving thread.
+    for (name, data) in &files {
+        assert!(get(&server, &format!("/{name}")).body == *data);
+    }
+    let again = metrics_page(&server);
+    assert_eq!(
+        reads(&again, "page_cache") - reads(&after, "page_cache"),
+        2.0,
+        "{again}"
+    );
+    assert_eq!(reads(&again, "disk"), reads(&after, "disk"), "{again}");
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
