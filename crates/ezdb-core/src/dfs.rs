@@ -314,7 +314,7 @@ impl Dfs {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
         let label = name.as_str().to_owned();
         let path = self.mount.path_of(name)?;
-        tokio::spawn(async move {
+        let reading = Box::pin(async move {
             let io = |e| Error::io(Op::Fetch, &label, &path, e);
             if let Err(e) = file.seek(SeekFrom::Start(start)).await {
                 let _ = tx.send(Err(io(e))).await;
@@ -343,7 +343,7 @@ impl Dfs {
                 }
             }
         });
-        Ok(FileStream::from_channel(meta, rx))
+        Ok(FileStream::from_reading(meta, rx, Some(reading), range))
     }
 
     /// Stores `content` as the new version of `name` (module comment: bytes first, then the row

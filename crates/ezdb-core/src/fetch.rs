@@ -223,10 +223,19 @@ impl Cluster {
         if let Some(dfs) = &self.inner.dfs {
             return dfs.open_stream(&self.inner, &name, visibility, range).await;
         }
-        let (tx, mut rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
-        tokio::spawn(stream_task(self.inner.clone(), name.clone(), visibility, range, tx));
-        match rx.recv().await {
-            Some(Ok(StreamItem::Meta(meta))) => Ok(FileStream { meta, rx }),
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
+        let (mut rx, mut reading): (_, Option<Reading>) = (
+            rx,
+            Some(Box::pin(stream_task(
+                self.inner.clone(),
+                name.clone(),
+                visibility,
+                range,
+                tx,
+            ))),
+        );
+        match std::future::poll_fn(|cx| poll_item(&mut reading, &mut rx, cx)).await {
+            Some(Ok(StreamItem::Meta(meta))) => Ok(FileStream::from_reading(meta, rx, reading, range)),
             Some(Err(e)) => Err(e),
             _ => Err(Error::integrity(
                 Op::Fetch,
@@ -238,10 +247,24 @@ impl Cluster {
 }
 
 /// The bytes of a file as they arrive from the database.
+///
+/// The read that feeds it runs inside the stream's own polls while the part to read is at
+/// most [`READ_IN_PLACE_MAX`]: no task of its own, so no hop between threads per chunk, which on
+/// few cores cost more than the read. A larger read runs as a task of its own, ahead of the
+/// consumer by up to [`STREAM_BUFFER_CHUNKS`] chunks. Either way a stream dropped before its
+/// end closes the connection (never reused with rows unread).
 pub struct FileStream {
     pub meta: FileMeta,
     rx: mpsc::Receiver<Result<StreamItem>>,
+    /// The read feeding `rx` when it runs in place; `None` once it ended or runs as a task.
+    reading: Option<Reading>,
 }
+
+/// A read sending a file's items to its stream's channel.
+pub(crate) type Reading = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The largest part of a file read inside its stream's polls (see [`FileStream`]).
+pub(crate) const READ_IN_PLACE_MAX: u64 = 1 << 20;
 
 pub(crate) enum StreamItem {
     Meta(FileMeta),
@@ -249,19 +272,33 @@ pub(crate) enum StreamItem {
 }
 
 impl FileStream {
-    /// A stream whose metadata is known and whose chunks arrive on `rx`.
-    pub(crate) fn from_channel(meta: FileMeta, rx: mpsc::Receiver<Result<StreamItem>>) -> FileStream {
-        FileStream { meta, rx }
+    /// A stream whose metadata is known and whose chunks `reading` sends to `rx`.
+    pub(crate) fn from_reading(
+        meta: FileMeta,
+        rx: mpsc::Receiver<Result<StreamItem>>,
+        reading: Option<Reading>,
+        range: Option<ByteRange>,
+    ) -> FileStream {
+        let mut stream = FileStream { meta, rx, reading };
+        stream.read_apart_if_large(range);
+        stream
+    }
+
+    /// Moves the read to a task of its own when the part to read is larger than
+    /// [`READ_IN_PLACE_MAX`].
+    fn read_apart_if_large(&mut self, range: Option<ByteRange>) {
+        let len = range.map_or(self.meta.size, |r| r.len().min(self.meta.size));
+        if len > READ_IN_PLACE_MAX {
+            if let Some(reading) = self.reading.take() {
+                tokio::spawn(reading);
+            }
+        }
     }
 
     /// The next piece of content; `None` after the last one. An error ends the stream (for
     /// example when the chunks turn out shorter than the metadata size).
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
-        match self.rx.recv().await? {
-            Ok(StreamItem::Chunk(bytes)) => Some(Ok(bytes)),
-            Ok(StreamItem::Meta(_)) => None,
-            Err(e) => Some(Err(e)),
-        }
+        futures_util::StreamExt::next(self).await
     }
 }
 
@@ -272,12 +309,27 @@ impl futures_core::Stream for FileStream {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx).map(|item| match item? {
+        let this = &mut *self;
+        poll_item(&mut this.reading, &mut this.rx, cx).map(|item| match item? {
             Ok(StreamItem::Chunk(bytes)) => Some(Ok(bytes)),
             Ok(StreamItem::Meta(_)) => None,
             Err(e) => Some(Err(e)),
         })
     }
+}
+
+/// Drives `reading` if it runs in place (until it ends), then takes the next item of `rx`.
+fn poll_item(
+    reading: &mut Option<Reading>,
+    rx: &mut mpsc::Receiver<Result<StreamItem>>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Option<Result<StreamItem>>> {
+    if let Some(read) = reading {
+        if read.as_mut().poll(cx).is_ready() {
+            *reading = None;
+        }
+    }
+    rx.poll_recv(cx)
 }
 
 async fn stream_task(
@@ -289,28 +341,54 @@ async fn stream_task(
 ) {
     // A read replica first, when one is usable; when it has nothing (it may lag) or fails
     // before the metadata went out, the primary answers.
-    if let Some(mut conn) = inner.db.acquire_replica().await {
+    if let Some(conn) = inner.db.acquire_replica().await {
+        let mut conn = ReadConn(Some(conn));
         let mut sink = ChannelSink::new(&tx);
-        let outcome = read_rows(&inner, &mut conn, &name, visibility, range, &mut sink).await;
+        let outcome = read_rows(&inner, conn.get(), &name, visibility, range, &mut sink).await;
         if sink.sent_meta {
-            finish_stream(conn, &name, &sink, outcome).await;
+            finish_stream(conn.finish(), &name, &sink, outcome).await;
             return;
         }
         match outcome {
-            Err(AttemptError::Sql(e)) => inner.db.replica_failed(conn, &e.to_string()),
-            _ => conn.discard(),
+            Err(AttemptError::Sql(e)) => inner.db.replica_failed(conn.finish(), &e.to_string()),
+            _ => conn.finish().discard(),
         }
     }
     let mut conn = match inner.db.acquire().await {
-        Ok(conn) => conn,
+        Ok(conn) => ReadConn(Some(conn)),
         Err(e) => {
             let _ = tx.send(Err(Error::db(Op::Fetch, name.as_str(), e))).await;
             return;
         }
     };
     let mut sink = ChannelSink::new(&tx);
-    let outcome = read_rows(&inner, &mut conn, &name, visibility, range, &mut sink).await;
-    finish_stream(conn, &name, &sink, outcome).await;
+    let outcome = read_rows(&inner, conn.get(), &name, visibility, range, &mut sink).await;
+    finish_stream(conn.finish(), &name, &sink, outcome).await;
+}
+
+/// The connection of a read in progress: when the read is dropped before its statement ended
+/// (its stream dropped mid-file), the connection is closed, never reused with rows unread.
+struct ReadConn(Option<Conn>);
+
+impl ReadConn {
+    fn get(&mut self) -> &mut Conn {
+        self.0
+            .as_mut()
+            .expect("the connection is taken only when the read ends")
+    }
+
+    /// The connection, once the statement has ended (all rows read, or an error).
+    fn finish(mut self) -> Conn {
+        self.0.take().expect("the connection is taken only when the read ends")
+    }
+}
+
+impl Drop for ReadConn {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.discard();
+        }
+    }
 }
 
 /// Sends a stream's error, if any; a connection with unread rows is closed, never reused.

@@ -360,3 +360,34 @@ async fn a_rewrite_never_keeps_both_mtime_and_size() {
         "a chosen mtime is kept"
     );
 }
+
+/// A stream dropped before its end, read in place (small) or by a task of its own (large),
+/// never hands a connection with unread rows to the next read: on a pool of one connection,
+/// every read after it gets its own file whole.
+#[tokio::test]
+async fn a_stream_dropped_before_its_end_leaves_the_pool_sound() {
+    let (_db, cluster) = cluster_with(|c| c.with_pool(1)).await;
+    let small = bytes(4 * C + 1, 21);
+    let large = bytes(40 * C + 7, 22);
+    for (name, data) in [("small", &small), ("large", &large)] {
+        cluster.store(name, data, &StoreOptions::default()).await.unwrap();
+    }
+    for round in 0..3 {
+        for (name, data) in [("small", &small), ("large", &large)] {
+            let mut stream = cluster.open_stream(name, Visibility::Live, None).await.unwrap();
+            let first = stream.next_chunk().await.unwrap().unwrap();
+            assert_eq!(first[..], data[..first.len()], "round {round}: {name}");
+            drop(stream);
+            for (other, expected) in [("large", &large), ("small", &small)] {
+                let read = tokio::time::timeout(std::time::Duration::from_secs(30), cluster.fetch(other))
+                    .await
+                    .expect("the pool's one connection came back")
+                    .unwrap();
+                assert!(
+                    read == *expected,
+                    "round {round}: {other} after a dropped stream of {name}"
+                );
+            }
+        }
+    }
+}
