@@ -68,6 +68,15 @@ impl FileName {
         Ok(FileName { name, hash })
     }
 
+    /// An empty stand-in (no allocation) for a name moved out of a value that is rebuilt at once;
+    /// never a name to use.
+    pub(crate) const fn placeholder() -> FileName {
+        FileName {
+            name: String::new(),
+            hash: String::new(),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.name
     }

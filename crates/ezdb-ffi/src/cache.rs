@@ -222,7 +222,7 @@ pub unsafe extern "C" fn ezdb_cache_restart(
         let out_step = args::out(out_step, "out_step")?;
         let out_lock = args::out(out_lock, "out_lock")?;
         *out_lock = std::ptr::null_mut();
-        held.run = cluster.with(|c| c.cache_run(name, rules, CacheRead::Stat))?;
+        cluster.with(|c| c.restart_cache_run(&mut held.run, name, rules, CacheRead::Stat))?;
         advance(
             cluster,
             &mut held.run,
