@@ -266,6 +266,25 @@ pub unsafe extern "C" fn ezdb_cache_next(
     })
 }
 
+/// The row the run's last step read (deleted rows too, as `has_row` reported) into `*out_row`
+/// (texts library-owned, as for `ezdb_stat`): `EZDB_OK`, or `EZDB_NOT_FOUND` when it read none.
+/// No database call: the run keeps its row until its next step, so a caller that may not need
+/// the row passes NULL as `out_row` to the step and asks here only when it does.
+#[no_mangle]
+pub unsafe extern "C" fn ezdb_cache_row(run: *const ezdb_cache, out_row: *mut ezdb_file_info) -> ezdb_status {
+    guarded(|| {
+        let held = RUNS.get(run)?;
+        let out_row = args::out(out_row, "out_row")?;
+        match held.run.row() {
+            Some(meta) => {
+                fill(Some(out_row), meta);
+                Ok(ezdb_status::EZDB_OK)
+            }
+            None => Ok(ezdb_status::EZDB_NOT_FOUND),
+        }
+    })
+}
+
 /// Frees a run (any lock it handed out stays the caller's). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn ezdb_cache_free(run: *mut ezdb_cache) -> ezdb_status {
