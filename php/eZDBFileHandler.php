@@ -98,7 +98,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function __construct($filePath = false)
     {
-        $this->filePath = self::cleanPath($filePath);
+        // cleanPath() inlined: every processCache call makes a handler.
+        $this->filePath = is_string($filePath) ? Ezdb\Rules::cleanPath($filePath) : $filePath;
         self::cluster();
     }
 
@@ -328,7 +329,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Whether the handler names a file: legacy treats any false-like path (false, null, '') as none. */
     private function hasPath()
     {
-        return !in_array($this->filePath, [false, null, ''], true);
+        return $this->filePath !== false && $this->filePath !== null && $this->filePath !== '';
     }
 
     /** Loads the row of the handler's path once (again with $force); a missing row is remembered. */

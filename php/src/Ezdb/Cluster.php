@@ -484,19 +484,32 @@ final class Cluster
             throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "cache $name");
         }
         $step = $this->cacheStep;
-        return [
-            'action' => $step->action,
-            'retrieveMtime' => $step->retrieve_mtime,
-            'localMtime' => $step->local_mtime,
-            'stale' => $step->stale !== 0,
-            'rechecked' => $step->rechecked !== 0,
-            'noCache' => $step->no_cache !== 0,
-            'waitMs' => $step->wait_ms,
-            'now' => $step->now,
-            'hasRow' => $step->has_row !== 0,
-            'lock' => $step->action === CacheRun::GENERATE
-                ? $this->track(new GenerationLock($this, $this->ffi, $name, $this->lockOut)) : null,
-        ];
+        $action = $step->action;
+        // An action sets only the fields it names (ezdb_cache_step), the others are 0: only
+        // those are read (every field read is a CData access; a hit needs one).
+        $next = ['action' => $action, 'retrieveMtime' => 0, 'localMtime' => 0, 'stale' => false, 'rechecked' => false,
+            'noCache' => false, 'waitMs' => 0, 'now' => $step->now, 'hasRow' => $step->has_row !== 0, 'lock' => null];
+        switch ($action) {
+            case CacheRun::SERVE_LOCAL:
+                $next['retrieveMtime'] = $step->retrieve_mtime;
+                break;
+            case CacheRun::SERVE_STORED:
+                $next['retrieveMtime'] = $step->retrieve_mtime;
+                $next['localMtime'] = $step->local_mtime;
+                $next['stale'] = $step->stale !== 0;
+                $next['rechecked'] = $step->rechecked !== 0;
+                break;
+            case CacheRun::GENERATE:
+                $next['lock'] = $this->track(new GenerationLock($this, $this->ffi, $name, $this->lockOut));
+                break;
+            case CacheRun::GENERATE_UNSTORED:
+                $next['noCache'] = $step->no_cache !== 0;
+                break;
+            case CacheRun::WAIT:
+                $next['waitMs'] = $step->wait_ms;
+                break;
+        }
+        return $next;
     }
 
     /** @internal The row the last step of $run read (ezdb_cache_row), or null when it read none. */
