@@ -64,12 +64,17 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     const MAX_PASSES = 8;
     /** processCache's wait for another process's generation polls once per second (legacy). */
     const WAIT_POLL_MS = 1000;
+    /** Distinct processCache rules kept (cacheRules()); all are forgotten when there are more. */
+    const CACHE_RULES_KEPT = 64;
 
     /** @var string|false the current path: the ".generating" name while a generation lock is held */
     public $filePath;
     /** @var string|null the real path while generating */
     private $realFilePath = null;
-    /** @var Ezdb\FileInfo|false|null the row: null = not loaded yet, false = no row */
+    /**
+     * @var Ezdb\FileInfo|Ezdb\CacheRun|false|null the row: null = not loaded yet, false = no row,
+     *      a CacheRun = the row its last step read, copied out by loadMetaData() when first needed
+     */
     private $info = null;
     /** @var Ezdb\GenerationLock|null */
     private $lock = null;
@@ -83,6 +88,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     protected static $connectedPid = null;
     /** @var array<int, eZDBFileHandler> handlers holding a generation lock (for the shutdown cleanup) */
     private static $generating = [];
+    /** @var array<string, array> processCache rules by their arguments (cacheRules()) */
+    private static $cacheRules = [];
     private static $generatingPid = null;
 
     /**
@@ -91,7 +98,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function __construct($filePath = false)
     {
-        $this->filePath = self::cleanPath($filePath);
+        // cleanPath() inlined: every processCache call makes a handler.
+        $this->filePath = is_string($filePath) ? Ezdb\Rules::cleanPath($filePath) : $filePath;
         self::cluster();
     }
 
@@ -321,12 +329,22 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
     /** Whether the handler names a file: legacy treats any false-like path (false, null, '') as none. */
     private function hasPath()
     {
-        return !in_array($this->filePath, [false, null, ''], true);
+        return $this->filePath !== false && $this->filePath !== null && $this->filePath !== '';
     }
 
     /** Loads the row of the handler's path once (again with $force); a missing row is remembered. */
     public function loadMetaData($force = false)
     {
+        if ($this->info instanceof Ezdb\CacheRun && !$force) {
+            // What processCache read, kept in its run: the same row, no second read.
+            try {
+                $this->info = $this->info->row() ?? false;
+            } catch (Ezdb\Exception $e) {
+                self::log('error', 'stat: ' . $e->getMessage());
+                $this->info = false;
+            }
+            return;
+        }
         if (!$this->hasPath() || ($this->info !== null && !$force)) {
             return;
         }
@@ -590,17 +608,15 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         }
         $path = $this->filePath;
         $handling = self::settings()['NonExistantStaleCacheHandling'];
-        $run = self::cluster()->cacheRun($path, [
-            'ttl' => self::limitOrNull($ttl),
-            'expiry' => self::limitOrNull($expiry),
-            'retrieve' => $retrieveCallback !== null,
-            'generate' => $generateCallback === false ? Ezdb\CacheRun::GENERATE_NEVER
+        $run = self::cluster()->cacheRun($path, self::cacheRules(
+            self::limitOrNull($ttl),
+            self::limitOrNull($expiry),
+            $retrieveCallback !== null,
+            $generateCallback === false ? Ezdb\CacheRun::GENERATE_NEVER
                 : ($generateCallback === null ? Ezdb\CacheRun::GENERATE_LOCKED : Ezdb\CacheRun::GENERATE_ALWAYS),
-            'generate_while_busy' => is_array($handling) && ($handling[self::cacheTypeOf($path)] ?? 'wait') === 'generate',
-            'holds_lock' => $this->lock !== null,
-            'max_passes' => self::MAX_PASSES,
-            'poll_ms' => self::WAIT_POLL_MS,
-        ]);
+            is_array($handling) && ($handling[self::cacheTypeOf($path)] ?? 'wait') === 'generate',
+            $this->lock !== null
+        ));
         $event = null;
         while (true) {
             $local = $retrieveCallback === null ? 0 : (int) self::localMtime($path);
@@ -617,7 +633,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
                 continue;
             }
             if ($retrieveCallback !== null) {
-                $this->info = $step['row'] ?? false;
+                // The row stays in the run until loadMetaData() asks for it: a hit needs none.
+                $this->info = $step['hasRow'] ? $run : false;
             }
             $event = null;
             switch ($step['action']) {
@@ -660,6 +677,33 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
         }
     }
 
+    /**
+     * The rules of a processCache call (Cluster::cacheRun), one array per distinct set kept for
+     * the next calls: Cluster writes an array into the library's struct only when it is not the
+     * one written last, a check that is free for the same array and costs a full comparison for
+     * an equal one (every hit passes here).
+     */
+    private static function cacheRules($ttl, $expiry, $retrieve, $generate, $generateWhileBusy, $holdsLock)
+    {
+        $key = "$ttl,$expiry,$generate," . (int) $retrieve . (int) $generateWhileBusy . (int) $holdsLock;
+        if (isset(self::$cacheRules[$key])) {
+            return self::$cacheRules[$key];
+        }
+        if (count(self::$cacheRules) >= self::CACHE_RULES_KEPT) {
+            self::$cacheRules = [];
+        }
+        return self::$cacheRules[$key] = [
+            'ttl' => $ttl,
+            'expiry' => $expiry,
+            'retrieve' => $retrieve,
+            'generate' => $generate,
+            'generate_while_busy' => $generateWhileBusy,
+            'holds_lock' => $holdsLock,
+            'max_passes' => self::MAX_PASSES,
+            'poll_ms' => self::WAIT_POLL_MS,
+        ];
+    }
+
     /** processCache()'s answer when the caller must generate and call storeCache() (made only then). */
     private static function manualGeneration()
     {
@@ -674,11 +718,8 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
 
     private function retrieve($retrieve, $path, $mtime, $extraData)
     {
-        $args = [$path, $mtime];
-        if ($extraData !== null) {
-            $args[] = $extraData;
-        }
-        return call_user_func_array($retrieve, $args);
+        // Called directly (any callable, as call_user_func_array takes it): every hit passes here.
+        return $extraData === null ? $retrieve($path, $mtime) : $retrieve($path, $mtime, $extraData);
     }
 
     private function callGenerate($generate, $noCache, $extraData)

@@ -464,6 +464,14 @@ enum ezdb_status ezdb_cache_next(struct ezdb_cluster *cluster,
                                  struct ezdb_file_info *out_row);
 
 /*
+ The row the run's last step read (deleted rows too, as `has_row` reported) into `*out_row`
+ (texts library-owned, as for `ezdb_stat`): `EZDB_OK`, or `EZDB_NOT_FOUND` when it read none.
+ No database call: the run keeps its row until its next step, so a caller that may not need
+ the row passes NULL as `out_row` to the step and asks here only when it does.
+ */
+enum ezdb_status ezdb_cache_row(const struct ezdb_cache *run, struct ezdb_file_info *out_row);
+
+/*
  Frees a run (any lock it handed out stays the caller's). NULL is a no-op.
  */
 enum ezdb_status ezdb_cache_free(struct ezdb_cache *run);

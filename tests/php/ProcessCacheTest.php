@@ -125,6 +125,32 @@ final class ProcessCacheTest extends TestCase
         $this->assertSame([['retrieve', $this->path('cache/b.cache'), $localMtime, null]], $this->calls);
     }
 
+    public function testMetadataAfterAHitIsTheRowItRead(): void
+    {
+        // A served handler keeps the row its processCache read (copied out of its run only when
+        // asked), also while more handlers than the spare runs serve other entries meanwhile.
+        foreach (range(1, 12) as $i) {
+            $this->handler("cache/meta-$i.cache")->processCache($this->retrieve(), $this->generate(str_repeat('m', $i)));
+        }
+        $this->calls = [];
+        $handlers = [];
+        foreach (range(1, 12) as $i) {
+            $handlers[$i] = $this->handler("cache/meta-$i.cache");
+            $this->assertSame(str_repeat('m', $i), $handlers[$i]->processCache($this->retrieve(), $this->generate('new')));
+        }
+        $this->assertSame(0, $this->count('generate'));
+        foreach ($handlers as $i => $handler) {
+            $this->assertSame($i, $handler->size());
+            $this->assertSame($this->cluster()->stat($this->path("cache/meta-$i.cache"))->mtime, $handler->mtime());
+            $this->assertSame($this->handler("cache/meta-$i.cache")->stat(), $handler->stat());
+        }
+        // No row read: nothing to copy out, and no read either.
+        $missing = $this->handler('cache/meta-none.cache');
+        $this->assertSame(2, $missing->processCache($this->retrieve(), false)->errno());
+        $this->assertNull($missing->size());
+        $this->assertFalse($missing->stat());
+    }
+
     public function testEntryFromAnotherServerIsDownloaded(): void
     {
         $name = $this->path('cache/c.cache');

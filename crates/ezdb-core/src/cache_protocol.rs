@@ -182,6 +182,19 @@ impl CacheRun {
         }
     }
 
+    /// This run started again on `name`, as [`CacheRun::new`] would start it; the checked name
+    /// (cleaned, hashed) is kept when it is the same, as for one hot cache entry read again and
+    /// again. On an invalid name the run is unchanged.
+    pub fn restart(&mut self, name: &str, rules: CacheRules, read: CacheRead, now: i64) -> Result<()> {
+        // A cleaned name cleans to itself, so an equal name is this one.
+        if name != self.file.as_str() {
+            self.file = FileName::new(name)?;
+        }
+        let file = std::mem::replace(&mut self.file, FileName::placeholder());
+        *self = CacheRun::new(file, rules, read, now);
+        Ok(())
+    }
+
     pub fn name(&self) -> &str {
         self.file.as_str()
     }
@@ -237,35 +250,36 @@ impl CacheRun {
         } else {
             ttl == Some(0) || local_expired
         } || self.fresh_elsewhere;
-        let row = self.row.clone();
-        self.seen = row.as_ref().filter(|r| !r.is_expired()).map(|r| r.mtime);
+        // What the decision needs of the row, read in place (every hit passes here: no copy).
+        let live_mtime = self.row.as_ref().filter(|r| !r.is_expired()).map(|r| r.mtime);
+        let stored = self.row.as_ref().map(|r| (r.mtime, freshness.accepts(r, now)));
+        self.seen = live_mtime;
         if !force_db {
-            let live = row.as_ref().filter(|r| !r.is_expired());
-            if !stale && live.is_none() {
+            if !stale && live_mtime.is_none() {
                 self.seen = None;
                 return self.generate_phase(false);
             }
             let local = local.unwrap_or(0);
-            if stale || !is_file_expired(local, live.map(|r| r.mtime), now, ttl) {
+            if stale || !is_file_expired(local, live_mtime, now, ttl) {
                 let retrieve_mtime = if stale { now } else { local };
                 return self.finish(CacheAction::ServeLocal { retrieve_mtime });
             }
         }
-        let Some(row) = row else {
+        let Some((mtime, fresh)) = stored else {
             if stale {
                 return self.no_stale_copy();
             }
             return self.generate_phase(false);
         };
-        if !stale && !freshness.accepts(&row, now) {
+        if !stale && !fresh {
             return self.generate_phase(false);
         }
         let (local_mtime, retrieve_mtime) = if stale {
             // A stale copy is dated before its row, so whatever the generator publishes is newer.
-            ((row.mtime.abs() - 1).max(1), now)
+            ((mtime.abs() - 1).max(1), now)
         } else {
             // As old as its row (legacy: the download time), so a stricter expiry still applies.
-            (row.mtime + 1, row.mtime + 1)
+            (mtime + 1, mtime + 1)
         };
         let rechecked = !stale && self.fresh_elsewhere;
         self.finish(CacheAction::ServeStored {
@@ -420,6 +434,11 @@ impl Cluster {
     /// [`Cluster::advance_cache`] with `CacheEvent::Begin`.
     pub fn cache_run(&self, name: &str, rules: CacheRules, read: CacheRead) -> Result<CacheRun> {
         Ok(CacheRun::new(FileName::new(name)?, rules, read, self.now()))
+    }
+
+    /// [`Cluster::cache_run`] into a run the caller already has (see [`CacheRun::restart`]).
+    pub fn restart_cache_run(&self, run: &mut CacheRun, name: &str, rules: CacheRules, read: CacheRead) -> Result<()> {
+        run.restart(name, rules, read, self.now())
     }
 
     /// Reports `event` (and the caller's local copy mtime, `None` or 0: none) to `run` and runs

@@ -13,11 +13,11 @@ use crate::cluster::{Cluster, Inner};
 use crate::content::{ByteRange, Content};
 use crate::db::{done, Attempt, AttemptError, Conn};
 use crate::error::{Error, Op, Result};
-use crate::expiry::{resolve_global_expiry, ExpiryColumns, ExpirySql};
+use crate::expiry::{resolve_global_expiry, ExpirySql};
 use crate::fetch::{FileData, FileStream, StreamItem, Visibility, STREAM_BUFFER_CHUNKS};
 use crate::generation::{take_lock_row, verify_lock, GenerationLock};
 use crate::layout::DfsLayout;
-use crate::meta::{FileMeta, META_COLUMNS, META_COLUMNS_BY_HASH};
+use crate::meta::{FileMeta, META_COLUMNS};
 use crate::mount::{Aside, Installed, Mount};
 use crate::name::FileName;
 use crate::purge::PurgeFilter;
@@ -129,8 +129,8 @@ impl Dfs {
     ) -> std::result::Result<Option<FileMeta>, sqlx::Error> {
         let expiry = ExpirySql::of(inner);
         let sql = format!(
-            "SELECT {META_COLUMNS_BY_HASH}{} FROM {} f{} WHERE f.name_hash = ?",
-            expiry.columns(),
+            "SELECT {} FROM {} f{} WHERE f.name_hash = ?",
+            expiry.meta_columns(),
             self.table(name),
             expiry.joins()
         );
@@ -140,8 +140,7 @@ impl Dfs {
             .fetch_optional(&mut *conn)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let mut meta = FileMeta::from_row_of(&row, name.as_str().to_owned())?;
-        let columns = ExpiryColumns::from_row(&row, &expiry)?;
+        let (mut meta, columns) = FileMeta::from_row_of(&row, name.as_str().to_owned())?;
         meta.global_expiry = resolve_global_expiry(inner, conn, columns, &meta.scope).await?;
         Ok(Some(meta))
     }

@@ -75,6 +75,13 @@ impl<'a> ExpirySql<'a> {
         }
     }
 
+    /// The packed metadata column of a read by name hash, with what the joined sources say
+    /// ([`FileMeta::from_row_of`](crate::meta::FileMeta::from_row_of) reads both): one column
+    /// instead of the metadata plus [`ExpirySql::columns`].
+    pub(crate) fn meta_columns(&self) -> &'static str {
+        crate::meta::META_COLUMNS_BY_HASH[self.variant()]
+    }
+
     /// Which of the SQL texts this gives (0..4): the table's presence (which can change at
     /// `install_schema`) and the legacy file's, for statements built once per handle.
     pub(crate) fn variant(&self) -> usize {
@@ -116,7 +123,7 @@ impl<'a> ExpirySql<'a> {
 }
 
 /// What one read's row says about global expiry, before the legacy file's keys are applied.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ExpiryColumns {
     table: Option<i64>,
     /// (mtime, size) of the `expiry.php` row; `None` when not configured or not stored.
@@ -124,6 +131,12 @@ pub(crate) struct ExpiryColumns {
 }
 
 impl ExpiryColumns {
+    /// The table's key and the legacy file's version, as a packed metadata column carries them
+    /// ([`META_COLUMNS_BY_HASH`](crate::meta::META_COLUMNS_BY_HASH)).
+    pub(crate) fn new(table: Option<i64>, file_version: Option<(i64, u64)>) -> ExpiryColumns {
+        ExpiryColumns { table, file_version }
+    }
+
     /// The columns `sql` selected ([`ExpirySql::columns`]) from `row`.
     pub(crate) fn from_row(row: &MySqlRow, sql: &ExpirySql<'_>) -> std::result::Result<ExpiryColumns, sqlx::Error> {
         let file_version = match sql.file {

@@ -6,7 +6,7 @@ use crate::content::{ByteRange, ChunkCheck};
 use crate::db::{done, Attempt, AttemptError, Conn};
 use crate::error::{Error, Op, Result};
 use crate::expiry::{cached_global_expiry, reload_expiry_file, resolve_global_expiry, ExpiryColumns, ExpirySql};
-use crate::meta::{is_expired, FileMeta, META_COLUMNS_BY_HASH};
+use crate::meta::{is_expired, FileMeta};
 use crate::name::FileName;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -463,10 +463,10 @@ async fn read_rows_once(
     };
     let sql = statement(slot, &expiry, || {
         format!(
-            "SELECT {META_COLUMNS_BY_HASH}{}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
+            "SELECT {}, CAST(d.`offset` AS UNSIGNED) AS chunk_offset, d.filedata
              FROM ezdbfile f{} JOIN ezdbfile_data d ON d.name_hash = f.name_hash{range_sql}
              WHERE f.name_hash = ? ORDER BY d.`offset`",
-            expiry.columns(),
+            expiry.meta_columns(),
             expiry.joins()
         )
     });
@@ -478,8 +478,7 @@ async fn read_rows_once(
     let first = rows.try_next().await?;
     let meta = match &first {
         Some(row) => {
-            let columns = ExpiryColumns::from_row(row, &expiry)?;
-            let mut meta = FileMeta::from_row_of(row, name.as_str().to_owned())?;
+            let (mut meta, columns) = FileMeta::from_row_of(row, name.as_str().to_owned())?;
             let Some(global_expiry) = cached_global_expiry(inner, columns, &meta.scope) else {
                 // The legacy expiry.php changed since it was parsed (rare: after a clear). Read it,
                 // then this file again, so the file and its expiry come from one statement.
@@ -553,16 +552,15 @@ async fn stat_row(inner: &Inner, conn: &mut MySqlConnection, name: &FileName) ->
     let expiry = ExpirySql::of(inner);
     let sql = statement(&inner.statements.stat, &expiry, || {
         format!(
-            "SELECT {META_COLUMNS_BY_HASH}{} FROM ezdbfile f{} WHERE f.name_hash = ?",
-            expiry.columns(),
+            "SELECT {} FROM ezdbfile f{} WHERE f.name_hash = ?",
+            expiry.meta_columns(),
             expiry.joins()
         )
     });
     let Some(row) = name_row(&expiry, conn, sql, name).await? else {
         return Ok(None);
     };
-    let mut meta = FileMeta::from_row_of(&row, name.as_str().to_owned())?;
-    let columns = ExpiryColumns::from_row(&row, &expiry)?;
+    let (mut meta, columns) = FileMeta::from_row_of(&row, name.as_str().to_owned())?;
     meta.global_expiry = resolve_global_expiry(inner, conn, columns, &meta.scope).await?;
     Ok(Some(meta))
 }
@@ -589,9 +587,9 @@ async fn stat_rows(
     for (table, members) in tables {
         let placeholders = vec!["?"; members.len()].join(", ");
         let sql = format!(
-            "SELECT CAST(f.name_hash AS CHAR) AS name_hash, {META_COLUMNS_BY_HASH}{} FROM {table} f{} \
+            "SELECT CAST(f.name_hash AS CHAR) AS name_hash, {} FROM {table} f{} \
              WHERE f.name_hash IN ({placeholders})",
-            expiry.columns(),
+            expiry.meta_columns(),
             expiry.joins()
         );
         let mut query = expiry.bind(sqlx::query(&sql));
@@ -603,8 +601,7 @@ async fn stat_rows(
             let hash: &str = row.try_get("name_hash")?;
             // The hash of a name is unique among the members (equal names share a hash).
             for &i in members.iter().filter(|&&i| files[i].hash() == hash) {
-                let mut meta = FileMeta::from_row_of(&row, files[i].as_str().to_owned())?;
-                let columns = ExpiryColumns::from_row(&row, &expiry)?;
+                let (mut meta, columns) = FileMeta::from_row_of(&row, files[i].as_str().to_owned())?;
                 meta.global_expiry = resolve_global_expiry(inner, conn, columns, &meta.scope).await?;
                 metas[i] = Some(meta);
             }

@@ -1,32 +1,55 @@
 // What is known about a stored file (size, mtime, scope, datatype, expiry state) and the
 // expiry rules that decide whether a cache entry may be served.
 
+use crate::expiry::ExpiryColumns;
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
-/// The metadata but the name, as one column `meta` (see [`META_COLUMNS`]).
+/// The metadata but the name, and what the expiry sources joined say (three SQL expressions:
+/// the table's key, the legacy file's mtime and size, `''` when not joined), as one column `meta`.
 macro_rules! row_columns {
-    () => {
-        "CONCAT(f.size, ',', f.mtime, ',', f.expired, ',', CHAR_LENGTH(CAST(f.scope AS CHAR)), ',', \
-         CHAR_LENGTH(CAST(f.datatype AS CHAR)), ',', CAST(f.scope AS CHAR), CAST(f.datatype AS CHAR), \
-         CAST(f.name_trunk AS CHAR)) AS meta"
+    ($table_expiry:literal, $file_mtime:literal, $file_size:literal) => {
+        concat!(
+            "CONCAT(f.size, ',', f.mtime, ',', f.expired, ',', ",
+            $table_expiry,
+            ", ',', ",
+            $file_mtime,
+            ", ',', ",
+            $file_size,
+            ", ',', CHAR_LENGTH(CAST(f.scope AS CHAR)), ',', CHAR_LENGTH(CAST(f.datatype AS CHAR)), ',', \
+             CAST(f.scope AS CHAR), CAST(f.datatype AS CHAR), CAST(f.name_trunk AS CHAR)) AS meta"
+        )
     };
 }
 
 /// Columns of a metadata read. The row's fields come packed in one text column, `meta`
-/// (`size,mtime,expired,scope chars,datatype chars,` then scope, datatype and name_trunk back to
-/// back, cut by their character counts; [`FileMeta::from_row_of`] unpacks it): the driver
-/// parses every column's definition packet and decodes it by name on every execution, about
-/// 2.5k instructions per column, so six columns cost a hot read (`stat`, every `processCache`)
-/// more than the whole statement costs mysqli. Text columns are cast to CHAR (the connection's
-/// character set, whatever the table's: legacy tables may use another one), so the counts
-/// (characters, not bytes) hold. The global expiry of the file's scope comes with them, from the
-/// sources [`ExpirySql`](crate::expiry::ExpirySql) joins.
-pub(crate) const META_COLUMNS: &str = concat!("CAST(f.name AS CHAR) AS name, ", row_columns!());
+/// (`size,mtime,expired,table key,expiry file mtime,expiry file size,scope chars,datatype chars,`
+/// then scope, datatype and name_trunk back to back, cut by their character counts; an absent
+/// key or file is an empty field; [`FileMeta::from_row_of`] unpacks it): the driver parses every
+/// column's definition packet and decodes it by name on every execution, about 2k instructions
+/// per column, so six columns cost a hot read (`stat`, every `processCache`) more than the whole
+/// statement costs mysqli. Text columns are cast to CHAR (the connection's character set,
+/// whatever the table's: legacy tables may use another one), so the counts (characters, not
+/// bytes) hold. This one joins no expiry source (its expiry fields are empty).
+pub(crate) const META_COLUMNS: &str = concat!("CAST(f.name AS CHAR) AS name, ", row_columns!("''", "''", "''"));
 
 /// [`META_COLUMNS`] without the name, for reads by name hash, which know the name already
-/// ([`FileMeta::from_row_of`]).
-pub(crate) const META_COLUMNS_BY_HASH: &str = row_columns!();
+/// ([`FileMeta::from_row_of`]), with the global expiry of the file's scope from the sources
+/// [`ExpirySql`](crate::expiry::ExpirySql) joins, indexed by its `variant()` (table | file << 1).
+pub(crate) const META_COLUMNS_BY_HASH: [&str; 4] = [
+    row_columns!("''", "''", "''"),
+    row_columns!("IFNULL(CAST(e.expiry AS SIGNED), '')", "''", "''"),
+    row_columns!(
+        "''",
+        "IFNULL(CAST(x.mtime AS SIGNED), '')",
+        "IFNULL(CAST(x.size AS UNSIGNED), '')"
+    ),
+    row_columns!(
+        "IFNULL(CAST(e.expiry AS SIGNED), '')",
+        "IFNULL(CAST(x.mtime AS SIGNED), '')",
+        "IFNULL(CAST(x.size AS UNSIGNED), '')"
+    ),
+];
 
 /// Scope given to files stored without one (legacy `UNKNOWN_SCOPE`).
 pub const DEFAULT_SCOPE: &str = "UNKNOWN_SCOPE";
@@ -53,12 +76,13 @@ pub struct FileMeta {
 impl FileMeta {
     /// The row of a read with [`META_COLUMNS`]; `global_expiry` is filled in by the caller.
     pub(crate) fn from_row(row: &MySqlRow) -> Result<FileMeta, sqlx::Error> {
-        FileMeta::from_row_of(row, row.try_get("name")?)
+        Ok(FileMeta::from_row_of(row, row.try_get("name")?)?.0)
     }
 
     /// The row of `name` read with [`META_COLUMNS_BY_HASH`] (by its name hash, so the row's name
-    /// is `name`); `global_expiry` is filled in by the caller.
-    pub(crate) fn from_row_of(row: &MySqlRow, name: String) -> Result<FileMeta, sqlx::Error> {
+    /// is `name`), and what its expiry sources said; `global_expiry` is filled in by the caller
+    /// from them.
+    pub(crate) fn from_row_of(row: &MySqlRow, name: String) -> Result<(FileMeta, ExpiryColumns), sqlx::Error> {
         let packed: &str = row.try_get("meta")?;
         unpack(packed, name).ok_or_else(|| sqlx::Error::ColumnDecode {
             index: "meta".into(),
@@ -83,18 +107,28 @@ impl FileMeta {
 }
 
 /// The fields of a `meta` column ([`META_COLUMNS`]); `None` when it is not one.
-fn unpack(packed: &str, name: String) -> Option<FileMeta> {
-    let mut fields = packed.splitn(6, ',');
-    let mut number = || fields.next();
+fn unpack(packed: &str, name: String) -> Option<(FileMeta, ExpiryColumns)> {
+    // Eight number fields, each ended by a comma, then the texts (which may hold commas).
+    let mut rest = packed;
+    let mut number = || {
+        // A byte search: the fields are a few digits, shorter than a substring search's setup.
+        let end = rest.bytes().position(|b| b == b',')?;
+        let field = &rest[..end];
+        rest = &rest[end + 1..];
+        Some(field)
+    };
     let size: u64 = number()?.parse().ok()?;
     let mtime: i64 = number()?.parse().ok()?;
     let expired: i64 = number()?.parse().ok()?;
+    // An empty field: the source is not joined, or has no key / no file.
+    let table_expiry = optional(number()?)?;
+    let file_mtime = optional(number()?)?;
+    let file_size = optional(number()?)?;
     let scope_chars: usize = number()?.parse().ok()?;
     let datatype_chars: usize = number()?.parse().ok()?;
-    let texts = number()?;
-    let (scope, rest) = split_chars(texts, scope_chars)?;
+    let (scope, rest) = split_chars(rest, scope_chars)?;
     let (datatype, name_trunk) = split_chars(rest, datatype_chars)?;
-    Some(FileMeta {
+    let meta = FileMeta {
         name,
         size,
         mtime,
@@ -103,13 +137,26 @@ fn unpack(packed: &str, name: String) -> Option<FileMeta> {
         name_trunk: name_trunk.to_owned(),
         deleted: is_deleted(mtime, expired != 0),
         global_expiry: None,
-    })
+    };
+    Some((meta, ExpiryColumns::new(table_expiry, file_mtime.zip(file_size))))
+}
+
+/// A number field that may be empty (`Some(None)`); `None` when it is neither.
+fn optional<T: std::str::FromStr>(field: &str) -> Option<Option<T>> {
+    match field {
+        "" => Some(None),
+        number => number.parse().ok().map(Some),
+    }
 }
 
 /// `text` cut after its first `chars` characters; `None` when it has fewer.
 fn split_chars(text: &str, chars: usize) -> Option<(&str, &str)> {
     if chars == 0 {
         return Some(("", text));
+    }
+    // ASCII (as names, scopes and datatypes nearly always are): characters are bytes.
+    if text.as_bytes().get(..chars).is_some_and(<[u8]>::is_ascii) {
+        return Some(text.split_at(chars));
     }
     let (at, c) = text.char_indices().nth(chars - 1)?;
     Some(text.split_at(at + c.len_utf8()))
@@ -211,23 +258,46 @@ mod tests {
 
     #[test]
     fn packed_rows_unpack_texts_by_character_counts() {
-        let meta = unpack("1024,-17,1,4,10,scopeé,/x,y/z😀trunk, with commas", "n".into()).unwrap();
+        let (meta, expiry) = unpack("1024,-17,1,,,,4,10,scopeé,/x,y/z😀trunk, with commas", "n".into()).unwrap();
         assert_eq!((meta.size, meta.mtime, meta.deleted), (1024, -17, true));
         assert_eq!(meta.scope, "scop");
         assert_eq!(meta.datatype, "eé,/x,y/z😀");
         assert_eq!(meta.name_trunk, "trunk, with commas");
-        let empty = unpack("0,5,0,0,0,", "n".into()).unwrap();
+        assert_eq!(expiry, ExpiryColumns::new(None, None));
+        let (empty, _) = unpack("0,5,0,,,,0,0,", "n".into()).unwrap();
         assert_eq!(
             (empty.scope.as_str(), empty.datatype.as_str(), empty.name_trunk.as_str()),
             ("", "", "")
         );
         assert!(!empty.deleted);
         assert!(
-            unpack("1,2,0,5,0,abc", "n".into()).is_none(),
+            unpack("1,2,0,,,,5,0,abc", "n".into()).is_none(),
             "texts shorter than their counts"
         );
         assert!(unpack("1,2,0", "n".into()).is_none());
-        assert!(unpack("x,2,0,0,0,", "n".into()).is_none());
+        assert!(unpack("x,2,0,,,,0,0,", "n".into()).is_none());
+        assert!(
+            unpack("1,2,0,x,,,0,0,", "n".into()).is_none(),
+            "a key that is not a number"
+        );
+    }
+
+    #[test]
+    fn packed_rows_carry_the_expiry_sources() {
+        let (meta, expiry) = unpack("3,20,0,-7,,,2,1,abcn", "n".into()).unwrap();
+        assert_eq!(
+            (meta.scope.as_str(), meta.datatype.as_str(), meta.name_trunk.as_str()),
+            ("ab", "c", "n")
+        );
+        assert_eq!(expiry, ExpiryColumns::new(Some(-7), None));
+        let (_, expiry) = unpack("3,20,0,,1700000000,512,0,0,", "n".into()).unwrap();
+        assert_eq!(expiry, ExpiryColumns::new(None, Some((1_700_000_000, 512))));
+        let (_, expiry) = unpack("3,20,0,9,1700000000,,0,0,", "n".into()).unwrap();
+        assert_eq!(
+            expiry,
+            ExpiryColumns::new(Some(9), None),
+            "a file version needs both its mtime and size"
+        );
     }
 
     #[test]

@@ -11,9 +11,26 @@ pub const GENERATING_SUFFIX: &str = ".generating";
 
 /// Legacy `cleanPath`: every run of `/` and `\` becomes one `/`, then one trailing `/` goes.
 pub fn clean_path(path: &str) -> String {
+    // Most names are clean already (every hot call's): one copy, no byte-by-byte rebuild.
+    if is_clean(path.as_bytes()) {
+        return path.to_owned();
+    }
     // Only ASCII bytes are touched, so UTF-8 stays UTF-8.
     String::from_utf8(clean_path_bytes(path.as_bytes()))
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+}
+
+/// Whether [`clean_path_bytes`] would leave `path` as it is: no `\\`, no `//`, no trailing `/`.
+fn is_clean(path: &[u8]) -> bool {
+    let mut previous_slash = false;
+    for &b in path {
+        let slash = b == b'/';
+        if b == b'\\' || (slash && previous_slash) {
+            return false;
+        }
+        previous_slash = slash;
+    }
+    !previous_slash
 }
 
 /// [`clean_path`] on bytes, for callers whose paths need not be UTF-8 (PHP strings); the result
@@ -66,6 +83,15 @@ impl FileName {
         }
         let hash = name_hash(&name);
         Ok(FileName { name, hash })
+    }
+
+    /// An empty stand-in (no allocation) for a name moved out of a value that is rebuilt at once;
+    /// never a name to use.
+    pub(crate) const fn placeholder() -> FileName {
+        FileName {
+            name: String::new(),
+            hash: String::new(),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -225,6 +251,28 @@ fn regex_literal(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_clean_exactly_when_cleaning_keeps_it() {
+        for path in [
+            "",
+            "/",
+            "a",
+            "a/b",
+            "a//b",
+            "a/",
+            "a\\b",
+            "/a",
+            "//a",
+            "a/b/",
+            "é/ü.cache",
+            "a/./b",
+        ] {
+            let cleaned = clean_path_bytes(path.as_bytes());
+            assert_eq!(is_clean(path.as_bytes()), cleaned == path.as_bytes(), "{path:?}");
+            assert_eq!(clean_path(path).as_bytes(), cleaned, "{path:?}");
+        }
+    }
 
     #[test]
     fn clean_path_matches_legacy_examples() {

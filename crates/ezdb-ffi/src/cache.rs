@@ -222,7 +222,7 @@ pub unsafe extern "C" fn ezdb_cache_restart(
         let out_step = args::out(out_step, "out_step")?;
         let out_lock = args::out(out_lock, "out_lock")?;
         *out_lock = std::ptr::null_mut();
-        held.run = cluster.with(|c| c.cache_run(name, rules, CacheRead::Stat))?;
+        cluster.with(|c| c.restart_cache_run(&mut held.run, name, rules, CacheRead::Stat))?;
         advance(
             cluster,
             &mut held.run,
@@ -263,6 +263,25 @@ pub unsafe extern "C" fn ezdb_cache_next(
             other => return Err(Failure::invalid(format!("event is {other}; use an EZDB_CACHE_* event"))),
         };
         advance(cluster, &mut held.run, event, local_mtime, out_step, out_lock, out_row)
+    })
+}
+
+/// The row the run's last step read (deleted rows too, as `has_row` reported) into `*out_row`
+/// (texts library-owned, as for `ezdb_stat`): `EZDB_OK`, or `EZDB_NOT_FOUND` when it read none.
+/// No database call: the run keeps its row until its next step, so a caller that may not need
+/// the row passes NULL as `out_row` to the step and asks here only when it does.
+#[no_mangle]
+pub unsafe extern "C" fn ezdb_cache_row(run: *const ezdb_cache, out_row: *mut ezdb_file_info) -> ezdb_status {
+    guarded(|| {
+        let held = RUNS.get(run)?;
+        let out_row = args::out(out_row, "out_row")?;
+        match held.run.row() {
+            Some(meta) => {
+                fill(Some(out_row), meta);
+                Ok(ezdb_status::EZDB_OK)
+            }
+            None => Ok(ezdb_status::EZDB_NOT_FOUND),
+        }
     })
 }
 

@@ -92,6 +92,19 @@ fn generate_once_then_serve_and_refuse_misuse() {
     assert_eq!(status, ezdb_status::EZDB_OK, "{}", last_error());
     assert_eq!(step.action, ezdb_cache_action::EZDB_CACHE_SERVE_LOCAL as i32);
     assert_eq!((step.retrieve_mtime, step.has_row), (info.mtime + 1, 1));
+    // The row it read, asked afterwards (as a caller that passed no out_row does).
+    let mut row: ezdb_file_info = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { ezdb_cache_row(run, &mut row) },
+        ezdb_status::EZDB_OK,
+        "{}",
+        last_error()
+    );
+    assert_eq!((row.mtime, row.size, row.deleted), (info.mtime, body.len() as u64, 0));
+    assert_eq!(
+        unsafe { ezdb_cache_row(run, ptr::null_mut()) },
+        ezdb_status::EZDB_INVALID_ARGUMENT
+    );
     unsafe { ezdb_cache_free(run) };
     let (_, run, step, _) = begin(f.cluster, name, &rules(), 0);
     assert_eq!(step.action, ezdb_cache_action::EZDB_CACHE_SERVE_STORED as i32);
@@ -121,7 +134,13 @@ fn generate_once_then_serve_and_refuse_misuse() {
     let (_, run, step, lock) = begin(f.cluster, "var/site/cache/none.cache", &read_only, 0);
     assert_eq!(step.action, ezdb_cache_action::EZDB_CACHE_GIVE_UP as i32);
     assert!(lock.is_null());
+    let mut row: ezdb_file_info = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { ezdb_cache_row(run, &mut row) }, ezdb_status::EZDB_NOT_FOUND);
     unsafe { ezdb_cache_free(run) };
+    assert_eq!(
+        unsafe { ezdb_cache_row(run, &mut row) },
+        ezdb_status::EZDB_INVALID_ARGUMENT
+    );
     let bad = ezdb_cache_rules { generate: 9, ..rules() };
     let (status, run, _, _) = begin(f.cluster, name, &bad, 0);
     assert_eq!(status, ezdb_status::EZDB_INVALID_ARGUMENT);

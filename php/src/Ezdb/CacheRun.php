@@ -63,7 +63,8 @@ final class CacheRun
     /**
      * Reads the row and decides; $localMtime: the local copy's mtime (0: none).
      * @return array{action:int, retrieveMtime:int, localMtime:int, stale:bool, rechecked:bool,
-     *     noCache:bool, waitMs:int, now:int, row:?FileInfo, lock:?GenerationLock}
+     *     noCache:bool, waitMs:int, now:int, hasRow:bool, lock:?GenerationLock} hasRow: the step
+     *     read a row (deleted too), which row() gives
      * @throws Exception when the database step failed: log it, then next(CONTINUE) goes on without it
      */
     public function begin(int $localMtime): array
@@ -75,6 +76,16 @@ final class CacheRun
     public function next(int $event, int $localMtime): array
     {
         return $this->cluster->cacheStep($this, $event, $localMtime);
+    }
+
+    /**
+     * The row the last step read (deleted rows too), or null when it read none: copied out of
+     * the library on each call, and only until the next step (a hit that needs no row asks none).
+     * @throws Exception when the run was never begun
+     */
+    public function row(): ?FileInfo
+    {
+        return $this->cluster->cacheRow($this);
     }
 
     /** @internal */

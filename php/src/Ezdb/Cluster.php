@@ -11,6 +11,8 @@ final class Cluster
 {
     public const FETCH_LIVE = 0;
     public const FETCH_INCLUDE_DELETED = 1;
+    /** Finished cache runs kept for reuse (see $spareRuns). */
+    private const SPARE_RUNS = 8;
 
     /** The text fields of ezdb_options, each given by the option of the same name. */
     private const TEXT_OPTIONS = ['legacy_expiry_file', 'layout', 'mount_point', 'dfs_storage_table',
@@ -38,8 +40,13 @@ final class Cluster
     private CData $cacheRulesAddr;
     private CData $cacheStepAddr;
     private CData $cacheOutAddr;
-    /** A finished cache run kept for the next processCache call (ezdb_cache_restart), or null. */
-    private ?CData $spareRun = null;
+    /**
+     * Finished cache runs kept for the next processCache calls (ezdb_cache_restart), at most
+     * SPARE_RUNS: a handler keeps its run while it may still ask for the row (CacheRun::row()),
+     * so nested processCache calls each find one.
+     * @var list<CData>
+     */
+    private array $spareRuns = [];
     /** The rules last written into $cacheRules (the struct keeps them between calls). */
     private ?array $cacheRulesWritten = null;
     /** @var \WeakMap<GenerationLock, true> locks held through this handle, aborted by close() */
@@ -139,10 +146,10 @@ final class Cluster
         foreach ($held as $lock) {
             $lock->abort();
         }
-        if ($this->spareRun !== null) {
-            $this->ffi->ezdb_cache_free($this->spareRun);
-            $this->spareRun = null;
+        foreach ($this->spareRuns as $spare) {
+            $this->ffi->ezdb_cache_free($spare);
         }
+        $this->spareRuns = [];
         if ($this->handle !== null) {
             $this->ffi->ezdb_close($this->handle);
             $this->handle = null;
@@ -422,7 +429,10 @@ final class Cluster
         return new CacheRun($this, $this->ffi, $name, $rules);
     }
 
-    /** @internal ezdb_cache_begin ($event null) or ezdb_cache_next for $run. */
+    /**
+     * @internal ezdb_cache_begin ($event null) or ezdb_cache_next for $run. The row is not
+     * copied out here (cacheRow() does, when asked): a hit that serves its local copy needs none.
+     */
     public function cacheStep(CacheRun $run, ?int $event, int $localMtime): array
     {
         $name = $run->name;
@@ -445,20 +455,21 @@ final class Cluster
                 $r->max_wait_ms = (int) ($rules['max_wait_ms'] ?? 0);
                 $this->cacheRulesWritten = $rules;
             }
-            $spare = $run->handle() === null ? $this->spareRun : null;
+            $spare = $run->handle() === null ? array_pop($this->spareRuns) : null;
             if ($spare !== null) {
                 // The previous call's run, started again: no allocation, no free per call.
                 $status = $this->ffi->ezdb_cache_restart($this->handle, $spare, $name, strlen($name), $this->cacheRulesAddr,
-                    $localMtime, $this->cacheStepAddr, $lockOut, $this->infoAddr);
+                    $localMtime, $this->cacheStepAddr, $lockOut, null);
                 if ($status !== Exception::INVALID_ARGUMENT) {
+                    $run->adopt($spare);
+                } else {
                     // Refused (a bad name or rules), it is unchanged and stays spare: not begun, as
                     // ezdb_cache_begin would leave it.
-                    $this->spareRun = null;
-                    $run->adopt($spare);
+                    $this->spareRuns[] = $spare;
                 }
             } else {
                 $status = $this->ffi->ezdb_cache_begin($this->handle, $name, strlen($name), $this->cacheRulesAddr, $localMtime,
-                    $this->cacheOutAddr, $this->cacheStepAddr, $lockOut, $this->infoAddr);
+                    $this->cacheOutAddr, $this->cacheStepAddr, $lockOut, null);
                 if (!FFI::isNull($this->cacheOut)) {
                     $run->adopt($this->ffi->cast('ezdb_cache*', $this->ffi->cast('uintptr_t', $this->cacheOut)->cdata));
                 }
@@ -467,35 +478,64 @@ final class Cluster
             $handle = $run->handle()
                 ?? throw new Exception("cache $name: the run was never begun", Exception::INVALID_ARGUMENT);
             $status = $this->ffi->ezdb_cache_next($this->handle, $handle, $event, $localMtime,
-                $this->cacheStepAddr, $lockOut, $this->infoAddr);
+                $this->cacheStepAddr, $lockOut, null);
         }
         if ($status !== 0) {
             throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "cache $name");
         }
         $step = $this->cacheStep;
-        return [
-            'action' => $step->action,
-            'retrieveMtime' => $step->retrieve_mtime,
-            'localMtime' => $step->local_mtime,
-            'stale' => $step->stale !== 0,
-            'rechecked' => $step->rechecked !== 0,
-            'noCache' => $step->no_cache !== 0,
-            'waitMs' => $step->wait_ms,
-            'now' => $step->now,
-            'row' => $step->has_row !== 0 ? FileInfo::fromC($name, $this->info) : null,
-            'lock' => $step->action === CacheRun::GENERATE
-                ? $this->track(new GenerationLock($this, $this->ffi, $name, $this->lockOut)) : null,
-        ];
+        $action = $step->action;
+        // An action sets only the fields it names (ezdb_cache_step), the others are 0: only
+        // those are read (every field read is a CData access; a hit needs one).
+        $next = ['action' => $action, 'retrieveMtime' => 0, 'localMtime' => 0, 'stale' => false, 'rechecked' => false,
+            'noCache' => false, 'waitMs' => 0, 'now' => $step->now, 'hasRow' => $step->has_row !== 0, 'lock' => null];
+        switch ($action) {
+            case CacheRun::SERVE_LOCAL:
+                $next['retrieveMtime'] = $step->retrieve_mtime;
+                break;
+            case CacheRun::SERVE_STORED:
+                $next['retrieveMtime'] = $step->retrieve_mtime;
+                $next['localMtime'] = $step->local_mtime;
+                $next['stale'] = $step->stale !== 0;
+                $next['rechecked'] = $step->rechecked !== 0;
+                break;
+            case CacheRun::GENERATE:
+                $next['lock'] = $this->track(new GenerationLock($this, $this->ffi, $name, $this->lockOut));
+                break;
+            case CacheRun::GENERATE_UNSTORED:
+                $next['noCache'] = $step->no_cache !== 0;
+                break;
+            case CacheRun::WAIT:
+                $next['waitMs'] = $step->wait_ms;
+                break;
+        }
+        return $next;
+    }
+
+    /** @internal The row the last step of $run read (ezdb_cache_row), or null when it read none. */
+    public function cacheRow(CacheRun $run): ?FileInfo
+    {
+        $name = $run->name;
+        $handle = $run->handle()
+            ?? throw new Exception("cache $name: the run was never begun", Exception::INVALID_ARGUMENT);
+        $status = $this->ffi->ezdb_cache_row($handle, $this->infoAddr);
+        if ($status === 0) {
+            return FileInfo::fromC($name, $this->info);
+        }
+        if ($status === Exception::NOT_FOUND) {
+            return null;
+        }
+        throw Exception::fromStatus($status, (string) $this->ffi->ezdb_last_error(), "cache $name");
     }
 
     /**
-     * @internal A CacheRun is done with its run: kept for the next cache call (at most one, while
-     * the handle is open), else freed.
+     * @internal A CacheRun is done with its run: kept for a next cache call (at most SPARE_RUNS,
+     * while the handle is open), else freed.
      */
     public function recycleRun(CData $run): void
     {
-        if ($this->spareRun === null && $this->handle !== null) {
-            $this->spareRun = $run;
+        if (count($this->spareRuns) < self::SPARE_RUNS && $this->handle !== null) {
+            $this->spareRuns[] = $run;
         } else {
             $this->ffi->ezdb_cache_free($run);
         }
