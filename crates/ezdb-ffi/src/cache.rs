@@ -170,13 +170,8 @@ pub unsafe extern "C" fn ezdb_cache_begin(
         *out_run = std::ptr::null_mut();
         let cluster = CLUSTERS.get(cluster)?;
         let name = args::text(name, name_len, "name")?;
-        let rules = rules
-            .as_ref()
-            .ok_or_else(|| Failure::invalid("rules is NULL; pass an ezdb_cache_rules".to_owned()))?
-            .rules()?;
-        let out_step = args::out(out_step, "out_step")?;
-        let out_lock = args::out(out_lock, "out_lock")?;
-        *out_lock = std::ptr::null_mut();
+        let rules = read_rules(rules)?;
+        let (out_step, out_lock) = step_outputs(out_step, out_lock)?;
         let run = cluster.with(|c| c.cache_run(name, rules, CacheRead::Stat))?;
         let run = RUNS.give(ezdb_cache { run });
         *out_run = run;
@@ -215,13 +210,8 @@ pub unsafe extern "C" fn ezdb_cache_restart(
         let cluster = CLUSTERS.get(cluster)?;
         let held = RUNS.get_mut(run)?;
         let name = args::text(name, name_len, "name")?;
-        let rules = rules
-            .as_ref()
-            .ok_or_else(|| Failure::invalid("rules is NULL; pass an ezdb_cache_rules".to_owned()))?
-            .rules()?;
-        let out_step = args::out(out_step, "out_step")?;
-        let out_lock = args::out(out_lock, "out_lock")?;
-        *out_lock = std::ptr::null_mut();
+        let rules = read_rules(rules)?;
+        let (out_step, out_lock) = step_outputs(out_step, out_lock)?;
         cluster.with(|c| c.restart_cache_run(&mut held.run, name, rules, CacheRead::Stat))?;
         advance(
             cluster,
@@ -252,9 +242,7 @@ pub unsafe extern "C" fn ezdb_cache_next(
     guarded(|| {
         let cluster = CLUSTERS.get(cluster)?;
         let held = RUNS.get_mut(run)?;
-        let out_step = args::out(out_step, "out_step")?;
-        let out_lock = args::out(out_lock, "out_lock")?;
-        *out_lock = std::ptr::null_mut();
+        let (out_step, out_lock) = step_outputs(out_step, out_lock)?;
         let event = match event {
             EZDB_CACHE_SERVE_FAILED => CacheEvent::ServeFailed,
             EZDB_CACHE_NO_CACHE => CacheEvent::NoCache,
@@ -292,6 +280,25 @@ pub unsafe extern "C" fn ezdb_cache_free(run: *mut ezdb_cache) -> ezdb_status {
         return ezdb_status::EZDB_OK;
     }
     guarded_ok(|| RUNS.take(run).map(drop))
+}
+
+/// The rules a caller passed to `ezdb_cache_begin` or `ezdb_cache_restart`, checked.
+unsafe fn read_rules(rules: *const ezdb_cache_rules) -> Result<CacheRules, Failure> {
+    rules
+        .as_ref()
+        .ok_or_else(|| Failure::invalid("rules is NULL; pass an ezdb_cache_rules".to_owned()))?
+        .rules()
+}
+
+/// The outputs every step call takes, checked; `*out_lock` is NULL until a step hands out a lock.
+unsafe fn step_outputs<'a>(
+    out_step: *mut ezdb_cache_step,
+    out_lock: *mut *mut ezdb_lock,
+) -> Result<(&'a mut ezdb_cache_step, &'a mut *mut ezdb_lock), Failure> {
+    let out_step = args::out(out_step, "out_step")?;
+    let out_lock = args::out(out_lock, "out_lock")?;
+    *out_lock = std::ptr::null_mut();
+    Ok((out_step, out_lock))
 }
 
 unsafe fn advance(
