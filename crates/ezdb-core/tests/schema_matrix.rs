@@ -1,7 +1,8 @@
 // The schema matrix: the handler scenarios on every schema a site may already have (the legacy
 // DDL on the server's default collation, latin1, utf8, `datatype VARCHAR(60)`, ezdb's own), with
 // nothing installed on top; byte-exact matching on case- and accent-insensitive collations; a
-// legacy node (its SQL) sharing global expiry through the clustered expiry.php.
+// legacy node (its SQL) sharing global expiry through the clustered expiry.php and writing rows
+// the batched stat must tell apart.
 
 mod common;
 use common::*;
@@ -357,6 +358,64 @@ async fn matching_is_byte_exact(schema: Schema) {
     );
 }
 
+/// The batched stat of index_image's background revalidation: one answer per name, as one stat
+/// each would give, for names that differ only by case or accent (a legacy node wrote some of
+/// them), and with a legacy node's clear through expiry.php.
+async fn batched_stats_beside_a_legacy_node(schema: Schema) {
+    let (db, c, _mount) = site(schema).await;
+    check_stat_many(&c).await;
+    let legacy = LegacyNode::new(&db.url);
+    let dir = "var/site/storage/images/case";
+    let ours = [format!("{dir}/Abc.png"), format!("{dir}/e.png")];
+    let theirs = [format!("{dir}/abc.png"), format!("{dir}/\u{e9}.png")];
+    for (i, name) in ours.iter().enumerate() {
+        c.store(name, &vec![b'o'; 10 + i], &labels("image", "image/png"))
+            .await
+            .unwrap();
+    }
+    for (i, name) in theirs.iter().enumerate() {
+        legacy.store_contents(name, &vec![b't'; 20 + i], "image", c.now()).await;
+    }
+    // A key check_stat_many left alone: it set the template-block key an hour ahead, and where
+    // ezdb's expiry table keeps that key too, a legacy rewrite of expiry.php does not move it back.
+    let view = "var/site/cache/content/site/case-1.cache";
+    c.store(
+        view,
+        b"block",
+        &StoreOptions {
+            mtime: Some(c.now() - 100),
+            ..labels("viewcache", "php")
+        },
+    )
+    .await
+    .unwrap();
+    let cleared = c.now() - 10;
+    let php = format!("<?php\n$Timestamps = array( 'content-view-cache' => {cleared} );\n?>\n");
+    legacy
+        .store_contents(EXPIRY_FILE, php.as_bytes(), "expirycache", c.now() + 1)
+        .await;
+    let missing = format!("{dir}/ABC.png");
+    let names = [&ours[0], &theirs[0], &missing, &ours[1], &theirs[1]]
+        .map(String::as_str)
+        .to_vec();
+    let names = [names, vec![view]].concat();
+    let batch = c.stat_many(&names).await.unwrap();
+    let sizes: Vec<Option<u64>> = batch.iter().map(|m| m.as_ref().map(|m| m.size)).collect();
+    assert_eq!(
+        sizes,
+        [Some(10), Some(20), None, Some(11), Some(21), Some(5)],
+        "{names:?}"
+    );
+    for (name, meta) in names.iter().zip(&batch) {
+        assert_eq!(meta, &c.stat(name).await.unwrap(), "{name}");
+    }
+    assert_eq!(
+        batch[5].as_ref().and_then(|m| m.global_expiry),
+        Some(cleared),
+        "the legacy node's clear"
+    );
+}
+
 /// One test per scenario of the list, on `$schema`.
 macro_rules! scenarios {
     ($schema:expr, [$($scenario:ident),* $(,)?]) => {
@@ -377,7 +436,7 @@ macro_rules! matrix {
 
 matrix! {
     [files_round_trip, what_does_not_fit_is_refused_cleanly, caches_generate_and_hit,
-     clears_reach_legacy_nodes_and_back, matching_is_byte_exact]
+     clears_reach_legacy_nodes_and_back, matching_is_byte_exact, batched_stats_beside_a_legacy_node]
     ezdb_schema => Schema::Ezdb,
     legacy_ddl => Schema::Legacy,
     legacy_latin1 => Schema::LegacyLatin1,
