@@ -223,17 +223,9 @@ impl Cluster {
         if let Some(dfs) = &self.inner.dfs {
             return dfs.open_stream(&self.inner, &name, visibility, range).await;
         }
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
-        let (mut rx, mut reading): (_, Option<Reading>) = (
-            rx,
-            Some(Box::pin(stream_task(
-                self.inner.clone(),
-                name.clone(),
-                visibility,
-                range,
-                tx,
-            ))),
-        );
+        let (tx, mut rx) = mpsc::channel(STREAM_BUFFER_CHUNKS);
+        let read = stream_task(self.inner.clone(), name.clone(), visibility, range, tx);
+        let mut reading: Option<Reading> = Some(Box::pin(read));
         match std::future::poll_fn(|cx| poll_item(&mut reading, &mut rx, cx)).await {
             Some(Ok(StreamItem::Meta(meta))) => Ok(FileStream::from_reading(meta, rx, reading, range)),
             Some(Err(e)) => Err(e),
