@@ -199,11 +199,14 @@ async fn a_migration_killed_midway_and_run_again_loses_nothing_and_verifies_ever
             .unwrap();
     }
     let mount_arg = format!("--mount-point={}", mount.path().display());
+    // A spool of the test's own: the killed run cannot remove the one it would make itself.
+    let spool = TempDir::new("migrate-kill-spool");
+    let spool_arg = format!("--spool={}", spool.path().display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_ezdb"))
         .env("EZDB_URL", &db.url)
         .env_remove("EZDB_LAYOUT")
         .env_remove("EZDB_MOUNT_POINT")
-        .args(["migrate", "--from=ezdb", "--to=dfs", &mount_arg])
+        .args(["migrate", "--from=ezdb", "--to=dfs", &mount_arg, &spool_arg])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -49,20 +49,27 @@ impl Drop for Server {
 
 /// A new, empty directory of this test's own.
 pub fn temp_dir(what: &str) -> std::path::PathBuf {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("index_image-test-{what}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_path(what);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
+/// A path of this test's own in the temporary directory, not created (nothing is left behind
+/// by a test that only parses settings naming it).
+pub fn temp_path(what: &str) -> std::path::PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("index_image-test-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    path
+}
+
 /// The settings a test server gets: a free port, a fixed Served-by, a short shutdown, a
-/// spool directory of its own.
+/// spool directory of its own (created by the server, removed when it is dropped).
 pub fn config(database_url: &str, extra: &[&str]) -> Config {
     let mut args = vec![
         "index_image".to_owned(),
-        format!("--spool-dir={}", temp_dir("spool").display()),
+        format!("--spool-dir={}", temp_path("spool").display()),
         "--listen=127.0.0.1:0".to_owned(),
         "--served-by=test-node".to_owned(),
         "--shutdown-timeout=5".to_owned(),
