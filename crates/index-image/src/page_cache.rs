@@ -27,20 +27,20 @@ impl ReadPath {
 }
 
 /// Reads into `buf`'s spare capacity from `offset` what the page cache holds, without waiting
-/// for the disk; returns how many bytes were added (0 when the first page is not cached, or
-/// where the platform cannot tell, so that the caller reads the rest on a blocking thread).
-pub fn read_cached(file: &File, offset: u64, buf: &mut Vec<u8>) -> usize {
+/// for the disk: `buf` ends up full, or short by what the caller must read on a blocking thread
+/// (all of it where the platform cannot tell).
+pub fn read_cached(file: &File, offset: u64, buf: &mut Vec<u8>) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let mut added = 0;
+        let start = buf.len();
         while buf.len() < buf.capacity() {
             let spare = buf.spare_capacity_mut();
             let iov = libc::iovec {
                 iov_base: spare.as_mut_ptr().cast(),
                 iov_len: spare.len(),
             };
-            let Ok(at) = libc::off_t::try_from(offset + added as u64) else {
+            let Ok(at) = libc::off_t::try_from(offset + (buf.len() - start) as u64) else {
                 break;
             };
             // SAFETY: the iovec covers `buf`'s spare capacity, which stays allocated and is
@@ -54,14 +54,11 @@ pub fn read_cached(file: &File, offset: u64, buf: &mut Vec<u8>) -> usize {
             }
             // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
             unsafe { buf.set_len(buf.len() + n) };
-            added += n;
         }
-        added
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (file, offset, buf);
-        0
     }
 }
 
