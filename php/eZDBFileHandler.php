@@ -98,8 +98,7 @@ class eZDBFileHandler implements Ezdb\Compat\ClusterFileHandlerInterface, Ezdb\C
      */
     public function __construct($filePath = false)
     {
-        // cleanPath() inlined: every processCache call makes a handler.
-        $this->filePath = is_string($filePath) ? Ezdb\Rules::cleanPath($filePath) : $filePath;
+        $this->filePath = self::cleanPath($filePath);
         self::cluster();
     }
 
